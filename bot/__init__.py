@@ -1,0 +1,1 @@
+"""Slack transport: bolt app factory, listeners, Block Kit, delivery, scheduler wiring."""

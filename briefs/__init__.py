@@ -1,0 +1,1 @@
+"""Jinja2 templates and their renderer for briefs, summaries and alerts."""
