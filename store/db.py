@@ -1,0 +1,140 @@
+"""Engine and session factory, and Alembic migrations run from code.
+
+SQLite (the default) runs in WAL mode with a 5 s busy timeout and enforced foreign
+keys; PostgreSQL is reached through psycopg 3 (``postgresql+psycopg://``; plain
+``postgresql://`` and ``postgres://`` URLs are rewritten to it).
+
+    engine = make_engine("sqlite:///var/segops.db")
+    upgrade(engine)                       # idempotent: a no-op when already at head
+    with session_scope(engine) as session:
+        session.add(...)                  # committed on success, rolled back on error
+
+Alembic's ``alembic.ini`` and ``migrations/`` ship inside this package, so
+``upgrade`` works the same from a checkout and from an installed wheel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlmodel import Session
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ALEMBIC_INI = PACKAGE_DIR / "alembic.ini"
+MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Parse a database URL, choosing the psycopg 3 driver for plain PostgreSQL URLs."""
+    if isinstance(url, str):
+        text = url.strip()
+        if text.startswith("postgres://"):
+            text = "postgresql://" + text.removeprefix("postgres://")
+        url = make_url(text)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite connections get WAL, a busy timeout and foreign keys.
+
+    For a SQLite file the parent directory is created. Extra keyword arguments go to
+    ``sqlalchemy.create_engine``.
+    """
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(parsed, **kwargs)
+    path = _sqlite_file(parsed)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, **kwargs)
+    event.listen(engine, "connect", _configure_sqlite_connection)
+    return engine
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file behind a SQLite URL, or None for in-memory and URI-style databases."""
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: commit when the block succeeds, roll back if it raises.
+
+    Objects stay usable after the block (``expire_on_commit=False``).
+    """
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """The packaged Alembic configuration, bound to ``connection`` when given."""
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["configure_logging"] = False
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(target: Engine | str | URL, revision: str = "head") -> None:
+    """Migrate the database forward to ``revision``; a no-op when already there."""
+    _run(command.upgrade, target, revision)
+
+
+def downgrade(target: Engine | str | URL, revision: str) -> None:
+    """Migrate the database back to ``revision`` (``"base"`` drops every table)."""
+    _run(command.downgrade, target, revision)
+
+
+def _run(step: Callable[[Config, str], None], target: Engine | str | URL, revision: str) -> None:
+    engine = target if isinstance(target, Engine) else make_engine(target)
+    try:
+        with engine.connect() as connection:
+            step(alembic_config(connection), revision)
+            connection.commit()
+    finally:
+        if engine is not target:
+            engine.dispose()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None when it has never been migrated."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with this package."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -1,0 +1,313 @@
+"""SQLModel tables: the segment catalog, snapshots and results, alerts, feedback,
+proposals, the Slack outbox, event de-duplication and the scheduler lease.
+
+Conventions:
+
+- Timestamps are timezone-aware UTC datetimes on every backend (``UTCDateTime``);
+  naive datetimes written by callers are taken to be UTC.
+- Closed vocabularies (tier, status, kind, ...) are plain strings guarded by CHECK
+  constraints; the ``Literal`` aliases below list the allowed values.
+- JSON columns hold plain JSON values; assign a new value to change one (in-place
+  mutation of a loaded list or dict is not tracked).
+- Every constraint and index has a name (``NAMING_CONVENTION``) so Alembic batch
+  migrations on SQLite can address it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, Literal, get_args
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
+metadata = SQLModel.metadata
+
+Tier = Literal["core", "strategic", "tactical"]
+SegmentStatus = Literal["active", "archived"]
+ChangeKind = Literal["create", "edit", "rename", "merge", "split", "archive"]
+SnapshotStatus = Literal["published", "blocked", "partial", "unchanged"]
+ResultStatus = Literal["published", "blocked", "unchanged"]
+AlertStatus = Literal["open", "acknowledged", "muted"]
+Sentiment = Literal["positive", "neutral", "negative"]
+Importance = Literal["low", "medium", "high"]
+Origin = Literal["cli", "slack"]
+ProposalKind = Literal["edit", "rename", "archive", "persona"]
+ProposalStatus = Literal["pending", "approved", "rejected", "stale"]
+DecisionVia = Literal["button", "reaction", "cli"]
+OutboxStatus = Literal["pending", "sending", "sent", "dead"]
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always hands back aware UTC datetimes.
+
+    SQLite has no time zone type, so values are stored there as naive UTC; PostgreSQL
+    stores ``timestamptz``. Naive input is taken to be UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _one_of(column: str, allowed: Any) -> sa.CheckConstraint:
+    """A named CHECK constraint limiting ``column`` to the values of a ``Literal`` alias."""
+    values = ", ".join(f"'{value}'" for value in get_args(allowed))
+    return sa.CheckConstraint(f"{column} IN ({values})", name=column)
+
+
+def _created_at() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
+
+
+def _json(factory: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    return Field(default_factory=factory, sa_type=sa.JSON(), nullable=False)
+
+
+class Segment(SQLModel, table=True):
+    """A named segment in the catalog; its definition lives in ``SegmentVersion`` rows."""
+
+    __tablename__ = "segment"
+    __table_args__ = (_one_of("tier", Tier), _one_of("status", SegmentStatus))
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=sa.String(64), unique=True)
+    title: str = Field(sa_type=sa.String())
+    tier: Tier = Field(default="tactical", sa_type=sa.String(16))
+    status: SegmentStatus = Field(default="active", sa_type=sa.String(16))
+    owner: str = Field(sa_type=sa.String())
+    approvers: list[str] = _json(list)
+    channel: str | None = Field(default=None, sa_type=sa.String())
+    cadence: str = Field(sa_type=sa.String())
+    current_version_id: int | None = None
+    current_result_id: int | None = None
+    created_at: datetime = _created_at()
+    updated_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=UTCDateTime(),
+        nullable=False,
+        sa_column_kwargs={"onupdate": utcnow},
+    )
+
+
+class SegmentVersion(SQLModel, table=True):
+    """One immutable revision of a segment's full definition."""
+
+    __tablename__ = "segment_version"
+    __table_args__ = (
+        sa.UniqueConstraint("segment_id", "version"),
+        _one_of("change_kind", ChangeKind),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: int = Field(foreign_key="segment.id")
+    version: int
+    definition: dict[str, Any] = _json(dict)
+    rule_text: str = Field(sa_type=sa.Text())
+    definition_hash: str = Field(sa_type=sa.String(64))
+    change_kind: ChangeKind = Field(sa_type=sa.String(16))
+    author: str = Field(sa_type=sa.String())
+    approver: str | None = Field(default=None, sa_type=sa.String())
+    reason: str | None = Field(default=None, sa_type=sa.Text())
+    created_at: datetime = _created_at()
+
+
+class Snapshot(SQLModel, table=True):
+    """One refresh run for an ``as_of`` date, with the quality profile of its data."""
+
+    __tablename__ = "snapshot"
+    __table_args__ = (_one_of("status", SnapshotStatus),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    as_of: date = Field(sa_type=sa.Date())
+    status: SnapshotStatus = Field(sa_type=sa.String(16))
+    data_fingerprint: str = Field(sa_type=sa.String(64))
+    profile: dict[str, Any] = _json(dict)
+    created_at: datetime = _created_at()
+
+
+class SegmentResult(SQLModel, table=True):
+    """A segment's membership (compressed bitmap of dense entity ids) in one snapshot."""
+
+    __tablename__ = "segment_result"
+    __table_args__ = (
+        sa.Index("ix_segment_result_segment_id_id", "segment_id", "id"),
+        _one_of("status", ResultStatus),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    snapshot_id: int = Field(foreign_key="snapshot.id")
+    segment_id: int = Field(foreign_key="segment.id")
+    version_id: int = Field(foreign_key="segment_version.id")
+    status: ResultStatus = Field(sa_type=sa.String(16))
+    size: int
+    previous_size: int | None = None
+    joined: int = 0
+    left: int = 0
+    bitmap: bytes | None = Field(default=None, sa_type=sa.LargeBinary())
+    stats: dict[str, Any] = _json(dict)
+    leave_reasons: dict[str, Any] = _json(dict)
+    created_at: datetime = _created_at()
+
+
+class Entity(SQLModel, table=True):
+    """The dense-id dictionary: ``id`` is assigned by the application, never generated."""
+
+    __tablename__ = "entity"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    key: str = Field(sa_type=sa.String(), unique=True)
+
+
+class Alert(SQLModel, table=True):
+    """A drift or data-quality alert, de-duplicated by ``fingerprint``."""
+
+    __tablename__ = "alert"
+    __table_args__ = (_one_of("status", AlertStatus),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: int | None = Field(default=None, foreign_key="segment.id")
+    result_id: int | None = Field(default=None, foreign_key="segment_result.id")
+    kind: str = Field(sa_type=sa.String())
+    severity: str = Field(sa_type=sa.String())
+    message: str = Field(sa_type=sa.Text())
+    details: dict[str, Any] = _json(dict)
+    status: AlertStatus = Field(default="open", sa_type=sa.String(16))
+    fingerprint: str = Field(sa_type=sa.String(64), index=True)
+    created_at: datetime = _created_at()
+    acknowledged_by: str | None = Field(default=None, sa_type=sa.String())
+    muted_until: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class Feedback(SQLModel, table=True):
+    """A field observation logged against a segment (text already redacted)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        _one_of("sentiment", Sentiment),
+        _one_of("importance", Importance),
+        _one_of("origin", Origin),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: int = Field(foreign_key="segment.id")
+    author: str = Field(sa_type=sa.String())
+    text: str = Field(sa_type=sa.Text())
+    sentiment: Sentiment | None = Field(default=None, sa_type=sa.String(16))
+    importance: Importance | None = Field(default=None, sa_type=sa.String(16))
+    reference: str | None = Field(default=None, sa_type=sa.String())
+    permalink: str | None = Field(default=None, sa_type=sa.String())
+    origin: Origin = Field(sa_type=sa.String(16))
+    created_at: datetime = _created_at()
+    digested_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class Proposal(SQLModel, table=True):
+    """A proposed change to a segment, decided once by an owner or approver."""
+
+    __tablename__ = "proposal"
+    __table_args__ = (
+        _one_of("kind", ProposalKind),
+        _one_of("status", ProposalStatus),
+        _one_of("decision_via", DecisionVia),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: int = Field(foreign_key="segment.id")
+    base_version_id: int = Field(foreign_key="segment_version.id")
+    proposer: str = Field(sa_type=sa.String())
+    kind: ProposalKind = Field(sa_type=sa.String(16))
+    changes: dict[str, Any] = _json(dict)
+    reason: str = Field(sa_type=sa.Text())
+    impact: dict[str, Any] = _json(dict)
+    status: ProposalStatus = Field(default="pending", sa_type=sa.String(16))
+    decided_by: str | None = Field(default=None, sa_type=sa.String())
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    decision_via: DecisionVia | None = Field(default=None, sa_type=sa.String(16))
+    channel: str | None = Field(default=None, sa_type=sa.String())
+    message_ts: str | None = Field(default=None, sa_type=sa.String())
+    applied_version_id: int | None = None
+    created_at: datetime = _created_at()
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A Slack message waiting for (or done with) delivery; ``idempotency_key`` is unique."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (_one_of("status", OutboxStatus),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(sa_type=sa.String(), unique=True)
+    kind: str = Field(sa_type=sa.String())
+    channel: str = Field(sa_type=sa.String())
+    thread_key: str | None = Field(default=None, sa_type=sa.String())
+    text: str = Field(sa_type=sa.Text())
+    blocks: list[dict[str, Any]] = _json(list)
+    files: list[dict[str, Any]] = _json(list)
+    fallback_user: str | None = Field(default=None, sa_type=sa.String())
+    status: OutboxStatus = Field(default="pending", sa_type=sa.String(16))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    last_error: str | None = Field(default=None, sa_type=sa.Text())
+    ts: str | None = Field(default=None, sa_type=sa.String())
+    created_at: datetime = _created_at()
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class SlackEvent(SQLModel, table=True):
+    """A delivered Events API ``event_id``: inserting it twice fails, so work runs once."""
+
+    __tablename__ = "slack_event"
+
+    event_id: str = Field(sa_type=sa.String(), primary_key=True)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class Lease(SQLModel, table=True):
+    """A named lease (scheduler leadership) held by ``holder`` until ``expires_at``."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(sa_type=sa.String(), primary_key=True)
+    holder: str = Field(sa_type=sa.String())
+    expires_at: datetime = Field(sa_type=UTCDateTime())
+
+
+TABLES: tuple[type[SQLModel], ...] = (
+    Segment,
+    SegmentVersion,
+    Snapshot,
+    SegmentResult,
+    Entity,
+    Alert,
+    Feedback,
+    Proposal,
+    OutboxMessage,
+    SlackEvent,
+    Lease,
+)

@@ -1,0 +1,158 @@
+"""Alembic is the schema authority: migrations match the models, in both directions."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import CheckConstraint, Engine, event, inspect
+from sqlmodel import select
+
+from store.db import (
+    ALEMBIC_INI,
+    alembic_config,
+    current_revision,
+    downgrade,
+    head_revision,
+    make_engine,
+    session_scope,
+    upgrade,
+)
+from store.models import Segment, metadata
+
+MODEL_TABLES = set(metadata.tables)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of a database that has never been migrated."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def empty_engine(empty_url: str) -> Iterator[Engine]:
+    engine = make_engine(empty_url)
+    yield engine
+    engine.dispose()
+
+
+def _schema_diff(engine: Engine) -> list[object]:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, metadata)
+
+
+def _tables(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+def test_upgrade_head_leaves_no_autogenerate_diff(empty_engine: Engine) -> None:
+    upgrade(empty_engine)
+    assert _schema_diff(empty_engine) == []
+
+
+def test_check_constraints_match_the_models(empty_engine: Engine) -> None:
+    """Autogenerate ignores CHECK constraints, so compare them here (text on SQLite)."""
+    upgrade(empty_engine)
+    sqlite = empty_engine.dialect.name == "sqlite"
+    inspector = inspect(empty_engine)
+    reflected = {
+        (table, check["name"], check["sqltext"] if sqlite else "")
+        for table in MODEL_TABLES
+        for check in inspector.get_check_constraints(table)
+    }
+    declared = {
+        (table.name, constraint.name, str(constraint.sqltext) if sqlite else "")
+        for table in metadata.tables.values()
+        for constraint in table.constraints
+        if isinstance(constraint, CheckConstraint)
+    }
+    assert reflected == declared
+
+
+def test_upgrade_from_url_reaches_head(empty_url: str) -> None:
+    engine = make_engine(empty_url)
+    assert current_revision(engine) is None
+    upgrade(empty_url)
+    assert current_revision(engine) == head_revision()
+    assert _tables(engine) == MODEL_TABLES | {"alembic_version"}
+    engine.dispose()
+
+
+def test_upgrade_twice_changes_nothing(empty_engine: Engine) -> None:
+    upgrade(empty_engine)
+    with session_scope(empty_engine) as session:
+        session.add(Segment(name="trial", title="Trial", owner="U111", cadence="daily"))
+    statements: list[str] = []
+
+    @event.listens_for(empty_engine, "before_cursor_execute")
+    def _record(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement.lstrip().split()[0].upper())
+
+    upgrade(empty_engine)
+    assert not {"CREATE", "ALTER", "DROP", "INSERT", "UPDATE", "DELETE"} & set(statements)
+    assert current_revision(empty_engine) == head_revision()
+    with session_scope(empty_engine) as session:
+        assert session.exec(select(Segment.name)).all() == ["trial"]
+
+
+def test_downgrade_to_base_drops_every_table(empty_engine: Engine) -> None:
+    upgrade(empty_engine)
+    downgrade(empty_engine, "base")
+    assert _tables(empty_engine) == {"alembic_version"}
+    assert current_revision(empty_engine) is None
+
+
+def test_upgrade_after_downgrade_rebuilds_the_schema(empty_engine: Engine) -> None:
+    upgrade(empty_engine)
+    downgrade(empty_engine, "base")
+    upgrade(empty_engine)
+    assert _schema_diff(empty_engine) == []
+
+
+def test_sqlite_upgrade_leaves_foreign_keys_enforced(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'fk.db'}", pool_size=1)
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+def test_database_url_is_the_command_line_fallback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    command.upgrade(alembic_config(), "head")
+    engine = make_engine(url)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_offline_mode_prints_the_schema_sql() -> None:
+    buffer = io.StringIO()
+    config = alembic_config()
+    config.attributes["url"] = "postgresql+psycopg://segops@localhost/segops"
+    config.output_buffer = buffer
+    command.upgrade(config, "head", sql=True)
+    assert "CREATE TABLE segment_result" in buffer.getvalue()
+
+
+def test_alembic_command_line_migrates_the_x_url(tmp_path: Path) -> None:
+    path = tmp_path / "cli.db"
+    command_line = [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI)]
+    command_line += ["-x", f"url=sqlite:///{path}", "upgrade", "head"]
+    subprocess.run(command_line, cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    engine = make_engine(f"sqlite:///{path}")
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+    assert not (tmp_path / "segops.db").exists()
