@@ -1,0 +1,335 @@
+"""Realistic contexts for every brief kind, as the commands layer builds them."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+TREND = [
+    ["2026-03-31", 11_204],
+    ["2026-04-30", 11_650],
+    ["2026-05-31", 11_902],
+    ["2026-06-30", 12_015],
+    ["2026-07-31", 11_846],
+    ["2026-08-31", 12_340],
+]
+
+
+def segment() -> dict[str, Any]:
+    return {
+        "name": "power-users",
+        "title": "Power users",
+        "tier": "strategic",
+        "owner": "U0123ABCD",
+        "approvers": ["U0456EFGH", "U0789IJKL"],
+        "channel": "C0GROWTH1",
+        "purpose": "Find the accounts that live in the product every day and grow them.",
+        "rationale": (
+            "Daily users on paid plans renew at 96% and expand twice as often; "
+            "they are the first accounts we ask for references & case studies."
+        ),
+        "behavior_signals": [
+            "20+ logins in the last 30 days",
+            "Invites teammates within the first week",
+            "Uses the API or an integration",
+        ],
+        "data_sources": ["crm", "product"],
+        "known_limitations": ["Logins from SSO are counted once a day"],
+        "kpis": ["seats", "mrr"],
+        "rule_text": "plan in ('pro', 'enterprise') and logins_30d >= 20",
+        "criteria": "plan is one of pro, enterprise and logins_30d is at least 20",
+        "persona": {
+            "summary": "Heavy daily users on paid plans who run their team's work in the app.",
+            "goals": ["Ship work faster with fewer tools", "Get the whole team onboard"],
+            "pains": ["Seat-based pricing punishes growth", "Admin work eats their day"],
+            "objections": ["We already pay for a competitor", "Security review takes months"],
+            "value_propositions": ["Unlimited viewers on every plan", "SOC 2 report on day one"],
+            "talking_points": [
+                "Lead with the team dashboard they already use daily",
+                "Show the admin console: seat moves in two clicks",
+            ],
+            "discovery_questions": [
+                "Who else on your team would use this every day?",
+                "What does your weekly reporting look like today?",
+            ],
+        },
+    }
+
+
+def persona(**overrides: Any) -> dict[str, Any]:
+    ctx = {
+        "segment": segment(),
+        "version": 3,
+        "as_of": "2026-08-31",
+        "stats": {
+            "size": 12_340,
+            "previous_size": 11_846,
+            "change_pct": 4.2,
+            "trend": copy.deepcopy(TREND),
+            "kpis": {"seats": 14.62, "mrr": 1830.5},
+            "hidden": False,
+            "privacy_floor": 10,
+        },
+        "feedback": {
+            "count": 14,
+            "themes": [["pricing", 5], ["sso", 3], ["onboarding", 2]],
+            "recent": [
+                {
+                    "author": "U0999ZZZZ",
+                    "text": "Asked for <annual> billing & a seat cap before renewal.",
+                    "sentiment": "negative",
+                    "created_at": "2026-08-30T14:03:00+00:00",
+                },
+                {
+                    "author": "U0888YYYY",
+                    "text": "Loves the new dashboard; wants it on mobile.",
+                    "sentiment": "positive",
+                    "created_at": "2026-08-28T09:15:00+00:00",
+                },
+            ],
+        },
+    }
+    ctx.update(overrides)
+    return ctx
+
+
+def refresh_summary(**overrides: Any) -> dict[str, Any]:
+    ctx = {
+        "segment": {"name": "power-users", "title": "Power users", "owner": "U0123ABCD"},
+        "as_of": "2026-08-31",
+        "status": "published",
+        "size": 12_340,
+        "previous_size": 11_846,
+        "joined": 702,
+        "left": 208,
+        "leave_reasons": [["logins_30d >= 20", 171], ["plan in ('pro', 'enterprise')", 37]],
+        "quality": {"verdict": "passed", "failures": []},
+        "kpis": [
+            {"name": "seats", "value": 14.62, "previous": 14.1, "delta_pct": 3.7},
+            {"name": "mrr", "value": 1830.5, "previous": 1902.0, "delta_pct": -3.8},
+        ],
+        "alerts": [
+            {"kind": "size_change", "severity": "warning", "message": "size rose 4.2% (+494)"}
+        ],
+    }
+    ctx.update(overrides)
+    return ctx
+
+
+def refresh_group() -> dict[str, Any]:
+    blocked = refresh_summary(
+        segment={"name": "at-risk", "title": "At-risk accounts", "owner": "U0456EFGH"},
+        status="blocked",
+        size=830,
+        previous_size=830,
+        joined=0,
+        left=0,
+        leave_reasons=[],
+        quality={
+            "verdict": "blocked",
+            "failures": ["crm is 5 days old (max 3) as of 2026-08-31"],
+        },
+        kpis=[],
+        alerts=[],
+    )
+    return {
+        "channel": "C0GROWTH1",
+        "as_of": "2026-08-31",
+        "summaries": [refresh_summary(), blocked],
+    }
+
+
+def drift_alert(**overrides: Any) -> dict[str, Any]:
+    ctx = {
+        "segment": {"name": "power-users", "title": "Power users", "owner": "U0123ABCD"},
+        "as_of": "2026-08-31",
+        "severity": "critical",
+        "alerts": [
+            {
+                "id": 41,
+                "kind": "size_change",
+                "severity": "critical",
+                "message": "size fell 31.0% (12,340 -> 8,515) against a 2% weekly norm",
+                "status": "open",
+            },
+            {
+                "id": 42,
+                "kind": "composition",
+                "severity": "warning",
+                "message": "region shifted (PSI 0.31): emea 41% -> 22%",
+                "status": "open",
+            },
+        ],
+        "evidence": {
+            "size": 8_515,
+            "previous_size": 12_340,
+            "trend": copy.deepcopy(TREND) + [["2026-09-07", 8_515]],
+            "kpis": [{"name": "seats", "value": 12.1, "previous": 14.62, "delta_pct": -17.2}],
+            "shifts": [{"column": "region", "psi": 0.31, "summary": "emea 41% -> 22%"}],
+            "leave_reasons": [["logins_30d >= 20", 3_702]],
+        },
+    }
+    ctx.update(overrides)
+    return ctx
+
+
+def blocked_alert() -> dict[str, Any]:
+    return {
+        "segment": {"name": "power-users", "title": "Power users", "owner": "U0123ABCD"},
+        "as_of": "2026-08-31",
+        "failures": [
+            {
+                "kind": "freshness",
+                "source": "product",
+                "column": None,
+                "message": "product is 5 days old (max 2)",
+            },
+            {
+                "kind": "null_rate",
+                "source": "crm",
+                "column": "plan",
+                "message": "crm.plan is 18% null (median 1%, max rise 10 points)",
+            },
+        ],
+        "current": {"as_of": "2026-08-24", "size": 12_015},
+    }
+
+
+def feedback_digest() -> dict[str, Any]:
+    return {
+        "since": "2026-08-25",
+        "until": "2026-08-31",
+        "total": 17,
+        "segments": [
+            {
+                "segment": {"name": "power-users", "title": "Power users", "owner": "U0123ABCD"},
+                "count": 12,
+                "sentiment": {"positive": 5, "neutral": 4, "negative": 3},
+                "themes": [["pricing", 5], ["sso", 3]],
+                "highlights": [
+                    {
+                        "author": "U0999ZZZZ",
+                        "text": "Wants annual billing before renewal.",
+                        "sentiment": "negative",
+                        "importance": "high",
+                        "created_at": "2026-08-30T14:03:00+00:00",
+                        "permalink": "https://acme.slack.com/archives/C0GROWTH1/p1756562580",
+                    }
+                ],
+            },
+            {
+                "segment": {"name": "trial", "title": "Trials", "owner": "U0456EFGH"},
+                "count": 5,
+                "sentiment": {"positive": 2, "neutral": 3, "negative": 0},
+                "themes": [],
+                "highlights": [],
+            },
+        ],
+    }
+
+
+def proposal(status: str = "pending", **overrides: Any) -> dict[str, Any]:
+    decided = status in ("approved", "rejected")
+    ctx = {
+        "proposal": {
+            "id": 17,
+            "kind": "edit",
+            "status": status,
+            "proposer": "U0999ZZZZ",
+            "reason": "Reps say 20 logins misses weekly-heavy teams; 15 matches the field.",
+            "created_at": "2026-09-01T10:00:00+00:00",
+            "decided_by": "U0123ABCD" if decided else None,
+            "decided_at": "2026-09-01T14:03:00+00:00" if decided else None,
+            "decision_via": "button" if decided else None,
+            "changes": [
+                {
+                    "field": "rule",
+                    "before": "plan in ('pro', 'enterprise') and logins_30d >= 20",
+                    "after": "plan in ('pro', 'enterprise') and logins_30d >= 15",
+                },
+                {"field": "kpis", "before": ["seats"], "after": ["seats", "mrr"]},
+            ],
+            "impact": {"size_now": 12_340, "size_after": 14_102, "joined": 1_802, "left": 40},
+        },
+        "segment": {
+            "name": "power-users",
+            "title": "Power users",
+            "tier": "strategic",
+            "owner": "U0123ABCD",
+            "approvers": ["U0456EFGH"],
+        },
+        "reactions": {"approve": "white_check_mark", "reject": "x"},
+    }
+    ctx.update(overrides)
+    return ctx
+
+
+def catalog() -> dict[str, Any]:
+    return {
+        "segments": [
+            {
+                "name": "power-users",
+                "title": "Power users",
+                "tier": "strategic",
+                "status": "active",
+                "owner": "U0123ABCD",
+                "channel": "C0GROWTH1",
+                "version": 3,
+                "size": 12_340,
+                "as_of": "2026-08-31",
+                "open_alerts": 2,
+            },
+            {
+                "name": "paying",
+                "title": "Paying customers",
+                "tier": "core",
+                "status": "active",
+                "owner": "U0456EFGH",
+                "channel": "#revenue",
+                "version": 7,
+                "size": 40_118,
+                "as_of": "2026-08-31",
+                "open_alerts": 0,
+            },
+            {
+                "name": "vip-pilot",
+                "title": "VIP pilot",
+                "tier": "tactical",
+                "status": "active",
+                "owner": "U0789IJKL",
+                "channel": None,
+                "version": 1,
+                "size": None,
+                "as_of": "2026-08-31",
+                "open_alerts": 0,
+            },
+            {
+                "name": "new-signups",
+                "title": "New sign-ups",
+                "tier": "tactical",
+                "status": "active",
+                "owner": "U0789IJKL",
+                "channel": None,
+                "version": 1,
+                "size": None,
+                "as_of": None,
+                "open_alerts": 0,
+            },
+        ]
+    }
+
+
+def all_kinds() -> dict[str, dict[str, Any]]:
+    """One realistic context per kind."""
+    return {
+        "brief": persona(),
+        "talking-points": persona(),
+        "discovery": persona(),
+        "refresh-summary": refresh_summary(),
+        "refresh-group": refresh_group(),
+        "drift-alert": drift_alert(),
+        "blocked-alert": blocked_alert(),
+        "feedback-digest": feedback_digest(),
+        "proposal": proposal(),
+        "catalog": catalog(),
+    }

@@ -1,0 +1,30 @@
+"""briefs imports nothing of ours but segments.errors, and nothing of Slack or the store."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import briefs
+
+OURS = ("bot", "commands", "segments", "store", "briefs")
+FORBIDDEN = ("slack_sdk", "slack_bolt", "sqlmodel", "sqlalchemy")
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def test_briefs_imports_only_segments_errors_of_ours() -> None:
+    for path in Path(briefs.__file__).parent.glob("*.py"):
+        for name in imported_modules(path):
+            root = name.split(".")[0]
+            assert root not in FORBIDDEN, f"{path.name} imports {name}"
+            if root in OURS:
+                assert name in ("segments.errors", "briefs", "briefs.blocks"), (path.name, name)
