@@ -1,0 +1,177 @@
+"""Memberships as compressed bitmaps of dense entity ids, movers and leave reasons.
+
+Dense ids
+    Every entity key (a string id from the data) gets a small integer, its *dense id*, once
+    and forever: the id of a key is its 0-based position in the dictionary of known keys
+    (``known``), and keys seen for the first time are appended in the order they first occur.
+    Ids are ``uint32``, so a dictionary holds at most 2**32 keys.
+
+    >>> ids, new = assign_ids(pd.Index(["b", "z", "a", "y"]), known=pd.Index(["a", "b"]))
+    >>> ids.tolist(), new
+    ([1, 2, 0, 3], ['z', 'y'])
+
+Encoded bitmap (``encode``/``decode``)
+    byte 0       format: 0x01 = portable Roaring serialization, stored as is;
+                         0x02 = portable Roaring serialization, zlib stream
+                                (deflate, strategy Z_RLE, with Adler-32 check)
+    bytes 1..    payload
+
+    The bitmap is run-optimised before it is serialised, so contiguous id ranges cost a few
+    bytes. Dense bitmap containers of a random membership are byte strings whose bytes are
+    skewed (at 12% density most bytes have 0 or 1 bit set); deflate's entropy coder captures
+    that skew, while LZ matching finds nothing in random bits and only costs time, so Z_RLE
+    gets within a few percent of LZMA's size at a fraction of its time. The format byte lets a
+    later encoder change codec while old rows stay readable; 0x01 is written when compression
+    does not make the payload smaller (tiny bitmaps).
+
+    Measured at 1,000,000 ids x 12% random membership (120k members): 0.60 B/member
+    (Roaring alone 1.06, entropy floor 0.55, zlib default level 6: 0.67 at ~10x the time,
+    LZMA: 0.60 at ~30x the time); encode ~2 ms, decode ~1 ms.
+"""
+
+from __future__ import annotations
+
+import array
+import zlib
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from pyroaring import BitMap
+
+from segments import rules
+from segments.errors import SegopsError
+from segments.schema import Schema
+
+FORMAT_ROARING = 0x01
+FORMAT_ROARING_ZLIB = 0x02
+MAX_ID = np.iinfo(np.uint32).max
+
+_ZLIB_LEVEL = 9  # with Z_RLE the level barely changes speed; take the best ratio
+_ZLIB_MEM_LEVEL = 9
+_ZLIB_WBITS = 15  # zlib container: a 2-byte header and an Adler-32 check on decode
+
+if array.array("I").itemsize != 4:  # pragma: no cover - every supported platform has 4
+    raise ImportError("segments.membership needs a 4-byte array typecode 'I'")
+
+
+def assign_ids(keys: pd.Index, known: pd.Index) -> tuple[np.ndarray, list[str]]:
+    """Dense ids for ``keys``, aligned with them, and the keys new to ``known``, in order.
+
+    The id of a known key is its 0-based position in ``known``; new keys get ``len(known)``,
+    ``len(known) + 1``, ... in the order they first occur in ``keys`` (a repeated new key gets
+    one id). Callers append the returned new keys to their dictionary in that order.
+    """
+    if not known.is_unique:
+        raise SegopsError("entity dictionary holds a key twice; dense ids would be ambiguous")
+    if keys.hasnans:
+        raise SegopsError("entity keys contain an empty id; every row needs an id")
+    positions = known.get_indexer(keys)
+    missing = positions < 0
+    new_keys: list[str] = []
+    if missing.any():
+        unseen = keys[missing]
+        new_index = pd.Index(pd.unique(unseen))
+        positions[missing] = len(known) + new_index.get_indexer(unseen)
+        new_keys = [str(key) for key in new_index]
+    if len(known) + len(new_keys) > MAX_ID + 1:
+        raise SegopsError(f"entity dictionary would exceed {MAX_ID + 1:,} keys")
+    return positions.astype(np.uint32), new_keys
+
+
+def to_bitmap(ids: np.ndarray) -> BitMap:
+    """A bitmap of the given dense ids (any order, duplicates allowed).
+
+    Sorted input builds fastest: unsorted ids are sorted with numpy first, and the ids reach
+    pyroaring as a 4-byte ``array`` buffer, which it adds in one bulk call rather than
+    iterating over Python integers.
+    """
+    arr = np.asarray(ids)
+    if arr.size and (arr.min() < 0 or arr.max() > MAX_ID):
+        raise SegopsError("dense ids must lie in 0..4294967295")
+    arr = np.ascontiguousarray(arr, dtype=np.uint32)
+    if arr.size > 1 and not bool(np.all(arr[1:] >= arr[:-1])):
+        arr = np.sort(arr)
+    return BitMap(array.array("I", arr.tobytes()))
+
+
+def to_ids(bm: BitMap) -> np.ndarray:
+    """The members of ``bm`` as a sorted ``uint32`` array (the inverse of :func:`to_bitmap`)."""
+    return np.frombuffer(bm.to_array(), dtype=np.uint32)
+
+
+def encode(bm: BitMap) -> bytes:
+    """Compact bytes for ``bm``: a format byte, then the payload (see the module docstring)."""
+    optimised = bm.copy()
+    optimised.run_optimize()
+    raw = optimised.serialize()
+    packer = zlib.compressobj(_ZLIB_LEVEL, zlib.DEFLATED, _ZLIB_WBITS, _ZLIB_MEM_LEVEL, zlib.Z_RLE)
+    packed = packer.compress(raw) + packer.flush()
+    if len(packed) < len(raw):
+        return bytes([FORMAT_ROARING_ZLIB]) + packed
+    return bytes([FORMAT_ROARING]) + raw
+
+
+def decode(data: bytes) -> BitMap:
+    """The bitmap :func:`encode` wrote; raises SegopsError on unknown or damaged bytes."""
+    if not data:
+        raise SegopsError("membership bitmap is empty bytes (expected a format byte)")
+    kind, payload = data[0], bytes(data[1:])
+    if kind == FORMAT_ROARING_ZLIB:
+        try:
+            payload = zlib.decompress(payload)
+        except zlib.error as exc:
+            raise SegopsError(f"membership bitmap is damaged: {exc}") from exc
+    elif kind != FORMAT_ROARING:
+        raise SegopsError(f"membership bitmap has unknown format byte 0x{kind:02x}")
+    try:
+        return BitMap.deserialize(payload)
+    except (ValueError, IndexError) as exc:
+        raise SegopsError(f"membership bitmap is damaged: {exc}") from exc
+
+
+def movers(prev: BitMap | None, cur: BitMap) -> tuple[BitMap, BitMap]:
+    """``(joined, left)``: members of ``cur`` not in ``prev``, members of ``prev`` not in ``cur``.
+
+    ``prev`` is None when there is no earlier snapshot: everyone joined, nobody left.
+    """
+    if prev is None:
+        return cur.copy(), BitMap()
+    return cur - prev, prev - cur
+
+
+def leave_reasons(
+    rule: rules.Rule,
+    frame: pd.DataFrame,
+    schema: Schema,
+    segment_masks: Mapping[str, np.ndarray],
+    leavers_mask: np.ndarray | None = None,
+) -> dict[str, int]:
+    """Why members left: for each top-level AND clause, how many leavers now fail it.
+
+    ``leavers_mask`` (aligned with ``frame`` rows, like every array in ``segment_masks``) marks
+    the rows that were members last time and no longer match; None means every row of
+    ``frame`` is a leaver. A leaver failing two clauses counts under both; a rule that is not
+    an AND is a single clause. Keys are the clauses' canonical text; the dict is ordered by
+    count, largest first (ties keep the rule's order). Leavers missing from ``frame`` (gone
+    from the data) are the caller's to count.
+    """
+    if leavers_mask is None:
+        rows, masks = frame, dict(segment_masks)
+    else:
+        leavers_mask = np.asarray(leavers_mask, dtype=bool)
+        if leavers_mask.shape != (len(frame),):
+            raise SegopsError(
+                f"leavers mask has {leavers_mask.shape[0]:,} rows, the data {len(frame):,}"
+            )
+        rows = frame.loc[leavers_mask]
+        masks = {name: np.asarray(mask)[leavers_mask] for name, mask in segment_masks.items()}
+    counts: dict[str, int] = {}
+    if len(rows) == 0:
+        return counts
+    for clause in rules.top_clauses(rule):
+        failing = int(len(rows) - np.count_nonzero(rules.to_mask(clause, rows, schema, masks)))
+        if failing:
+            text = rules.to_text(clause)
+            counts[text] = counts.get(text, 0) + failing
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyroaring import BitMap
+
+from segments import rules
+from segments.errors import SegopsError
+from segments.membership import (
+    FORMAT_ROARING,
+    FORMAT_ROARING_ZLIB,
+    assign_ids,
+    decode,
+    encode,
+    leave_reasons,
+    movers,
+    to_bitmap,
+    to_ids,
+)
+from segments.schema import Schema
+
+# --------------------------------------------------------------------------- dense ids
+
+
+def test_assign_ids_gives_known_keys_their_position() -> None:
+    ids, new = assign_ids(pd.Index(["c", "a", "b"]), known=pd.Index(["a", "b", "c"]))
+
+    assert ids.dtype == np.uint32
+    assert ids.tolist() == [2, 0, 1]
+    assert new == []
+
+
+def test_assign_ids_appends_new_keys_in_first_seen_order() -> None:
+    ids, new = assign_ids(pd.Index(["x", "a", "w", "x"]), known=pd.Index(["a", "b"]))
+
+    assert new == ["x", "w"]
+    assert ids.tolist() == [2, 0, 3, 2]
+
+
+def test_assign_ids_is_stable_when_keys_come_back_in_another_order() -> None:
+    first_keys = pd.Index([f"acct-{i}" for i in range(1000)])
+    first_ids, new = assign_ids(first_keys, known=pd.Index([], dtype=str))
+    known = pd.Index(new)
+    shuffled = first_keys[np.random.default_rng(3).permutation(1000)]
+
+    again, more = assign_ids(shuffled, known=known)
+
+    assert more == []
+    assert dict(zip(shuffled, again, strict=True)) == dict(zip(first_keys, first_ids, strict=True))
+
+
+def test_assign_ids_rejects_a_dictionary_with_a_repeated_key() -> None:
+    with pytest.raises(SegopsError, match="twice"):
+        assign_ids(pd.Index(["a"]), known=pd.Index(["a", "a"]))
+
+
+# --------------------------------------------------------------------------- bitmaps
+
+
+def test_to_bitmap_takes_unsorted_ids_with_repeats() -> None:
+    bm = to_bitmap(np.array([9, 3, 3, 70000, 0], dtype=np.uint32))
+
+    assert list(bm) == [0, 3, 9, 70000]
+    assert to_ids(bm).tolist() == [0, 3, 9, 70000]
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [],
+        [0],
+        [5, 100, 4_294_967_295],
+        list(range(10_000, 90_000)),
+        np.flatnonzero(np.random.default_rng(1).random(300_000) < 0.3).tolist(),
+    ],
+    ids=["empty", "one", "extremes", "run", "random"],
+)
+def test_encode_then_decode_gives_the_same_bitmap(members: list[int]) -> None:
+    bm = BitMap(members)
+
+    assert decode(encode(bm)) == bm
+
+
+def test_encode_leads_with_a_format_byte() -> None:
+    big = to_bitmap(np.arange(0, 200_000, 3, dtype=np.uint32))
+
+    assert encode(big)[0] == FORMAT_ROARING_ZLIB
+    assert encode(BitMap([7]))[0] in (FORMAT_ROARING, FORMAT_ROARING_ZLIB)
+
+
+def test_decode_rejects_an_unknown_format_byte() -> None:
+    data = bytes([0x7F]) + encode(BitMap([1, 2]))[1:]
+
+    with pytest.raises(SegopsError, match="unknown format byte 0x7f"):
+        decode(data)
+
+
+def test_decode_rejects_damaged_bytes() -> None:
+    data = encode(to_bitmap(np.arange(0, 100_000, 7, dtype=np.uint32)))
+
+    with pytest.raises(SegopsError, match="damaged"):
+        decode(data[:-10])
+
+
+def test_random_membership_costs_at_most_one_byte_per_member() -> None:
+    mask = np.random.default_rng(12).random(1_000_000) < 0.12
+    bm = to_bitmap(np.flatnonzero(mask).astype(np.uint32))
+
+    assert len(encode(bm)) / len(bm) <= 1.0
+
+
+# --------------------------------------------------------------------------- movers
+
+
+def test_movers_are_the_two_differences() -> None:
+    joined, left = movers(BitMap([1, 2, 3, 4]), BitMap([3, 4, 5]))
+
+    assert (list(joined), list(left)) == ([5], [1, 2])
+
+
+def test_movers_without_a_previous_snapshot_count_everyone_as_joined() -> None:
+    joined, left = movers(None, BitMap([3, 4]))
+
+    assert (list(joined), list(left)) == ([3, 4], [])
+
+
+# --------------------------------------------------------------------------- leave reasons
+
+
+@pytest.fixture
+def accounts() -> tuple[pd.DataFrame, Schema]:
+    frame = pd.DataFrame(
+        {
+            "plan": ["pro", "free", "free", "pro", "team", "free"],
+            "seats": [3, 2, 20, 15, 1, 30],
+        },
+        index=pd.Index(["a", "b", "c", "d", "e", "f"], name="id"),
+    )
+    return frame, Schema.from_frame(frame)
+
+
+def test_leave_reasons_counts_every_failing_clause(accounts) -> None:
+    frame, schema = accounts
+    rule = rules.parse("plan in ('pro', 'team') and seats >= 10")
+    # a fails seats, b fails both, c fails plan, e fails seats; d matches; f is no leaver
+    leavers = np.array([True, True, True, True, True, False])
+
+    reasons = leave_reasons(rule, frame, schema, {}, leavers)
+
+    seats_text = rules.to_text(rules.parse("seats >= 10"))
+    plan_text = rules.to_text(rules.parse("plan in ('pro', 'team')"))
+    assert reasons == {seats_text: 3, plan_text: 2}
+    assert list(reasons) == [seats_text, plan_text]
+
+
+def test_leave_reasons_treat_a_rule_that_is_not_an_and_as_one_clause(accounts) -> None:
+    frame, schema = accounts
+    rule = rules.parse("plan = 'pro' or seats >= 10")
+    leavers = np.array([False, True, False, False, True, False])
+
+    reasons = leave_reasons(rule, frame, schema, {}, leavers)
+
+    assert reasons == {rules.to_text(rule): 2}
+
+
+def test_leave_reasons_see_referenced_segments_through_the_masks(accounts) -> None:
+    frame, schema = accounts
+    rule = rules.parse("in_segment('paying') and seats >= 10")
+    paying = np.array([True, False, False, True, True, False])
+    leavers = np.array([True, True, False, False, False, True])
+
+    reasons = leave_reasons(rule, frame, schema, {"paying": paying}, leavers)
+
+    paying_text = rules.to_text(rules.InSegment("paying"))
+    seats_text = rules.to_text(rules.parse("seats >= 10"))
+    assert reasons == {paying_text: 2, seats_text: 2}
+
+
+def test_leave_reasons_of_nobody_is_empty(accounts) -> None:
+    frame, schema = accounts
+    rule = rules.parse("seats >= 10")
+
+    assert leave_reasons(rule, frame, schema, {}, np.zeros(6, dtype=bool)) == {}
