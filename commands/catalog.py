@@ -1,0 +1,312 @@
+"""The segment catalog: apply a workspace, export it back, list, show and history.
+
+Every applied change is a new :class:`store.models.SegmentVersion` holding the
+full canonical definition, so any version can be shown or restored. Applying an
+unchanged workspace writes nothing. A segment removed from the file is archived;
+archiving a ``core`` segment (by removal or ``status: archived``) needs a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from commands.errors import Refused, UnknownSegment
+from segments.workspace import SegmentDef, Workspace, dump_workspace
+from store.db import session_scope
+from store.models import Segment, SegmentVersion
+
+
+@dataclass
+class ApplyResult:
+    """What an apply did, segment by segment."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.archived)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "archived": self.archived,
+            "unchanged": self.unchanged,
+        }
+
+
+@dataclass
+class SegmentSummary:
+    """One row of the catalog list."""
+
+    name: str
+    title: str
+    tier: str
+    status: str
+    owner: str
+    cadence: str
+    version: int | None
+    size: int | None
+    as_of: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass
+class VersionView:
+    """One entry of a segment's history."""
+
+    version: int
+    change_kind: str
+    author: str
+    approver: str | None
+    reason: str | None
+    created_at: str
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def all_names(session: Session) -> list[str]:
+    return list(session.exec(select(Segment.name)).all())
+
+
+def find_segment(session: Session, name: str) -> Segment:
+    """The segment called ``name``, or UnknownSegment with close names."""
+    name = name.strip()
+    segment = session.exec(select(Segment).where(Segment.name == name)).first()
+    if segment is None:
+        raise UnknownSegment(name, all_names(session))
+    return segment
+
+
+def current_version(session: Session, segment: Segment) -> SegmentVersion:
+    version = session.get(SegmentVersion, segment.current_version_id)
+    if version is None:  # pragma: no cover - every segment is created with a version
+        raise UnknownSegment(segment.name)
+    return version
+
+
+def current_definition(session: Session, segment: Segment) -> SegmentDef:
+    return SegmentDef.model_validate(current_version(session, segment).definition)
+
+
+def record_version(
+    session: Session,
+    *,
+    segment: Segment | None,
+    definition: SegmentDef,
+    change_kind: str,
+    author: str,
+    approver: str | None = None,
+    reason: str | None = None,
+) -> SegmentVersion:
+    """Store ``definition`` as the segment's next version and make it current.
+
+    Creates the segment when ``segment`` is None. Does not commit.
+    """
+    now = _now()
+    if segment is None:
+        segment = Segment(name=definition.name, created_at=now)
+        number = 1
+    else:
+        latest = session.exec(
+            select(SegmentVersion.version)
+            .where(SegmentVersion.segment_id == segment.id)
+            .order_by(SegmentVersion.version.desc())  # type: ignore[attr-defined]
+        ).first()
+        number = (latest or 0) + 1
+    segment.name = definition.name
+    segment.title = definition.title
+    segment.tier = definition.tier
+    segment.status = definition.status
+    segment.owner = definition.owner
+    segment.approvers = list(definition.approvers)
+    segment.channel = definition.channel
+    segment.cadence = definition.effective_cadence
+    segment.updated_at = now
+    session.add(segment)
+    session.flush()
+    canonical = definition.canonical()
+    version = SegmentVersion(
+        segment_id=segment.id,
+        version=number,
+        definition=canonical,
+        rule_text=canonical["rule"],
+        definition_hash=definition.fingerprint(),
+        change_kind=change_kind,
+        author=author,
+        approver=approver,
+        reason=reason,
+        created_at=now,
+    )
+    session.add(version)
+    session.flush()
+    segment.current_version_id = version.id
+    session.add(segment)
+    session.flush()
+    return version
+
+
+def _refuse_core_archive(definition: SegmentDef, reason: str | None, how: str) -> None:
+    if definition.tier == "core" and not (reason and reason.strip()):
+        raise Refused(
+            f"segment '{definition.name}' is core: {how} it needs a written reason (--reason)"
+        )
+
+
+def apply_workspace(
+    engine: Engine, ws: Workspace, *, reason: str | None, author: str
+) -> ApplyResult:
+    """Bring the catalog in line with ``ws`` in one transaction (all or nothing)."""
+    result = ApplyResult()
+    with session_scope(engine) as session:
+        existing = {s.name: s for s in session.exec(select(Segment)).all()}
+        for definition in ws.segments:
+            segment = existing.get(definition.name)
+            if segment is None:
+                record_version(
+                    session,
+                    segment=None,
+                    definition=definition,
+                    change_kind="create",
+                    author=author,
+                    reason=reason,
+                )
+                result.created.append(definition.name)
+                continue
+            version = current_version(session, segment)
+            if version.definition_hash == definition.fingerprint():
+                result.unchanged.append(definition.name)
+                continue
+            archiving = definition.status == "archived" and segment.status != "archived"
+            if archiving:
+                previous = SegmentDef.model_validate(version.definition)
+                _refuse_core_archive(previous, reason, "archiving")
+            record_version(
+                session,
+                segment=segment,
+                definition=definition,
+                change_kind="archive" if archiving else "edit",
+                author=author,
+                reason=reason,
+            )
+            (result.archived if archiving else result.updated).append(definition.name)
+        named = {d.name for d in ws.segments}
+        for name, segment in sorted(existing.items()):
+            if name in named or segment.status == "archived":
+                continue
+            previous = current_definition(session, segment)
+            _refuse_core_archive(previous, reason, "removing")
+            archived = previous.model_copy(update={"status": "archived"})
+            record_version(
+                session,
+                segment=segment,
+                definition=archived,
+                change_kind="archive",
+                author=author,
+                reason=reason or "removed from the workspace",
+            )
+            result.archived.append(name)
+    return result
+
+
+def catalog_workspace(engine: Engine, ws: Workspace) -> Workspace:
+    """``ws`` with its segments replaced by the catalog's current definitions."""
+    with session_scope(engine) as session:
+        segments = session.exec(select(Segment).order_by(Segment.name)).all()
+        definitions = [current_definition(session, s) for s in segments]
+    order = {d.name: i for i, d in enumerate(ws.segments)}
+    definitions.sort(key=lambda d: (order.get(d.name, len(order)), d.name))
+    return ws.model_copy(update={"segments": definitions})
+
+
+def export_workspace(engine: Engine, ws: Workspace) -> str:
+    """The catalog as workspace YAML (sources, features and scores from ``ws``)."""
+    return dump_workspace(catalog_workspace(engine, ws))
+
+
+def history(engine: Engine, name: str) -> list[VersionView]:
+    """Every version of a segment, newest first."""
+    with session_scope(engine) as session:
+        segment = find_segment(session, name)
+        versions = session.exec(
+            select(SegmentVersion)
+            .where(SegmentVersion.segment_id == segment.id)
+            .order_by(SegmentVersion.version.desc())  # type: ignore[attr-defined]
+        ).all()
+        return [
+            VersionView(
+                version=v.version,
+                change_kind=v.change_kind,
+                author=v.author,
+                approver=v.approver,
+                reason=v.reason,
+                created_at=v.created_at.isoformat(timespec="seconds"),
+                rule=v.rule_text,
+            )
+            for v in versions
+        ]
+
+
+def list_segments(engine: Engine) -> list[SegmentSummary]:
+    """Every segment, active first, with its latest published size."""
+    from store.models import SegmentResult, Snapshot
+
+    with session_scope(engine) as session:
+        out = []
+        for segment in session.exec(select(Segment).order_by(Segment.status, Segment.name)).all():
+            version = current_version(session, segment)
+            size = as_of = None
+            if segment.current_result_id:
+                result = session.get(SegmentResult, segment.current_result_id)
+                size = result.size
+                as_of = session.get(Snapshot, result.snapshot_id).as_of.isoformat()
+            out.append(
+                SegmentSummary(
+                    name=segment.name,
+                    title=segment.title,
+                    tier=segment.tier,
+                    status=segment.status,
+                    owner=segment.owner,
+                    cadence=segment.cadence,
+                    version=version.version,
+                    size=size,
+                    as_of=as_of,
+                )
+            )
+        return out
+
+
+def show_segment(engine: Engine, name: str) -> dict[str, Any]:
+    """The current definition, its rule in plain words, and the latest stats."""
+    from commands.stats import latest_stats
+    from segments import rules
+
+    with session_scope(engine) as session:
+        segment = find_segment(session, name)
+        version = current_version(session, segment)
+        stats = latest_stats(session, segment)
+        return {
+            "name": segment.name,
+            "status": segment.status,
+            "version": version.version,
+            "cadence": segment.cadence,
+            "definition": version.definition,
+            "criteria": rules.describe(rules.parse(version.rule_text)),
+            "stats": stats.to_dict() if stats else None,
+        }

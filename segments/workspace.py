@@ -1,0 +1,396 @@
+"""The workspace file: sources, features, scores and segments kept as code in YAML.
+
+A workspace is one YAML file. Paths inside it are relative to the file::
+
+    sources:
+      crm:                        # one row per account
+        kind: entity
+        path: data/crm.csv
+        id: account_id
+        id_case: lower            # ids are always trimmed; lower/upper folds case
+        created: created_at       # rows created after as_of are left out
+        timestamp: updated_at     # freshness is judged on this column
+        columns: {plan: string, seats: number, region: string, created_at: date}
+      product:                    # events: id, time, name, optional value
+        kind: events
+        path: data/events.csv
+        id: email
+        map_via: people           # e-mail -> account id through a mapping source
+        timestamp: ts
+        event: event
+        value: value
+        quality: {max_age_days: 2}
+      people:
+        kind: mapping
+        path: data/people.csv
+        key: email
+        id: account_id
+    features:
+      logins_30d: {source: product, event: login, agg: count, window_days: 30}
+      days_since_login: {source: product, event: login, agg: days_since}
+    scores:
+      engagement: {weights: {logins_30d: 1.0, days_since_login: -0.5}}
+    segments:
+      - name: power-users
+        title: Power users
+        tier: strategic
+        owner: U0123ABCD
+        channel: "#growth"
+        cadence: weekly
+        rule: plan in ('pro', 'enterprise') and logins_30d >= 20
+        kpis: [seats]
+        persona: {summary: Heavy daily users on paid plans}
+
+``load_workspace`` validates the whole file (shape, rule syntax, columns known to
+the sources, segment references, reference cycles) and raises one
+:class:`WorkspaceError` naming the file, the segment and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from segments import rules
+from segments.errors import SegopsError
+from segments.schema import Schema
+
+Kind = Literal["number", "string", "bool", "date"]
+Tier = Literal["core", "strategic", "tactical"]
+CADENCES = ("daily", "weekly", "monthly", "quarterly")
+DEFAULT_CADENCE = {"core": "weekly", "strategic": "quarterly", "tactical": "monthly"}
+SLUG = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+CRON_FIELD = re.compile(r"^[\d*/,\-a-zA-Z?#LW]+$")
+
+
+class WorkspaceError(SegopsError):
+    """The workspace file is malformed; the message names the file and where."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class QualityThresholds(_Model):
+    """Quality-gate thresholds; set per workspace, per source or per segment."""
+
+    max_age_days: float = Field(default=3, ge=0)
+    max_row_change: float = Field(default=0.25, ge=0)
+    max_null_jump: float = Field(default=0.10, ge=0, le=1)
+    null_history_min: int = Field(default=2, ge=1)
+    max_duplicate_ids: int = Field(default=0, ge=0)
+
+
+class SourceConfig(_Model):
+    """Where one source lives and how its ids are read."""
+
+    kind: Literal["entity", "events", "mapping"]
+    format: Literal["csv", "parquet", "sql"] | None = None
+    path: str | None = None
+    url: str | None = None
+    table: str | None = None
+    query: str | None = None
+    id: str
+    key: str | None = None
+    id_case: Literal["preserve", "lower", "upper"] = "preserve"
+    map_via: str | None = None
+    timestamp: str | None = None
+    event: str | None = None
+    value: str | None = None
+    created: str | None = None
+    columns: dict[str, Kind] = Field(default_factory=dict)
+    quality: QualityThresholds | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SourceConfig:
+        if self.format is None:
+            if self.path:
+                self.format = "parquet" if self.path.endswith(".parquet") else "csv"
+            else:
+                self.format = "sql"
+        if self.format in ("csv", "parquet") and not self.path:
+            raise ValueError(f"a {self.format} source needs 'path'")
+        if self.format == "sql" and not (self.url and (self.table or self.query)):
+            raise ValueError("a sql source needs 'url' and one of 'table' or 'query'")
+        if self.kind == "events" and not self.timestamp:
+            raise ValueError("an events source needs 'timestamp'")
+        if self.kind == "mapping" and not self.key:
+            raise ValueError("a mapping source needs 'key' (the column to map from)")
+        return self
+
+
+Aggregation = Literal["count", "sum", "avg", "min", "max", "first", "last", "days_since"]
+
+
+class FeatureConfig(_Model):
+    """A per-entity aggregation of an events source over a window ending at as_of."""
+
+    source: str
+    agg: Aggregation
+    event: str | list[str] | None = None
+    window_days: int | None = Field(default=None, ge=1)
+    fill: float | None = None
+
+    @property
+    def events(self) -> list[str] | None:
+        if self.event is None:
+            return None
+        return [self.event] if isinstance(self.event, str) else list(self.event)
+
+
+class ScoreConfig(_Model):
+    """A 0-100 score: a weighted sum of normalised columns (negative weight = inverse)."""
+
+    weights: dict[str, float] = Field(min_length=1)
+    method: Literal["rank", "minmax"] = "rank"
+    description: str | None = None
+
+
+class Persona(_Model):
+    """The human side of a segment, rendered into briefs."""
+
+    summary: str = ""
+    goals: list[str] = Field(default_factory=list)
+    pains: list[str] = Field(default_factory=list)
+    objections: list[str] = Field(default_factory=list)
+    value_propositions: list[str] = Field(default_factory=list)
+    talking_points: list[str] = Field(default_factory=list)
+    discovery_questions: list[str] = Field(default_factory=list)
+
+
+class SegmentDef(_Model):
+    """One segment definition as written in the workspace."""
+
+    name: str
+    title: str
+    tier: Tier = "tactical"
+    status: Literal["active", "archived"] = "active"
+    owner: str
+    approvers: list[str] = Field(default_factory=list)
+    channel: str | None = None
+    cadence: str | None = None
+    rule: str
+    purpose: str = ""
+    rationale: str = ""
+    behavior_signals: list[str] = Field(default_factory=list)
+    data_sources: list[str] = Field(default_factory=list)
+    known_limitations: list[str] = Field(default_factory=list)
+    kpis: list[str] = Field(default_factory=list)
+    min_size: int = Field(default=0, ge=0)
+    block_on_min_size: bool = False
+    quality: QualityThresholds | None = None
+    persona: Persona = Field(default_factory=Persona)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError(
+                f"name {value!r} must be a slug: lower-case letters, digits and '-', "
+                "starting with a letter"
+            )
+        return value
+
+    @field_validator("cadence")
+    @classmethod
+    def _cadence(cls, value: str | None) -> str | None:
+        if value is None or value in CADENCES:
+            return value
+        fields = value.split()
+        if len(fields) != 5 or not all(CRON_FIELD.match(f) for f in fields):
+            raise ValueError(
+                f"cadence {value!r} must be daily, weekly, monthly, quarterly "
+                "or a 5-field cron string"
+            )
+        return value
+
+    @property
+    def effective_cadence(self) -> str:
+        return self.cadence or DEFAULT_CADENCE[self.tier]
+
+    def canonical(self) -> dict[str, Any]:
+        """The definition as a plain dict, with the rule in canonical text form."""
+        data = self.model_dump(mode="json")
+        data["rule"] = rules.to_text(rules.parse(self.rule))
+        return data
+
+    def fingerprint(self) -> str:
+        """A hash of the canonical definition: equal hashes mean nothing changed."""
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class Workspace(_Model):
+    """The whole workspace file."""
+
+    version: int = 1
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    features: dict[str, FeatureConfig] = Field(default_factory=dict)
+    scores: dict[str, ScoreConfig] = Field(default_factory=dict)
+    quality: QualityThresholds = Field(default_factory=QualityThresholds)
+    segments: list[SegmentDef] = Field(default_factory=list)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    path: Path | None = Field(default=None, exclude=True)
+
+    def segment(self, name: str) -> SegmentDef:
+        for seg in self.segments:
+            if seg.name == name:
+                return seg
+        raise KeyError(name)
+
+    def thresholds_for(self, source: str, segment: SegmentDef | None = None) -> QualityThresholds:
+        """Workspace defaults, overridden by the source's, then by the segment's settings."""
+        merged = self.quality.model_dump()
+        src = self.sources[source].quality if source in self.sources else None
+        for override in (src, segment.quality if segment else None):
+            if override is not None:
+                merged.update(override.model_dump(exclude_unset=True))
+        return QualityThresholds(**merged)
+
+    def resolve_path(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def declared_schema(ws: Workspace) -> Schema:
+    """The columns rules may use, known without reading any data.
+
+    Entity-source columns are plain names when one source has them and
+    ``source.column`` when several do; features and scores are numbers.
+    """
+    owners: dict[str, list[str]] = {}
+    for name, src in ws.sources.items():
+        if src.kind == "entity":
+            for column in src.columns:
+                owners.setdefault(column, []).append(name)
+    columns: dict[str, str] = {}
+    aliases: dict[str, str] = {}
+    for column, sources in owners.items():
+        for source in sources:
+            kind = ws.sources[source].columns[column]
+            frame_name = column if len(sources) == 1 else f"{source}.{column}"
+            columns[frame_name] = kind
+            aliases[f"{source}.{column}"] = frame_name
+    for name in (*ws.features, *ws.scores):
+        columns[name] = "number"
+    return Schema(columns=columns, aliases=aliases)
+
+
+def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    """Turn a pydantic error location into 'segment trial, field rule' style text."""
+    if len(loc) >= 2 and loc[0] == "segments" and isinstance(loc[1], int):
+        segs = data.get("segments") or []
+        name = None
+        if loc[1] < len(segs) and isinstance(segs[loc[1]], dict):
+            name = segs[loc[1]].get("name")
+        head = f"segment {name!r}" if name else f"segment #{loc[1] + 1}"
+        rest = ".".join(str(p) for p in loc[2:])
+        return f"{head}, field {rest}" if rest else head
+    if len(loc) >= 2 and loc[0] in ("sources", "features", "scores"):
+        rest = ".".join(str(p) for p in loc[2:])
+        head = f"{loc[0][:-1]} {loc[1]!r}"
+        return f"{head}, field {rest}" if rest else head
+    return "field " + ".".join(str(p) for p in loc)
+
+
+def parse_workspace(data: Any, *, origin: str, base_dir: Path) -> Workspace:
+    """Validate already-loaded YAML data; raise WorkspaceError on the first problem."""
+    if not isinstance(data, dict):
+        raise WorkspaceError(f"{origin}: expected a mapping with 'sources' and 'segments'")
+    try:
+        ws = Workspace.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = err["msg"].removeprefix("Value error, ")
+        raise WorkspaceError(f"{origin}: {_where(err['loc'], data)}: {msg}") from None
+    check_workspace(ws, origin=origin)
+    return ws
+
+
+def load_workspace(path: str | Path) -> Workspace:
+    """Read and fully validate a workspace file."""
+    path = Path(path)
+    if not path.is_file():
+        raise WorkspaceError(f"{path}: workspace file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise WorkspaceError(f"{path}: {problem}{where}") from None
+    ws = parse_workspace(data, origin=str(path), base_dir=path.resolve().parent)
+    ws.path = path
+    return ws
+
+
+def check_workspace(ws: Workspace, *, origin: str) -> None:
+    """Cross-field checks: references between sources, features, scores and segments."""
+    for name, src in ws.sources.items():
+        if src.map_via is not None:
+            target = ws.sources.get(src.map_via)
+            if target is None or target.kind != "mapping":
+                raise WorkspaceError(
+                    f"{origin}: source {name!r}: map_via {src.map_via!r} is not a mapping source"
+                )
+    for name, feat in ws.features.items():
+        src = ws.sources.get(feat.source)
+        if src is None or src.kind != "events":
+            raise WorkspaceError(
+                f"{origin}: feature {name!r}: source {feat.source!r} is not an events source"
+            )
+        if feat.agg in ("sum", "avg", "min", "max", "first", "last") and not src.value:
+            raise WorkspaceError(
+                f"{origin}: feature {name!r}: '{feat.agg}' needs a 'value' column "
+                f"on source {feat.source!r}"
+            )
+    schema = declared_schema(ws)
+    for name, score in ws.scores.items():
+        for column in score.weights:
+            if column == name:
+                raise WorkspaceError(f"{origin}: score {name!r} cannot weigh itself")
+            try:
+                schema.resolve(column)
+            except SegopsError as exc:
+                raise WorkspaceError(f"{origin}: score {name!r}: {exc}") from None
+    names = [seg.name for seg in ws.segments]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise WorkspaceError(f"{origin}: segment {dupes[0]!r} is defined more than once")
+    deps: dict[str, set[str]] = {}
+    for seg in ws.segments:
+        try:
+            rule = rules.parse(seg.rule)
+        except SegopsError as exc:
+            raise WorkspaceError(f"{origin}: segment {seg.name!r}: rule: {exc}") from None
+        problems = rules.validate(rule, schema, segments=names)
+        if problems:
+            raise WorkspaceError(f"{origin}: segment {seg.name!r}: rule: {problems[0]}")
+        for kpi in seg.kpis:
+            try:
+                schema.resolve(kpi)
+            except SegopsError as exc:
+                raise WorkspaceError(f"{origin}: segment {seg.name!r}: kpis: {exc}") from None
+        for source in seg.data_sources:
+            if source not in ws.sources:
+                raise WorkspaceError(
+                    f"{origin}: segment {seg.name!r}: data_sources: unknown source {source!r}"
+                )
+        deps[seg.name] = rules.dependencies(rule)
+    try:
+        rules.order_segments(deps)
+    except SegopsError as exc:
+        raise WorkspaceError(f"{origin}: {exc}") from None
+
+
+def dump_workspace(ws: Workspace) -> str:
+    """The workspace as YAML that loads back to an equal workspace."""
+    data = ws.model_dump(mode="json", exclude_defaults=False, exclude={"base_dir", "path"})
+    data["segments"] = [seg.canonical() for seg in ws.segments]
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)

@@ -1,0 +1,193 @@
+"""Applying a workspace: versions, no-ops, guardrails, export round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlmodel import func, select
+
+from commands.catalog import apply_workspace, export_workspace, history, list_segments
+from commands.errors import Refused, UnknownSegment
+from segments.workspace import WorkspaceError, load_workspace
+from store.db import session_scope
+from store.models import Segment, SegmentVersion
+
+BASE = {
+    "sources": {
+        "crm": {
+            "kind": "entity",
+            "path": "crm.csv",
+            "id": "account_id",
+            "columns": {"plan": "string", "seats": "number", "region": "string"},
+        },
+        "billing": {
+            "kind": "entity",
+            "path": "billing.csv",
+            "id": "account_id",
+            "columns": {"plan": "string", "mrr": "number"},
+        },
+    },
+    "segments": [
+        {
+            "name": "paying",
+            "title": "Paying accounts",
+            "tier": "core",
+            "owner": "U111",
+            "approvers": ["U222"],
+            "rule": "crm.plan in ('pro', 'team') and mrr > 0",
+        },
+        {
+            "name": "big-paying",
+            "title": "Big paying accounts",
+            "owner": "U111",
+            "rule": 'in_segment("paying") and seats >= 50',
+        },
+    ],
+}
+
+
+def write(tmp_path: Path, data: dict, name: str = "workspace.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def versions(engine) -> int:
+    with session_scope(engine) as session:
+        return session.exec(select(func.count()).select_from(SegmentVersion)).one()
+
+
+def test_apply_creates_one_version_per_segment(engine, tmp_path):
+    ws = load_workspace(write(tmp_path, BASE))
+    result = apply_workspace(engine, ws, reason="first", author="U111")
+    assert sorted(result.created) == ["big-paying", "paying"]
+    assert versions(engine) == 2
+    assert [s.name for s in list_segments(engine)] == ["big-paying", "paying"]
+
+
+def test_applying_an_unchanged_file_writes_nothing(engine, tmp_path):
+    ws = load_workspace(write(tmp_path, BASE))
+    apply_workspace(engine, ws, reason=None, author="U111")
+    again = apply_workspace(engine, load_workspace(write(tmp_path, BASE)), reason=None, author="x")
+    assert not again.changed
+    assert sorted(again.unchanged) == ["big-paying", "paying"]
+    assert versions(engine) == 2
+
+
+def test_whitespace_only_rule_edit_is_not_a_change(engine, tmp_path):
+    apply_workspace(engine, load_workspace(write(tmp_path, BASE)), reason=None, author="U1")
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data["segments"][1]["rule"] = 'in_segment( "paying" )   AND seats>=50'
+    result = apply_workspace(
+        engine, load_workspace(write(tmp_path, data)), reason=None, author="U1"
+    )
+    assert not result.changed
+
+
+def test_changed_segment_gets_new_version_with_reason(engine, tmp_path):
+    apply_workspace(engine, load_workspace(write(tmp_path, BASE)), reason=None, author="U1")
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data["segments"][1]["rule"] = 'in_segment("paying") and seats >= 100'
+    result = apply_workspace(
+        engine, load_workspace(write(tmp_path, data)), reason="raise the bar", author="U2"
+    )
+    assert result.updated == ["big-paying"]
+    top = history(engine, "big-paying")[0]
+    assert (top.version, top.change_kind, top.reason, top.author) == (
+        2,
+        "edit",
+        "raise the bar",
+        "U2",
+    )
+    assert top.rule == "in_segment('paying') and seats >= 100"
+
+
+def test_removing_a_core_segment_without_reason_is_refused(engine, tmp_path):
+    apply_workspace(engine, load_workspace(write(tmp_path, BASE)), reason=None, author="U1")
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data["segments"] = [
+        {"name": "solo", "title": "Solo", "owner": "U1", "rule": "seats < 2"},
+    ]
+    with pytest.raises(Refused, match="'paying' is core"):
+        apply_workspace(engine, load_workspace(write(tmp_path, data)), reason=None, author="U1")
+    with session_scope(engine) as session:
+        names = session.exec(select(Segment.name)).all()
+    assert sorted(names) == ["big-paying", "paying"]
+    assert versions(engine) == 2
+
+
+def test_removing_segments_with_reason_archives_them(engine, tmp_path):
+    apply_workspace(engine, load_workspace(write(tmp_path, BASE)), reason=None, author="U1")
+    data = {**BASE, "segments": []}
+    result = apply_workspace(
+        engine, load_workspace(write(tmp_path, data)), reason="sunset", author="U1"
+    )
+    assert sorted(result.archived) == ["big-paying", "paying"]
+    assert {s.status for s in list_segments(engine)} == {"archived"}
+    assert history(engine, "paying")[0].change_kind == "archive"
+
+
+def test_archiving_core_by_status_needs_reason(engine, tmp_path):
+    apply_workspace(engine, load_workspace(write(tmp_path, BASE)), reason=None, author="U1")
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data["segments"][0]["status"] = "archived"
+    data["segments"].pop(1)
+    with pytest.raises(Refused):
+        apply_workspace(engine, load_workspace(write(tmp_path, data)), reason="  ", author="U1")
+    assert versions(engine) == 2
+
+
+def test_export_round_trips_through_apply(engine, tmp_path):
+    ws = load_workspace(write(tmp_path, BASE))
+    apply_workspace(engine, ws, reason=None, author="U1")
+    exported = write(tmp_path, yaml.safe_load(export_workspace(engine, ws)), "exported.yaml")
+    back = load_workspace(exported)
+    assert [s.canonical() for s in back.segments] == [s.canonical() for s in ws.segments]
+    assert back.sources == ws.sources
+    assert not apply_workspace(engine, back, reason=None, author="U1").changed
+
+
+def test_unknown_segment_suggests_close_names(engine, tmp_path):
+    apply_workspace(engine, load_workspace(write(tmp_path, BASE)), reason=None, author="U1")
+    with pytest.raises(UnknownSegment, match="did you mean 'paying'"):
+        history(engine, "payng")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["segments"][0].update(rule="plan in ('pro'"), "segment 'paying': rule:"),
+        (lambda d: d["segments"][0].update(rule="seets > 3"), "seets"),
+        (lambda d: d["segments"][0].update(rule="plan = 'pro'"), "ambiguous"),
+        (
+            lambda d: d["segments"][0].update(rule='in_segment("big-paying")'),
+            "cycle",
+        ),
+        (lambda d: d["segments"][1].update(rule='in_segment("nope")'), "nope"),
+        (lambda d: d["segments"][0].update(tier="gold"), "segment 'paying', field tier"),
+        (lambda d: d["segments"][0].update(name="Paying!"), "slug"),
+        (lambda d: d["segments"][0].update(cadence="every tuesday"), "cadence"),
+        (lambda d: d["segments"].append(dict(d["segments"][0])), "more than once"),
+        (lambda d: d["segments"][0].update(kpis=["arr"]), "kpis"),
+    ],
+)
+def test_invalid_workspace_names_segment_and_problem_and_writes_nothing(
+    engine, tmp_path, change, message
+):
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    change(data)
+    path = write(tmp_path, data)
+    with pytest.raises(WorkspaceError) as info:
+        load_workspace(path)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+    assert versions(engine) == 0
+
+
+def test_malformed_yaml_points_at_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("segments:\n  - name: x\n    rule: [unclosed\n")
+    with pytest.raises(WorkspaceError, match=r"line \d+, column \d+"):
+        load_workspace(path)
