@@ -21,9 +21,7 @@ class Settings(BaseSettings):
     privacy_floor: int = Field(default=10, alias="SEGOPS_PRIVACY_FLOOR", ge=1)
 
     slack_bot_token: str | None = Field(default=None, alias="SLACK_BOT_TOKEN", repr=False)
-    slack_signing_secret: str | None = Field(
-        default=None, alias="SLACK_SIGNING_SECRET", repr=False
-    )
+    slack_signing_secret: str | None = Field(default=None, alias="SLACK_SIGNING_SECRET", repr=False)
     slack_app_token: str | None = Field(default=None, alias="SLACK_APP_TOKEN", repr=False)
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     approve_emoji: str = Field(default="white_check_mark", alias="SEGOPS_APPROVE_EMOJI")

@@ -1,0 +1,479 @@
+"""The ``segops`` command line (typer + rich): the composition root.
+
+A user error exits 1 with one clear line on stderr and no traceback. Read
+commands take ``--json`` and then print exactly one JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from commands.settings import Settings
+from segments.errors import SegopsError
+
+app = typer.Typer(
+    name="segops",
+    help="Keep customer segments alive: catalog, refresh, drift, briefs and Slack.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+feedback_app = typer.Typer(help="Field feedback tagged to a segment.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class State:
+    settings: Settings
+    workspace_option: Path | None = None
+
+
+state = State()
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _engine():
+    from store.db import make_engine, upgrade
+
+    engine = make_engine(state.settings.database_url)
+    upgrade(engine)
+    return engine
+
+
+def _workspace_path() -> Path:
+    path = state.workspace_option or state.settings.workspace
+    if path is None:
+        _fail("no workspace file: pass --workspace FILE or set SEGOPS_WORKSPACE")
+    return path
+
+
+def _workspace():
+    from segments.workspace import load_workspace
+
+    return load_workspace(_workspace_path())
+
+
+def _parse_date(value: str | None) -> date:
+    if value is None:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(f"--as-of {value!r} is not a date (YYYY-MM-DD)")
+        raise
+
+
+@app.callback()
+def main_callback(
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", "-w", help="Workspace YAML (or SEGOPS_WORKSPACE)."),
+    ] = None,
+) -> None:
+    """segops: segment catalog, refreshes, drift alerts and briefs."""
+    try:
+        state.settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        _fail(f"configuration: {first['loc'][0]}: {first['msg']}")
+    state.workspace_option = workspace
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade the database (idempotent)."""
+    from store.db import current_revision
+
+    engine = _engine()
+    out.print(f"database ready: revision {current_revision(engine)}")
+
+
+@app.command()
+def apply(
+    file: Annotated[Path, typer.Argument(help="Workspace YAML to apply.")],
+    reason: Annotated[str | None, typer.Option(help="Why: stored on every new version.")] = None,
+    author: Annotated[str, typer.Option(help="Who is applying (Slack id or name).")] = "cli",
+    json_out: JsonOpt = False,
+) -> None:
+    """Validate the whole file, then create, update or archive segments as one change."""
+    from commands.catalog import apply_workspace
+    from segments.workspace import load_workspace
+
+    ws = load_workspace(file)
+    engine = _engine()
+    result = apply_workspace(engine, ws, reason=reason, author=author)
+    if json_out:
+        _print_json(result.to_dict())
+        return
+    if not result.changed:
+        out.print(f"nothing to change: {len(result.unchanged)} segments already up to date")
+        return
+    for label, names, colour in (
+        ("created", result.created, "green"),
+        ("updated", result.updated, "yellow"),
+        ("archived", result.archived, "red"),
+    ):
+        for name in names:
+            out.print(f"[{colour}]{label:>8}[/] {name}")
+    out.print(f"{len(result.unchanged)} unchanged")
+
+
+@app.command()
+def export(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
+) -> None:
+    """Write the catalog back as workspace YAML (round-trips through apply)."""
+    from commands.catalog import export_workspace
+
+    text = export_workspace(_engine(), _workspace())
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"wrote {output}")
+
+
+@app.command("list")
+def list_cmd(json_out: JsonOpt = False) -> None:
+    """The catalog: every segment with its tier, owner, version and latest size."""
+    from commands.catalog import list_segments
+
+    rows = list_segments(_engine())
+    if json_out:
+        _print_json([r.to_dict() for r in rows])
+        return
+    table = Table(title="Segments", title_justify="left")
+    for col in ("name", "title", "tier", "status", "owner", "cadence", "v", "size", "as of"):
+        table.add_column(col, justify="right" if col in ("v", "size") else "left")
+    for r in rows:
+        table.add_row(
+            r.name,
+            r.title,
+            r.tier,
+            r.status,
+            r.owner,
+            r.cadence,
+            str(r.version or ""),
+            f"{r.size:,}" if r.size is not None else "—",
+            r.as_of or "never",
+        )
+    out.print(table)
+
+
+@app.command()
+def show(name: str, json_out: JsonOpt = False) -> None:
+    """One segment's current definition and latest stats."""
+    from commands.catalog import show_segment
+
+    view = show_segment(_engine(), name)
+    if json_out:
+        _print_json(view)
+        return
+    d = view["definition"]
+    out.print(f"[bold]{d['title']}[/] ({d['name']}) · {d['tier']} · v{view['version']}")
+    out.print(f"owner {d['owner']} · approvers {', '.join(d['approvers']) or '—'}")
+    out.print(f"channel {d.get('channel') or '—'} · cadence {view['cadence']}")
+    out.print(f"[bold]rule[/] {d['rule']}")
+    out.print(f"[bold]in words[/] {view['criteria']}")
+    if d.get("purpose"):
+        out.print(f"[bold]purpose[/] {d['purpose']}")
+    stats = view.get("stats")
+    if stats:
+        change = f" ({stats['change_pct']:+.1f}%)" if stats.get("change_pct") is not None else ""
+        out.print(
+            f"[bold]size[/] {stats['size']:,}{change} as of {stats['as_of']} · "
+            f"+{stats['joined']:,} joined, -{stats['left']:,} left"
+        )
+    else:
+        out.print("never refreshed")
+
+
+@app.command()
+def history(name: str, json_out: JsonOpt = False) -> None:
+    """Every version of a segment with author, approver and reason."""
+    from commands.catalog import history as load_history
+
+    versions = load_history(_engine(), name)
+    if json_out:
+        _print_json([v.to_dict() for v in versions])
+        return
+    table = Table(title=f"History of {name}", title_justify="left")
+    for col in ("v", "change", "when", "author", "approver", "reason", "rule"):
+        table.add_column(col, overflow="fold")
+    for v in versions:
+        table.add_row(
+            str(v.version),
+            v.change_kind,
+            v.created_at,
+            v.author,
+            v.approver or "—",
+            v.reason or "—",
+            v.rule,
+        )
+    out.print(table)
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+@app.command()
+def refresh(
+    segment: Annotated[
+        list[str] | None, typer.Option("--segment", "-s", help="Only these segments.")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option(help="Snapshot date YYYY-MM-DD (today).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Load sources, gate quality, compute memberships and drift, publish."""
+    from commands.refresh import refresh as run_refresh
+
+    ws = _workspace()
+    day = _parse_date(as_of)
+    engine = _engine()
+    phases = ["load", "quality", "evaluate"]
+    with _progress() as bar:
+        task = bar.add_task(f"refresh {day}", total=len(phases) + 1)
+
+        def step(msg: str) -> None:
+            if msg in phases:
+                bar.update(task, description=f"refresh {day}: {msg}", advance=1)
+
+        report = run_refresh(engine, ws, as_of=day, only=segment or None, progress=step)
+        bar.update(task, completed=len(phases) + 1)
+    if json_out:
+        _print_json(report.to_dict())
+        return
+    print_report(report)
+
+
+def print_report(report) -> None:
+    """A refresh report as a table."""
+    table = Table(title=f"Refresh {report.as_of}", title_justify="left")
+    for col in ("segment", "status", "size", "change", "joined", "left", "alerts"):
+        table.add_column(col, justify="right" if col in ("size", "joined", "left") else "left")
+    colours = {"published": "green", "blocked": "red", "unchanged": "dim"}
+    for s in report.segments:
+        change = "new"
+        if s.previous_size is not None:
+            delta = s.size - s.previous_size
+            change = f"{delta:+,}"
+        alerts = "; ".join(f"{a.severity}: {a.message}" for a in s.alerts) or "—"
+        table.add_row(
+            s.segment,
+            f"[{colours.get(s.status, 'white')}]{s.status}[/]",
+            f"{s.size:,}",
+            change,
+            f"{s.joined:,}",
+            f"{s.left:,}",
+            alerts,
+        )
+    out.print(table)
+
+
+@app.command()
+def drift(name: str, json_out: JsonOpt = False) -> None:
+    """A segment's size trend and its recent alerts."""
+    from commands.stats import recent_alerts, size_trend
+
+    engine = _engine()
+    points = size_trend(engine, name)
+    alerts = recent_alerts(engine, name)
+    if json_out:
+        _print_json({"segment": name, "trend": points, "alerts": alerts})
+        return
+    table = Table(title=f"{name}: size over time", title_justify="left")
+    table.add_column("as of")
+    table.add_column("size", justify="right")
+    for as_of_day, size in points:
+        table.add_row(as_of_day, f"{size:,}")
+    out.print(table)
+    if not alerts:
+        out.print("no alerts")
+    for a in alerts:
+        out.print(
+            f"{a['as_of'] or '—'} [{a['severity']}] {a['kind']}: {a['message']} ({a['status']})"
+        )
+
+
+@app.command()
+def members(
+    name: str,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Export the ids of a segment's current members, one per line."""
+    from commands.stats import members as load_members
+
+    ids = load_members(_engine(), name)
+    if json_out:
+        _print_json({"segment": name, "count": len(ids), "members": ids})
+        return
+    text = "".join(f"{i}\n" for i in ids)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {len(ids):,} ids to {output}")
+
+
+@feedback_app.command("add")
+def feedback_add(
+    name: str,
+    text: str,
+    author: Annotated[str, typer.Option(help="Who heard it (Slack id or name).")],
+    sentiment: Annotated[str | None, typer.Option(help="positive, neutral or negative.")] = None,
+    importance: Annotated[str | None, typer.Option(help="low, medium or high.")] = None,
+    reference: Annotated[str | None, typer.Option(help="Deal or account reference.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Log a field observation against a segment (contact details are redacted)."""
+    from commands.feedback import add_feedback
+
+    view = add_feedback(
+        _engine(),
+        segment=name,
+        author=author,
+        text=text,
+        sentiment=sentiment,
+        importance=importance,
+        reference=reference,
+        origin="cli",
+    )
+    if json_out:
+        _print_json(view.to_dict())
+        return
+    out.print(f"logged feedback #{view.id} on {view.segment}: {view.text}")
+
+
+@feedback_app.command("list")
+def feedback_list(
+    segment: Annotated[str | None, typer.Option("--segment", "-s")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    json_out: JsonOpt = False,
+) -> None:
+    """Recent field feedback, newest first."""
+    from commands.feedback import list_feedback
+
+    rows = list_feedback(_engine(), segment=segment, limit=limit)
+    if json_out:
+        _print_json([r.to_dict() for r in rows])
+        return
+    table = Table(title="Field feedback", title_justify="left")
+    for col in ("#", "when", "segment", "author", "sentiment", "text"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(str(r.id), r.created_at[:16], r.segment, r.author, r.sentiment or "—", r.text)
+    out.print(table)
+
+
+@app.command()
+def brief(
+    name: str,
+    kind: Annotated[str, typer.Option(help="persona, talking-points or discovery.")] = "persona",
+    json_out: JsonOpt = False,
+) -> None:
+    """Render a persona brief, talking points or discovery guide from the catalog."""
+    from commands.persona import render_brief
+
+    result = render_brief(_engine(), name, kind=kind, settings=state.settings)
+    if json_out:
+        _print_json(result)
+        return
+    out.print(result["plain"], markup=False, highlight=False)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the demo writes its files.")] = Path(
+        "demo-output"
+    ),
+    customers: Annotated[int, typer.Option(min=100, max=200_000)] = 3000,
+) -> None:
+    """Generate sample data, apply the sample catalog and run three monthly refreshes."""
+    from commands.demo import run_demo
+
+    run_demo(out_dir, customers=customers, console=out, settings=state.settings)
+
+
+@app.command()
+def bench(
+    customers: Annotated[int, typer.Option(min=1000)] = 1_000_000,
+    segments: Annotated[int, typer.Option(min=1, max=500)] = 50,
+) -> None:
+    """Time each phase of a refresh against bare pandas and DuckDB on the same data."""
+    from commands.bench import run_bench
+
+    run_bench(customers=customers, segments=segments, console=out)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 3000,
+    socket: Annotated[bool, typer.Option("--socket", help="Use Socket Mode.")] = False,
+    threads: Annotated[int, typer.Option(min=1, max=256)] = 16,
+) -> None:
+    """Run the Slack app (HTTP on /slack/events, or Socket Mode)."""
+    from bot.app import build_app
+    from bot.server import serve as serve_http
+    from bot.server import serve_socket
+
+    state.settings.require_slack(socket=socket)
+    bolt = build_app(state.settings, engine=_engine())
+    if socket:
+        serve_socket(bolt, state.settings.slack_app_token)
+    else:
+        serve_http(bolt, host="0.0.0.0", port=port, threads=threads)
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one line on stderr, exit 1."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        app()
+    except SegopsError as exc:
+        _error_line(str(exc))
+    except SQLAlchemyError as exc:
+        _error_line(f"database: {str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0]}")
+    except OSError as exc:
+        _error_line(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+
+
+def _error_line(message: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,344 @@
+"""Turn a refresh into Slack messages in the outbox, in the refresh's own transaction.
+
+* one refresh summary per channel: a single segment gets its own summary; several
+  segments sharing a channel get one grouped message, details in its thread;
+* a drift alert for every segment whose refresh raised warning or critical drift,
+  with a chart of its size over time, unless the same drift is muted or was
+  acknowledged on the previous refresh;
+* a blocked-refresh alert naming the failed checks and the snapshot still served
+  (a blocked segment gets only this, not a summary as well).
+
+Messages are keyed (``idempotency_key``) by snapshot and target, so queueing the
+same refresh twice is impossible and delivery can never double-post.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from briefs.render import Renderer
+from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
+
+QUALITY_PREFIX = "quality_"
+_renderer: Renderer | None = None
+
+
+def renderer() -> Renderer:
+    """The package-template renderer (user overrides are applied by callers that have settings)."""
+    global _renderer
+    if _renderer is None:
+        _renderer = Renderer(None)
+    return _renderer
+
+
+def drift_fingerprint(segment: str, kind: str, details: dict[str, Any] | None) -> str:
+    """Same segment, kind and column means "the same drift" for muting and acknowledging."""
+    column = (details or {}).get("column") or ""
+    return hashlib.sha256(f"{segment}|{kind}|{column}".encode()).hexdigest()
+
+
+def queue(
+    session: Session,
+    *,
+    key: str,
+    kind: str,
+    channel: str | None,
+    messages: Sequence[dict[str, Any]],
+    fallback_user: str | None,
+    files: list[dict[str, Any]] | None = None,
+) -> list[OutboxMessage]:
+    """Add a (possibly split) message to the outbox; later parts go in the first's thread."""
+    rows = []
+    target = channel or fallback_user
+    if target is None:
+        return rows
+    existing = session.exec(select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key))
+    if existing.first() is not None:
+        return rows
+    for index, message in enumerate(messages):
+        row = OutboxMessage(
+            idempotency_key=key if index == 0 else f"{key}#{index + 1}",
+            kind=kind,
+            channel=target,
+            thread_key=None if index == 0 else key,
+            text=message["text"],
+            blocks=message["blocks"],
+            files=(files or []) if index == 0 else [],
+            fallback_user=fallback_user,
+        )
+        session.add(row)
+        rows.append(row)
+    session.flush()
+    return rows
+
+
+def _segment_ctx(segment: Segment) -> dict[str, Any]:
+    return {"name": segment.name, "title": segment.title, "owner": segment.owner}
+
+
+def _kpi_rows(kpis: dict[str, dict[str, float | None]]) -> list[dict[str, Any]]:
+    rows = []
+    for name, pair in kpis.items():
+        value, previous = pair.get("value"), pair.get("previous")
+        delta = None
+        if value is not None and previous not in (None, 0):
+            delta = round(100.0 * (value - previous) / abs(previous), 1)
+        rows.append({"name": name, "value": value, "previous": previous, "delta_pct": delta})
+    return rows
+
+
+def summary_context(outcome: Any, segment: Segment, as_of: str) -> dict[str, Any]:
+    """The refresh-summary context of one segment's outcome."""
+    return {
+        "segment": _segment_ctx(segment),
+        "as_of": as_of,
+        "status": outcome.status,
+        "size": outcome.size,
+        "previous_size": outcome.previous_size,
+        "joined": outcome.joined,
+        "left": outcome.left,
+        "leave_reasons": sorted(outcome.leave_reasons.items(), key=lambda kv: -kv[1])[:5],
+        "quality": {
+            "verdict": "blocked" if outcome.status == "blocked" else "passed",
+            "failures": list(outcome.quality_failures),
+        },
+        "kpis": _kpi_rows(outcome.kpis),
+        "alerts": [a.to_dict() for a in outcome.alerts],
+    }
+
+
+def size_series(session: Session, segment: Segment, *, limit: int = 24) -> list[tuple[str, int]]:
+    rows = session.exec(
+        select(Snapshot.as_of, SegmentResult.size)
+        .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
+        .where(SegmentResult.segment_id == segment.id, SegmentResult.status == "published")
+        .order_by(Snapshot.as_of.desc(), SegmentResult.id.desc())  # type: ignore[attr-defined]
+        .limit(limit)
+    ).all()
+    seen: dict[str, int] = {}
+    for as_of, size in rows:
+        seen.setdefault(as_of.isoformat(), size)
+    return sorted(seen.items())
+
+
+def chart_file(series: dict[str, list[tuple[str, int]]], *, title: str, name: str) -> dict:
+    """A PNG chart as an outbox file entry."""
+    from briefs.chart import size_chart
+
+    png = size_chart(series, title=title)
+    return {
+        "filename": f"{name}.png",
+        "title": title,
+        "content_b64": base64.b64encode(png).decode(),
+    }
+
+
+def _suppressed(session: Session, segment: Segment, alert: Alert, now: datetime) -> bool:
+    """Muted, or acknowledged on an earlier refresh: the same drift is not posted again."""
+    earlier = session.exec(
+        select(Alert)
+        .where(
+            Alert.segment_id == segment.id,
+            Alert.fingerprint == alert.fingerprint,
+            Alert.id != alert.id,
+        )
+        .order_by(Alert.id.desc())  # type: ignore[union-attr]
+    ).first()
+    if earlier is None:
+        return False
+    if earlier.muted_until is not None and earlier.muted_until > now:
+        alert.status, alert.muted_until = "muted", earlier.muted_until
+        session.add(alert)
+        return True
+    if earlier.status == "acknowledged":
+        alert.status, alert.acknowledged_by = "acknowledged", earlier.acknowledged_by
+        session.add(alert)
+        return True
+    return False
+
+
+def queue_refresh_messages(
+    session: Session, *, snapshot: Snapshot, outcomes: Iterable[Any], charts: bool = True
+) -> list[OutboxMessage]:
+    """Queue the summaries and alerts of one refresh. Does not commit."""
+    now = datetime.now(UTC)
+    as_of = snapshot.as_of.isoformat()
+    by_name = {s.name: s for s in session.exec(select(Segment)).all()}
+    rows: list[OutboxMessage] = []
+    channels: dict[str | None, list[tuple[Any, Segment]]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.status == "unchanged":
+            continue
+        segment = by_name[outcome.segment]
+        if outcome.status == "blocked":
+            rows += _queue_blocked(session, snapshot, outcome, segment)
+        else:
+            channels[segment.channel].append((outcome, segment))
+            rows += _queue_drift(session, snapshot, outcome, segment, now, charts)
+    for channel, items in channels.items():
+        rows += _queue_summary(session, snapshot, channel, items, as_of, charts)
+    return rows
+
+
+def _queue_summary(session, snapshot, channel, items, as_of, charts) -> list[OutboxMessage]:
+    r = renderer()
+    contexts = [summary_context(o, s, as_of) for o, s in items]
+    owner = items[0][1].owner
+    target = channel or "dm"
+    key = f"summary:{snapshot.id}:{target}:{owner if channel is None else ''}"
+    files = []
+    if charts:
+        series = {s.name: size_series(session, s) for _, s in items}
+        files = [chart_file(series, title=f"Segment sizes to {as_of}", name=f"sizes-{as_of}")]
+    if len(contexts) == 1:
+        messages = r.render_messages("refresh-summary", contexts[0])
+        return queue(
+            session,
+            key=key,
+            kind="refresh_summary",
+            channel=channel,
+            messages=messages,
+            fallback_user=owner,
+            files=files,
+        )
+    group = r.render_messages(
+        "refresh-group", {"channel": channel, "as_of": as_of, "summaries": contexts}
+    )
+    rows = queue(
+        session,
+        key=key,
+        kind="refresh_summary",
+        channel=channel,
+        messages=group,
+        fallback_user=owner,
+        files=files,
+    )
+    if not rows:
+        return rows
+    for ctx, (_, segment) in zip(contexts, items, strict=True):
+        for index, message in enumerate(r.render_messages("refresh-summary", ctx)):
+            row = OutboxMessage(
+                idempotency_key=f"{key}:{segment.name}:{index + 1}",
+                kind="refresh_detail",
+                channel=rows[0].channel,
+                thread_key=key,
+                text=message["text"],
+                blocks=message["blocks"],
+                files=[],
+                fallback_user=segment.owner,
+            )
+            session.add(row)
+            rows.append(row)
+    session.flush()
+    return rows
+
+
+def _queue_drift(session, snapshot, outcome, segment, now, charts) -> list[OutboxMessage]:
+    result = session.exec(
+        select(SegmentResult).where(
+            SegmentResult.snapshot_id == snapshot.id, SegmentResult.segment_id == segment.id
+        )
+    ).first()
+    if result is None:
+        return []
+    alerts = session.exec(
+        select(Alert).where(Alert.result_id == result.id).order_by(Alert.id)  # type: ignore[arg-type]
+    ).all()
+    drift = [
+        a
+        for a in alerts
+        if not a.kind.startswith(QUALITY_PREFIX) and a.severity in ("warning", "critical")
+    ]
+    drift = [a for a in drift if not _suppressed(session, segment, a, now)]
+    if not drift:
+        return []
+    severity = "critical" if any(a.severity == "critical" for a in drift) else "warning"
+    series = size_series(session, segment)
+    shifts = [
+        {"column": a.details.get("column"), "psi": a.details.get("psi"), "summary": a.message}
+        for a in drift
+        if a.kind == "composition"
+    ]
+    ctx = {
+        "segment": _segment_ctx(segment),
+        "as_of": snapshot.as_of.isoformat(),
+        "severity": severity,
+        "alerts": [
+            {
+                "id": a.id,
+                "kind": a.kind,
+                "severity": a.severity,
+                "message": a.message,
+                "status": a.status,
+            }
+            for a in drift
+        ],
+        "evidence": {
+            "size": outcome.size,
+            "previous_size": outcome.previous_size,
+            "trend": [list(p) for p in series],
+            "kpis": _kpi_rows(outcome.kpis),
+            "shifts": shifts,
+            "leave_reasons": sorted(outcome.leave_reasons.items(), key=lambda kv: -kv[1])[:5],
+        },
+    }
+    files = []
+    if charts:
+        files = [
+            chart_file(
+                {segment.name: series},
+                title=f"{segment.title}: size",
+                name=f"{segment.name}-{ctx['as_of']}",
+            )
+        ]
+    return queue(
+        session,
+        key=f"drift:{snapshot.id}:{segment.name}",
+        kind="drift_alert",
+        channel=segment.channel,
+        messages=renderer().render_messages("drift-alert", ctx),
+        fallback_user=segment.owner,
+        files=files,
+    )
+
+
+def _queue_blocked(session, snapshot, outcome, segment) -> list[OutboxMessage]:
+    current = None
+    if segment.current_result_id:
+        result = session.get(SegmentResult, segment.current_result_id)
+        served = session.get(Snapshot, result.snapshot_id)
+        current = {"as_of": served.as_of.isoformat(), "size": result.size}
+    ctx = {
+        "segment": _segment_ctx(segment),
+        "as_of": snapshot.as_of.isoformat(),
+        "failures": [
+            {
+                "kind": a.kind.removeprefix(QUALITY_PREFIX),
+                "source": a.details.get("source"),
+                "column": a.details.get("column"),
+                "message": a.message,
+            }
+            for a in outcome.alerts
+            if a.kind.startswith(QUALITY_PREFIX)
+        ]
+        or [
+            {"kind": a.kind, "source": None, "column": None, "message": a.message}
+            for a in outcome.alerts
+        ],
+        "current": current,
+    }
+    return queue(
+        session,
+        key=f"blocked:{snapshot.id}:{segment.name}",
+        kind="blocked_alert",
+        channel=segment.channel,
+        messages=renderer().render_messages("blocked-alert", ctx),
+        fallback_user=segment.owner,
+    )

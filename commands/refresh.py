@@ -1,0 +1,483 @@
+"""Refresh: load the data, gate it, compute memberships, detect drift, publish.
+
+The path of one refresh (see DESIGN.md):
+
+1. load every source and build one frame keyed by entity id;
+2. run the quality gate against the history of earlier profiles;
+3. evaluate every active segment's rule (references in dependency order);
+4. turn memberships into bitmaps over dense entity ids, diff against the last
+   published snapshot (joined, left, and which clause the leavers stopped matching);
+5. profile members and compare with history (drift);
+6. store everything in ONE transaction and mark it current, so a crash at any
+   point leaves the previous snapshot current and nothing half-written.
+
+A segment whose data fails the gate is ``blocked``: its previous result stays
+current and ``quality_*`` alerts are recorded. Re-running an ``as_of`` that is
+already published on the same data writes nothing and reports ``unchanged``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyroaring import BitMap
+from sqlalchemy import Engine, insert, text
+from sqlmodel import Session, select
+
+from commands.catalog import current_definition, find_segment
+from commands.notify import drift_fingerprint
+from segments import drift, membership, quality, rules, sources
+from segments.errors import SegopsError
+from segments.evaluate import evaluate_all
+from segments.workspace import SegmentDef, Workspace
+from store.db import session_scope
+from store.models import Alert, Entity, Segment, SegmentResult, Snapshot
+
+Progress = Callable[[str], None]
+HISTORY = 12
+
+
+@dataclass
+class AlertView:
+    kind: str
+    severity: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "severity": self.severity, "message": self.message}
+
+
+@dataclass
+class SegmentOutcome:
+    """What one refresh did to one segment."""
+
+    segment: str
+    status: str
+    size: int
+    previous_size: int | None
+    joined: int
+    left: int
+    alerts: list[AlertView] = field(default_factory=list)
+    leave_reasons: dict[str, int] = field(default_factory=dict)
+    kpis: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    quality_failures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "segment": self.segment,
+            "status": self.status,
+            "size": self.size,
+            "previous_size": self.previous_size,
+            "joined": self.joined,
+            "left": self.left,
+            "alerts": [a.to_dict() for a in self.alerts],
+        }
+
+
+@dataclass
+class RefreshReport:
+    as_of: date
+    segments: list[SegmentOutcome]
+    snapshot_id: int | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"as_of": self.as_of.isoformat(), "segments": [s.to_dict() for s in self.segments]}
+
+
+@dataclass
+class Impact:
+    """A proposal's effect measured on the latest data."""
+
+    size_now: int
+    size_after: int
+    joined: int
+    left: int
+    as_of: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def lap(self, name: str, started: float) -> float:
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - started
+        return now
+
+
+def _active(session: Session, only: Iterable[str] | None) -> list[tuple[Segment, SegmentDef]]:
+    segments = session.exec(select(Segment).where(Segment.status == "active")).all()
+    chosen = [(s, current_definition(session, s)) for s in segments]
+    if only:
+        wanted = set()
+        for name in only:
+            wanted.add(find_segment(session, name).name)
+        chosen = [(s, d) for s, d in chosen if s.name in wanted]
+    if not chosen:
+        raise SegopsError("no active segments in the catalog: run 'segops apply' first")
+    return chosen
+
+
+def _all_rules(session: Session) -> dict[str, rules.Rule]:
+    """Every active segment's rule: references need their targets evaluated too."""
+    out = {}
+    for segment in session.exec(select(Segment).where(Segment.status == "active")).all():
+        out[segment.name] = rules.parse(current_definition(session, segment).rule)
+    return out
+
+
+def _known_keys(session: Session) -> pd.Index:
+    rows = session.connection().execute(text("SELECT key FROM entity ORDER BY id")).all()
+    return pd.Index([r[0] for r in rows], dtype=object)
+
+
+def _store_new_keys(session: Session, start: int, keys: list[str]) -> None:
+    if not keys:
+        return
+    rows = [{"id": start + i, "key": k} for i, k in enumerate(keys)]
+    for i in range(0, len(rows), 50_000):
+        session.execute(insert(Entity), rows[i : i + 50_000])
+
+
+def _history_profiles(session: Session) -> list[dict[str, Any]]:
+    snaps = session.exec(
+        select(Snapshot)
+        .where(Snapshot.status != "blocked")
+        .order_by(Snapshot.as_of.desc(), Snapshot.id.desc())  # type: ignore[attr-defined]
+        .limit(HISTORY)
+    ).all()
+    return [s.profile for s in reversed(snaps) if s.profile]
+
+
+def _past_sizes(session: Session, segment: Segment) -> list[int]:
+    rows = session.exec(
+        select(SegmentResult.size)
+        .where(SegmentResult.segment_id == segment.id, SegmentResult.status == "published")
+        .order_by(SegmentResult.id.desc())  # type: ignore[union-attr]
+        .limit(HISTORY)
+    ).all()
+    return list(reversed(rows))
+
+
+def _lineage(definition: SegmentDef, dataset: sources.Dataset, all_rules) -> tuple[set, set]:
+    """Frame columns and sources a segment depends on, through segment references."""
+    columns: set[str] = set()
+    seen: set[str] = set()
+    stack = [definition.name]
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in all_rules:
+            continue
+        seen.add(name)
+        rule = all_rules[name]
+        columns |= {dataset.schema.resolve(c) for c in rules.columns(rule)}
+        stack.extend(rules.dependencies(rule))
+    columns |= {dataset.schema.resolve(k) for k in definition.kpis}
+    used_sources: set[str] = set()
+    for column in columns:
+        used_sources |= dataset.lineage.get(column, set())
+    return columns, used_sources
+
+
+def refresh(
+    engine: Engine,
+    ws: Workspace,
+    *,
+    as_of: date,
+    only: Iterable[str] | None = None,
+    progress: Progress | None = None,
+    after_evaluate: Callable[[], None] | None = None,
+    notify: bool = True,
+) -> RefreshReport:
+    """Refresh the catalog's active segments (or ``only`` these) for ``as_of``."""
+    say = progress or (lambda _msg: None)
+    timer = _Timer()
+    t = time.perf_counter()
+    with session_scope(engine) as session:
+        chosen = _active(session, only)
+        all_rules = _all_rules(session)
+        history = _history_profiles(session)
+    say("load")
+    dataset = sources.load_dataset(ws, as_of=as_of, progress=progress)
+    t = timer.lap("load", t)
+    say("quality")
+    report = quality.run_gate(dataset, ws, history=history)
+    t = timer.lap("quality", t)
+    say("evaluate")
+    masks = evaluate_all(all_rules, dataset.frame, dataset.schema)
+    t = timer.lap("evaluate", t)
+    if after_evaluate is not None:
+        after_evaluate()
+
+    with session_scope(engine) as session:
+        known = _known_keys(session)
+        ids, new_keys = membership.assign_ids(dataset.frame.index, known)
+        t = timer.lap("persist", t)
+        outcomes: list[SegmentOutcome] = []
+        pending: list[tuple[Segment, SegmentDef, SegmentOutcome, dict, BitMap | None]] = []
+        position: np.ndarray | None = None
+        for segment, definition in chosen:
+            segment = session.merge(segment)
+            outcome, stats, bitmap, position = _evaluate_segment(
+                session,
+                segment=segment,
+                definition=definition,
+                dataset=dataset,
+                report=report,
+                masks=masks,
+                all_rules=all_rules,
+                ids=ids,
+                position=position,
+                as_of=as_of,
+            )
+            outcomes.append(outcome)
+            pending.append((segment, definition, outcome, stats, bitmap))
+        t = timer.lap("bitmaps+drift", t)
+
+        if all(o.status == "unchanged" for o in outcomes):
+            return RefreshReport(
+                as_of=as_of, segments=outcomes, snapshot_id=None, timings=timer.timings
+            )
+
+        _store_new_keys(session, len(known), new_keys)
+        statuses = {o.status for o in outcomes}
+        snapshot = Snapshot(
+            as_of=as_of,
+            status=statuses.pop() if len(statuses) == 1 else "partial",
+            data_fingerprint=dataset.fingerprint,
+            profile=report.profile,
+        )
+        session.add(snapshot)
+        session.flush()
+        for segment, definition, outcome, stats, bitmap in pending:
+            _persist_outcome(session, snapshot, segment, definition, outcome, stats, bitmap)
+        if notify:
+            from commands.notify import queue_refresh_messages
+
+            queue_refresh_messages(session, snapshot=snapshot, outcomes=outcomes)
+        timer.lap("persist", t)
+        snapshot_id = snapshot.id
+    return RefreshReport(
+        as_of=as_of, segments=outcomes, snapshot_id=snapshot_id, timings=timer.timings
+    )
+
+
+def _evaluate_segment(
+    session: Session,
+    *,
+    segment: Segment,
+    definition: SegmentDef,
+    dataset: sources.Dataset,
+    report: quality.QualityReport,
+    masks: dict[str, np.ndarray],
+    all_rules: dict[str, rules.Rule],
+    ids: np.ndarray,
+    position: np.ndarray | None,
+    as_of: date,
+) -> tuple[SegmentOutcome, dict, BitMap | None, np.ndarray | None]:
+    previous = (
+        session.get(SegmentResult, segment.current_result_id) if segment.current_result_id else None
+    )
+    prev_snapshot = session.get(Snapshot, previous.snapshot_id) if previous else None
+    mask = masks[definition.name]
+    size = int(mask.sum())
+    previous_size = previous.size if previous else None
+
+    if (
+        previous is not None
+        and prev_snapshot is not None
+        and prev_snapshot.as_of == as_of
+        and prev_snapshot.data_fingerprint == dataset.fingerprint
+        and previous.version_id == segment.current_version_id
+    ):
+        outcome = SegmentOutcome(
+            definition.name,
+            "unchanged",
+            previous.size,
+            previous.previous_size,
+            previous.joined,
+            previous.left,
+        )
+        return outcome, {}, None, position
+
+    columns, used_sources = _lineage(definition, dataset, all_rules)
+    failures = report.blocking_for(definition, columns, used_sources)
+    if failures:
+        alerts = [
+            AlertView(
+                f"quality_{c.kind}", "critical", c.message, {"source": c.source, "column": c.column}
+            )
+            for c in failures
+        ]
+        outcome = SegmentOutcome(
+            definition.name,
+            "blocked",
+            size,
+            previous_size,
+            0,
+            0,
+            alerts,
+            quality_failures=[c.message for c in failures],
+        )
+        return outcome, {}, None, position
+
+    bitmap = membership.to_bitmap(ids[mask])
+    prev_bitmap = (
+        membership.decode(previous.bitmap) if previous is not None and previous.bitmap else BitMap()
+    )
+    joined, left = membership.movers(prev_bitmap, bitmap)
+    reasons: dict[str, int] = {}
+    if len(left):
+        if position is None:
+            position = np.full(int(ids.max()) + 1 if len(ids) else 0, -1, dtype=np.int64)
+            position[ids] = np.arange(len(ids))
+        left_ids = np.fromiter(iter(left), dtype=np.int64, count=len(left))
+        inside = left_ids < len(position)
+        rows = np.where(inside, position[np.minimum(left_ids, max(len(position) - 1, 0))], -1)
+        gone = int((rows < 0).sum())
+        leavers = np.zeros(len(ids), dtype=bool)
+        leavers[rows[rows >= 0]] = True
+        reasons = membership.leave_reasons(
+            all_rules[definition.name], dataset.frame, dataset.schema, masks, leavers
+        )
+        if gone:
+            reasons["no longer in the data"] = gone
+    kpi_columns = [dataset.schema.resolve(k) for k in definition.kpis]
+    profile_columns = sorted(columns | set(kpi_columns))
+    previous_stats = previous.stats if previous is not None else None
+    stats = drift.profile(
+        dataset.frame.loc[mask, profile_columns],
+        profile_columns,
+        dataset.schema,
+        (previous_stats or {}).get("profile") if previous_stats else None,
+        as_of=as_of,
+    )
+    thresholds = drift.DriftThresholds(min_size=definition.min_size)
+    found = drift.detect(
+        size=size,
+        previous_size=previous_size,
+        history_sizes=_past_sizes(session, segment),
+        stats=stats,
+        previous_stats=(previous_stats or {}).get("profile") if previous_stats else None,
+        kpis=kpi_columns,
+        thresholds=thresholds,
+    )
+    alerts = [AlertView(a.kind, a.severity, a.message, a.details) for a in found]
+    status = "published"
+    if definition.block_on_min_size and any(a.kind == "min_size" for a in alerts):
+        status = "blocked"
+    kpis = {}
+    now_columns = stats.get("columns") or {}
+    before_columns = ((previous_stats or {}).get("profile") or {}).get("columns") or {}
+    for k in kpi_columns:
+        now_mean = (now_columns.get(k) or {}).get("mean")
+        before = (before_columns.get(k) or {}).get("mean")
+        kpis[k] = {"value": now_mean, "previous": before}
+    outcome = SegmentOutcome(
+        definition.name,
+        status,
+        size,
+        previous_size,
+        len(joined) if status == "published" else 0,
+        len(left) if status == "published" else 0,
+        alerts,
+        leave_reasons=reasons,
+        kpis=kpis,
+    )
+    return outcome, {"profile": stats}, bitmap if status == "published" else None, position
+
+
+def _persist_outcome(
+    session: Session,
+    snapshot: Snapshot,
+    segment: Segment,
+    definition: SegmentDef,
+    outcome: SegmentOutcome,
+    stats: dict,
+    bitmap: BitMap | None,
+) -> None:
+    if outcome.status == "unchanged":
+        return
+    result = SegmentResult(
+        snapshot_id=snapshot.id,
+        segment_id=segment.id,
+        version_id=segment.current_version_id,
+        status=outcome.status,
+        size=outcome.size,
+        previous_size=outcome.previous_size,
+        joined=outcome.joined,
+        left=outcome.left,
+        bitmap=membership.encode(bitmap) if bitmap is not None else None,
+        stats={**stats, "kpis": outcome.kpis},
+        leave_reasons=outcome.leave_reasons,
+    )
+    session.add(result)
+    session.flush()
+    for alert in outcome.alerts:
+        session.add(
+            Alert(
+                segment_id=segment.id,
+                result_id=result.id,
+                kind=alert.kind,
+                severity=alert.severity,
+                message=alert.message,
+                details=_jsonable(alert.details),
+                fingerprint=drift_fingerprint(definition.name, alert.kind, alert.details),
+            )
+        )
+    if outcome.status == "published":
+        segment.current_result_id = result.id
+        segment.updated_at = datetime.now(UTC)
+        session.add(segment)
+    session.flush()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def preview(engine: Engine, ws: Workspace, *, segment: str, definition: SegmentDef) -> Impact:
+    """Evaluate the current and a proposed definition on the latest data, side by side.
+
+    The data is loaded as of the segment's last published refresh (today if it was
+    never refreshed), so both sizes are measured on exactly the same rows.
+    """
+    with session_scope(engine) as session:
+        current = find_segment(session, segment)
+        all_rules = _all_rules(session)
+        as_of = datetime.now(UTC).date()
+        if current.current_result_id:
+            result = session.get(SegmentResult, current.current_result_id)
+            as_of = session.get(Snapshot, result.snapshot_id).as_of
+    dataset = sources.load_dataset(ws, as_of=as_of)
+    before = evaluate_all(all_rules, dataset.frame, dataset.schema)[current.name]
+    proposed = dict(all_rules)
+    proposed.pop(current.name, None)
+    proposed[definition.name] = rules.parse(definition.rule)
+    after = evaluate_all(proposed, dataset.frame, dataset.schema)[definition.name]
+    return Impact(
+        size_now=int(before.sum()),
+        size_after=int(after.sum()),
+        joined=int((after & ~before).sum()),
+        left=int((before & ~after).sum()),
+        as_of=as_of.isoformat(),
+    )

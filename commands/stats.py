@@ -1,0 +1,140 @@
+"""Read-side views of published results: latest stats, trend, drift, members."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlmodel import Session, select
+
+from commands.catalog import current_version, find_segment
+from segments import membership
+from store.db import session_scope
+from store.models import Alert, Segment, SegmentResult, Snapshot
+
+
+@dataclass
+class SegmentStats:
+    """The latest published result of a segment and its recent trend."""
+
+    size: int
+    previous_size: int | None
+    as_of: str
+    version: int
+    joined: int
+    left: int
+    trend: list[tuple[str, int]] = field(default_factory=list)
+    kpis: dict[str, float | None] = field(default_factory=dict)
+    leave_reasons: dict[str, int] = field(default_factory=dict)
+    open_alerts: int = 0
+
+    @property
+    def change_pct(self) -> float | None:
+        if not self.previous_size:
+            return None
+        return round(100.0 * (self.size - self.previous_size) / self.previous_size, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.__dict__.copy()
+        data["trend"] = [list(p) for p in self.trend]
+        data["change_pct"] = self.change_pct
+        return data
+
+
+def trend(session: Session, segment: Segment, *, limit: int = 24) -> list[tuple[str, int]]:
+    """(as_of, size) of the segment's published results, oldest first."""
+    rows = session.exec(
+        select(Snapshot.as_of, SegmentResult.size)
+        .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
+        .where(SegmentResult.segment_id == segment.id, SegmentResult.status == "published")
+        .order_by(Snapshot.as_of.desc(), SegmentResult.id.desc())  # type: ignore[attr-defined]
+        .limit(limit)
+    ).all()
+    seen: dict[str, int] = {}
+    for as_of, size in rows:
+        seen.setdefault(as_of.isoformat(), size)
+    return sorted(seen.items())
+
+
+def latest_stats(session: Session, segment: Segment) -> SegmentStats | None:
+    """The current published result, or None when the segment was never refreshed."""
+    if not segment.current_result_id:
+        return None
+    result = session.get(SegmentResult, segment.current_result_id)
+    snapshot = session.get(Snapshot, result.snapshot_id)
+    version = current_version(session, segment)
+    kpis = {
+        name: (value or {}).get("value")
+        for name, value in ((result.stats or {}).get("kpis") or {}).items()
+    }
+    open_alerts = len(
+        session.exec(
+            select(Alert.id).where(Alert.segment_id == segment.id, Alert.status == "open")
+        ).all()
+    )
+    return SegmentStats(
+        size=result.size,
+        previous_size=result.previous_size,
+        as_of=snapshot.as_of.isoformat(),
+        version=version.version,
+        joined=result.joined,
+        left=result.left,
+        trend=trend(session, segment),
+        kpis=kpis,
+        leave_reasons=dict(result.leave_reasons or {}),
+        open_alerts=open_alerts,
+    )
+
+
+def recent_alerts(engine: Engine, name: str, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The segment's newest alerts with the refresh date they belong to."""
+    with session_scope(engine) as session:
+        segment = find_segment(session, name)
+        rows = session.exec(
+            select(Alert, Snapshot.as_of)
+            .join(SegmentResult, SegmentResult.id == Alert.result_id, isouter=True)
+            .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id, isouter=True)
+            .where(Alert.segment_id == segment.id)
+            .order_by(Alert.id.desc())  # type: ignore[union-attr]
+            .limit(limit)
+        ).all()
+        return [
+            {
+                "id": alert.id,
+                "as_of": as_of.isoformat() if as_of else None,
+                "kind": alert.kind,
+                "severity": alert.severity,
+                "status": alert.status,
+                "message": alert.message,
+            }
+            for alert, as_of in rows
+        ]
+
+
+def members(engine: Engine, name: str) -> list[str]:
+    """Entity ids of the segment's current members, in dense-id order."""
+    with session_scope(engine) as session:
+        segment = find_segment(session, name)
+        if not segment.current_result_id:
+            return []
+        result = session.get(SegmentResult, segment.current_result_id)
+        bitmap = membership.decode(result.bitmap)
+        if not len(bitmap):
+            return []
+        wanted = set(bitmap)
+        keys = []
+        rows = session.connection().execute(
+            text("SELECT id, key FROM entity WHERE id >= :lo AND id <= :hi ORDER BY id"),
+            {"lo": bitmap.min(), "hi": bitmap.max()},
+        )
+        for dense, key in rows:
+            if dense in wanted:
+                keys.append(key)
+        return keys
+
+
+def size_trend(engine: Engine, name: str) -> list[tuple[str, int]]:
+    """(as_of, size) of every published refresh of ``name``, oldest first."""
+    with session_scope(engine) as session:
+        return trend(session, find_segment(session, name))
