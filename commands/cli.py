@@ -456,6 +456,14 @@ def serve(
         serve_http(bolt, host="0.0.0.0", port=port, threads=threads)
 
 
+@app.command()
+def worker() -> None:
+    """Run the scheduler (one leader per database) and outbox delivery."""
+    from bot.scheduler import run_worker
+
+    run_worker(state.settings, workspace=state.workspace_option or state.settings.workspace)
+
+
 def main() -> None:
     """Console-script entry point: user errors become one line on stderr, exit 1."""
     from sqlalchemy.exc import SQLAlchemyError

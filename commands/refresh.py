@@ -19,7 +19,8 @@ already published on the same data writes nothing and reports ``unchanged``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -107,13 +108,45 @@ class Impact:
 
 
 class _Timer:
+    """Wall time per refresh phase, summed over segments."""
+
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
 
-    def lap(self, name: str, started: float) -> float:
-        now = time.perf_counter()
-        self.timings[name] = self.timings.get(name, 0.0) + now - started
-        return now
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            self.timings[name] = self.timings.get(name, 0.0) + elapsed
+
+
+@dataclass
+class _Run:
+    """What every segment of one refresh shares."""
+
+    dataset: sources.Dataset
+    report: quality.QualityReport
+    masks: dict[str, np.ndarray]
+    all_rules: dict[str, rules.Rule]
+    ids: np.ndarray
+    as_of: date
+    timer: _Timer
+    _position: np.ndarray | None = None
+
+    def rows_of(self, dense: BitMap) -> tuple[np.ndarray, int]:
+        """Frame rows of these dense ids, and how many are no longer in the data."""
+        if self._position is None:
+            size = int(self.ids.max()) + 1 if len(self.ids) else 0
+            self._position = np.full(size, -1, dtype=np.int64)
+            self._position[self.ids] = np.arange(len(self.ids))
+        wanted = membership.to_ids(dense).astype(np.int64)
+        inside = wanted < len(self._position)
+        rows = np.full(len(wanted), -1, dtype=np.int64)
+        rows[inside] = self._position[wanted[inside]]
+        return rows[rows >= 0], int((rows < 0).sum())
 
 
 def _active(session: Session, only: Iterable[str] | None) -> list[tuple[Segment, SegmentDef]]:
@@ -138,16 +171,19 @@ def _all_rules(session: Session) -> dict[str, rules.Rule]:
 
 
 def _known_keys(session: Session) -> pd.Index:
-    rows = session.connection().execute(text("SELECT key FROM entity ORDER BY id")).all()
-    return pd.Index([r[0] for r in rows], dtype=object)
+    """The entity dictionary in dense-id order (string dtype: fast hash lookups)."""
+    rows = session.connection().execute(text("SELECT key FROM entity ORDER BY id")).scalars()
+    return pd.Index(list(rows), dtype="str")
 
 
 def _store_new_keys(session: Session, start: int, keys: list[str]) -> None:
     if not keys:
         return
     rows = [{"id": start + i, "key": k} for i, k in enumerate(keys)]
+    table = Entity.__table__  # type: ignore[attr-defined]
+    connection = session.connection()
     for i in range(0, len(rows), 50_000):
-        session.execute(insert(Entity), rows[i : i + 50_000])
+        connection.execute(insert(table), rows[i : i + 50_000])
 
 
 def _history_profiles(session: Session) -> list[dict[str, Any]]:
@@ -203,70 +239,58 @@ def refresh(
     """Refresh the catalog's active segments (or ``only`` these) for ``as_of``."""
     say = progress or (lambda _msg: None)
     timer = _Timer()
-    t = time.perf_counter()
     with session_scope(engine) as session:
         chosen = _active(session, only)
         all_rules = _all_rules(session)
         history = _history_profiles(session)
     say("load")
-    dataset = sources.load_dataset(ws, as_of=as_of, progress=progress)
-    t = timer.lap("load", t)
+    with timer.phase("load"):
+        dataset = sources.load_dataset(ws, as_of=as_of, progress=progress)
     say("quality")
-    report = quality.run_gate(dataset, ws, history=history)
-    t = timer.lap("quality", t)
+    with timer.phase("quality"):
+        report = quality.run_gate(dataset, ws, history=history)
     say("evaluate")
-    masks = evaluate_all(all_rules, dataset.frame, dataset.schema)
-    t = timer.lap("evaluate", t)
+    with timer.phase("evaluate"):
+        masks = evaluate_all(all_rules, dataset.frame, dataset.schema)
     if after_evaluate is not None:
         after_evaluate()
 
     with session_scope(engine) as session:
-        known = _known_keys(session)
-        ids, new_keys = membership.assign_ids(dataset.frame.index, known)
-        t = timer.lap("persist", t)
+        with timer.phase("bitmaps"):
+            known = _known_keys(session)
+            ids, new_keys = membership.assign_ids(dataset.frame.index, known)
+        run = _Run(dataset, report, masks, all_rules, ids, as_of, timer)
         outcomes: list[SegmentOutcome] = []
         pending: list[tuple[Segment, SegmentDef, SegmentOutcome, dict, BitMap | None]] = []
-        position: np.ndarray | None = None
         for segment, definition in chosen:
             segment = session.merge(segment)
-            outcome, stats, bitmap, position = _evaluate_segment(
-                session,
-                segment=segment,
-                definition=definition,
-                dataset=dataset,
-                report=report,
-                masks=masks,
-                all_rules=all_rules,
-                ids=ids,
-                position=position,
-                as_of=as_of,
-            )
+            outcome, stats, bitmap = _evaluate_segment(session, run, segment, definition)
             outcomes.append(outcome)
             pending.append((segment, definition, outcome, stats, bitmap))
-        t = timer.lap("bitmaps+drift", t)
 
         if all(o.status == "unchanged" for o in outcomes):
             return RefreshReport(
                 as_of=as_of, segments=outcomes, snapshot_id=None, timings=timer.timings
             )
 
-        _store_new_keys(session, len(known), new_keys)
-        statuses = {o.status for o in outcomes}
-        snapshot = Snapshot(
-            as_of=as_of,
-            status=statuses.pop() if len(statuses) == 1 else "partial",
-            data_fingerprint=dataset.fingerprint,
-            profile=report.profile,
-        )
-        session.add(snapshot)
-        session.flush()
-        for segment, definition, outcome, stats, bitmap in pending:
-            _persist_outcome(session, snapshot, segment, definition, outcome, stats, bitmap)
+        with timer.phase("persist"):
+            _store_new_keys(session, len(known), new_keys)
+            statuses = {o.status for o in outcomes}
+            snapshot = Snapshot(
+                as_of=as_of,
+                status=statuses.pop() if len(statuses) == 1 else "partial",
+                data_fingerprint=dataset.fingerprint,
+                profile=report.profile,
+            )
+            session.add(snapshot)
+            session.flush()
+            for segment, definition, outcome, stats, bitmap in pending:
+                _persist_outcome(session, snapshot, segment, definition, outcome, stats, bitmap)
         if notify:
             from commands.notify import queue_refresh_messages
 
-            queue_refresh_messages(session, snapshot=snapshot, outcomes=outcomes)
-        timer.lap("persist", t)
+            with timer.phase("messages"):
+                queue_refresh_messages(session, snapshot=snapshot, outcomes=outcomes)
         snapshot_id = snapshot.id
     return RefreshReport(
         as_of=as_of, segments=outcomes, snapshot_id=snapshot_id, timings=timer.timings
@@ -274,30 +298,22 @@ def refresh(
 
 
 def _evaluate_segment(
-    session: Session,
-    *,
-    segment: Segment,
-    definition: SegmentDef,
-    dataset: sources.Dataset,
-    report: quality.QualityReport,
-    masks: dict[str, np.ndarray],
-    all_rules: dict[str, rules.Rule],
-    ids: np.ndarray,
-    position: np.ndarray | None,
-    as_of: date,
-) -> tuple[SegmentOutcome, dict, BitMap | None, np.ndarray | None]:
+    session: Session, run: _Run, segment: Segment, definition: SegmentDef
+) -> tuple[SegmentOutcome, dict, BitMap | None]:
+    """Gate, diff and profile one segment; nothing is written here."""
+    dataset = run.dataset
     previous = (
         session.get(SegmentResult, segment.current_result_id) if segment.current_result_id else None
     )
     prev_snapshot = session.get(Snapshot, previous.snapshot_id) if previous else None
-    mask = masks[definition.name]
+    mask = run.masks[definition.name]
     size = int(mask.sum())
     previous_size = previous.size if previous else None
 
     if (
         previous is not None
         and prev_snapshot is not None
-        and prev_snapshot.as_of == as_of
+        and prev_snapshot.as_of == run.as_of
         and prev_snapshot.data_fingerprint == dataset.fingerprint
         and previous.version_id == segment.current_version_id
     ):
@@ -309,10 +325,10 @@ def _evaluate_segment(
             previous.joined,
             previous.left,
         )
-        return outcome, {}, None, position
+        return outcome, {}, None
 
-    columns, used_sources = _lineage(definition, dataset, all_rules)
-    failures = report.blocking_for(definition, columns, used_sources)
+    columns, used_sources = _lineage(definition, dataset, run.all_rules)
+    failures = run.report.blocking_for(definition, columns, used_sources)
     if failures:
         alerts = [
             AlertView(
@@ -330,60 +346,35 @@ def _evaluate_segment(
             alerts,
             quality_failures=[c.message for c in failures],
         )
-        return outcome, {}, None, position
+        return outcome, {}, None
 
-    bitmap = membership.to_bitmap(ids[mask])
-    prev_bitmap = (
-        membership.decode(previous.bitmap) if previous is not None and previous.bitmap else BitMap()
-    )
-    joined, left = membership.movers(prev_bitmap, bitmap)
+    with run.timer.phase("bitmaps"):
+        bitmap = membership.to_bitmap(run.ids[mask])
+        prev_bitmap = (
+            membership.decode(previous.bitmap)
+            if previous is not None and previous.bitmap
+            else BitMap()
+        )
+        joined, left = membership.movers(prev_bitmap, bitmap)
     reasons: dict[str, int] = {}
     if len(left):
-        if position is None:
-            position = np.full(int(ids.max()) + 1 if len(ids) else 0, -1, dtype=np.int64)
-            position[ids] = np.arange(len(ids))
-        left_ids = np.fromiter(iter(left), dtype=np.int64, count=len(left))
-        inside = left_ids < len(position)
-        rows = np.where(inside, position[np.minimum(left_ids, max(len(position) - 1, 0))], -1)
-        gone = int((rows < 0).sum())
-        leavers = np.zeros(len(ids), dtype=bool)
-        leavers[rows[rows >= 0]] = True
-        reasons = membership.leave_reasons(
-            all_rules[definition.name], dataset.frame, dataset.schema, masks, leavers
+        with run.timer.phase("leavers"):
+            rows, gone = run.rows_of(left)
+            leavers = np.zeros(len(run.ids), dtype=bool)
+            leavers[rows] = True
+            reasons = membership.leave_reasons(
+                run.all_rules[definition.name], dataset.frame, dataset.schema, run.masks, leavers
+            )
+            if gone:
+                reasons["no longer in the data"] = gone
+    with run.timer.phase("drift"):
+        previous_profile = (previous.stats or {}).get("profile") if previous is not None else None
+        stats, alerts, kpis = _drift(
+            session, run, segment, definition, mask, columns, previous_profile, previous_size
         )
-        if gone:
-            reasons["no longer in the data"] = gone
-    kpi_columns = [dataset.schema.resolve(k) for k in definition.kpis]
-    profile_columns = sorted(columns | set(kpi_columns))
-    previous_stats = previous.stats if previous is not None else None
-    stats = drift.profile(
-        dataset.frame.loc[mask, profile_columns],
-        profile_columns,
-        dataset.schema,
-        (previous_stats or {}).get("profile") if previous_stats else None,
-        as_of=as_of,
-    )
-    thresholds = drift.DriftThresholds(min_size=definition.min_size)
-    found = drift.detect(
-        size=size,
-        previous_size=previous_size,
-        history_sizes=_past_sizes(session, segment),
-        stats=stats,
-        previous_stats=(previous_stats or {}).get("profile") if previous_stats else None,
-        kpis=kpi_columns,
-        thresholds=thresholds,
-    )
-    alerts = [AlertView(a.kind, a.severity, a.message, a.details) for a in found]
     status = "published"
     if definition.block_on_min_size and any(a.kind == "min_size" for a in alerts):
         status = "blocked"
-    kpis = {}
-    now_columns = stats.get("columns") or {}
-    before_columns = ((previous_stats or {}).get("profile") or {}).get("columns") or {}
-    for k in kpi_columns:
-        now_mean = (now_columns.get(k) or {}).get("mean")
-        before = (before_columns.get(k) or {}).get("mean")
-        kpis[k] = {"value": now_mean, "previous": before}
     outcome = SegmentOutcome(
         definition.name,
         status,
@@ -395,7 +386,50 @@ def _evaluate_segment(
         leave_reasons=reasons,
         kpis=kpis,
     )
-    return outcome, {"profile": stats}, bitmap if status == "published" else None, position
+    return outcome, {"profile": stats}, bitmap if status == "published" else None
+
+
+def _drift(
+    session: Session,
+    run: _Run,
+    segment: Segment,
+    definition: SegmentDef,
+    mask: np.ndarray,
+    columns: set[str],
+    previous_profile: dict | None,
+    previous_size: int | None,
+) -> tuple[dict, list[AlertView], dict[str, dict[str, float | None]]]:
+    """Profile the members, compare with the previous profile, and pick out KPI means."""
+    schema = run.dataset.schema
+    kpi_columns = [schema.resolve(k) for k in definition.kpis]
+    profile_columns = sorted(columns | set(kpi_columns))
+    stats = drift.profile(
+        run.dataset.frame.loc[mask, profile_columns],
+        profile_columns,
+        schema,
+        previous_profile,
+        as_of=run.as_of,
+    )
+    found = drift.detect(
+        size=int(mask.sum()),
+        previous_size=previous_size,
+        history_sizes=_past_sizes(session, segment),
+        stats=stats,
+        previous_stats=previous_profile,
+        kpis=kpi_columns,
+        thresholds=drift.DriftThresholds(min_size=definition.min_size),
+    )
+    alerts = [AlertView(a.kind, a.severity, a.message, a.details) for a in found]
+    now_columns = stats.get("columns") or {}
+    before_columns = (previous_profile or {}).get("columns") or {}
+    kpis = {
+        k: {
+            "value": (now_columns.get(k) or {}).get("mean"),
+            "previous": (before_columns.get(k) or {}).get("mean"),
+        }
+        for k in kpi_columns
+    }
+    return stats, alerts, kpis
 
 
 def _persist_outcome(

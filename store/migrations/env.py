@@ -51,9 +51,21 @@ def _render_item(type_: str, obj: Any, _context: Any) -> str | bool:
     return False
 
 
+# Tables in the segops database that Alembic does not own: APScheduler's job store
+# (``segops worker``) creates and migrates its own table.
+FOREIGN_TABLES = frozenset({"segops_jobs"})
+
+
+def _include_object(
+    _obj: Any, name: str | None, type_: str, reflected: bool, _compare: Any
+) -> bool:
+    return not (type_ == "table" and reflected and name in FOREIGN_TABLES)
+
+
 def _options(sqlite: bool) -> dict[str, Any]:
     return {
         "target_metadata": metadata,
+        "include_object": _include_object,
         "render_as_batch": sqlite,
         "compare_type": True,
         "render_item": _render_item,
