@@ -236,7 +236,11 @@ def refresh(
     after_evaluate: Callable[[], None] | None = None,
     notify: bool = True,
 ) -> RefreshReport:
-    """Refresh the catalog's active segments (or ``only`` these) for ``as_of``."""
+    """Refresh the catalog's active segments (or ``only`` these) for ``as_of``.
+
+    ``progress`` is called with each phase name: ``load``, ``quality``, ``evaluate``,
+    and ``commit`` just before the one transaction that publishes is committed.
+    """
     say = progress or (lambda _msg: None)
     timer = _Timer()
     with session_scope(engine) as session:
@@ -292,6 +296,7 @@ def refresh(
             with timer.phase("messages"):
                 queue_refresh_messages(session, snapshot=snapshot, outcomes=outcomes)
         snapshot_id = snapshot.id
+        say("commit")
     return RefreshReport(
         as_of=as_of, segments=outcomes, snapshot_id=snapshot_id, timings=timer.timings
     )

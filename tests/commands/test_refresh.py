@@ -1,0 +1,195 @@
+"""The refresh path end to end: publish, diff, gate, drift, idempotence, crash safety."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlmodel import func, select
+
+from commands.stats import members
+from segments import membership
+from store.db import make_engine, session_scope
+from store.models import Alert, Entity, OutboxMessage, Segment, SegmentResult, Snapshot
+from tests import factories
+from tests.factories import AS_OF
+
+
+def count(engine, model) -> int:
+    with session_scope(engine) as session:
+        return session.exec(select(func.count()).select_from(model)).one()
+
+
+def current_size(engine, name: str) -> int:
+    with session_scope(engine) as session:
+        segment = session.exec(select(Segment).where(Segment.name == name)).one()
+        return session.get(SegmentResult, segment.current_result_id).size
+
+
+def test_published_members_match_an_independent_pandas_computation(engine, tmp_path):
+    fx = factories.applied(engine, tmp_path)
+    report = fx.refresh(engine, AS_OF)
+    crm = fx.crm_at(AS_OF)
+    expected = sorted(crm.index[(crm.plan == "enterprise") | (crm.seats >= 50)])
+    assert sorted(members(engine, "enterprise")) == expected
+    outcome = next(o for o in report.segments if o.segment == "enterprise")
+    assert (outcome.status, outcome.size, outcome.joined, outcome.left) == (
+        "published",
+        len(expected),
+        len(expected),
+        0,
+    )
+
+
+def test_joined_and_left_are_bitmap_differences_with_reasons(engine, tmp_path):
+    fx = factories.refreshed(engine, tmp_path, as_of=AS_OF - timedelta(days=30))
+    before = set(members(engine, "smb"))
+    big = fx.crm.account_id.isin(sorted(before)[:7])
+    fx.crm.loc[big, "seats"] = 80  # seven smb accounts grow out of the segment
+    fx.write_data()
+    report = fx.refresh(engine, AS_OF)
+    smb = next(o for o in report.segments if o.segment == "smb")
+    after = set(members(engine, "smb"))
+    assert smb.left == len(before - after) >= 7
+    assert smb.joined == len(after - before)
+    assert smb.leave_reasons.get("seats < 50", 0) >= 7
+
+
+def test_rerunning_the_same_as_of_on_the_same_data_is_a_no_op(engine, tmp_path):
+    fx = factories.refreshed(engine, tmp_path)
+    snapshots, alerts, outbox = (
+        count(engine, Snapshot),
+        count(engine, Alert),
+        count(engine, OutboxMessage),
+    )
+    report = fx.refresh(engine, AS_OF)
+    assert {o.status for o in report.segments} == {"unchanged"}
+    assert report.snapshot_id is None
+    assert (count(engine, Snapshot), count(engine, Alert), count(engine, OutboxMessage)) == (
+        snapshots,
+        alerts,
+        outbox,
+    )
+
+
+def test_failed_quality_gate_blocks_and_keeps_previous_snapshot(engine, tmp_path):
+    fx = factories.refreshed(engine, tmp_path, as_of=AS_OF - timedelta(days=7))
+    size_before = current_size(engine, "enterprise")
+    fx.crm = pd.concat([fx.crm, fx.crm.head(5)])  # duplicate ids in an entity source
+    fx.write_data()
+    report = fx.refresh(engine, AS_OF)
+    enterprise = next(o for o in report.segments if o.segment == "enterprise")
+    assert enterprise.status == "blocked"
+    assert [a.kind for a in enterprise.alerts] == ["quality_duplicates"]
+    assert "crm" in enterprise.alerts[0].message
+    assert current_size(engine, "enterprise") == size_before
+    with session_scope(engine) as session:
+        kinds = session.exec(select(Alert.kind).where(Alert.kind == "quality_duplicates")).all()
+        queued = session.exec(
+            select(OutboxMessage.kind).where(OutboxMessage.kind == "blocked_alert")
+        ).all()
+    assert len(kinds) == len([o for o in report.segments if o.status == "blocked"]) >= 1
+    assert len(queued) == len(kinds)
+
+
+def test_stale_source_blocks_with_a_freshness_alert(engine, tmp_path):
+    fx = factories.refreshed(engine, tmp_path, as_of=AS_OF - timedelta(days=30))
+    report = fx.refresh(engine, AS_OF + timedelta(days=20))  # newest data is 20 days old
+    kinds = {a.kind for o in report.segments for a in o.alerts}
+    assert "quality_freshness" in kinds
+    assert {o.status for o in report.segments} == {"blocked"}
+
+
+def test_no_drift_alert_without_real_change(engine, tmp_path):
+    fx = factories.refreshed(engine, tmp_path, as_of=AS_OF - timedelta(days=1))
+    report = fx.refresh(engine, AS_OF)
+    drift = [a for o in report.segments for a in o.alerts if not a.kind.startswith("quality")]
+    assert drift == []
+
+
+def test_real_shift_raises_a_size_alert_and_a_drift_message(engine, tmp_path):
+    fx = factories.refreshed(engine, tmp_path, accounts=600, as_of=AS_OF - timedelta(days=1))
+    rng = np.random.default_rng(3)
+    pick = fx.crm.index[(fx.crm.plan == "starter").to_numpy() & (rng.random(len(fx.crm)) < 0.7)]
+    fx.crm.loc[pick, "plan"] = "enterprise"
+    fx.write_data()
+    report = fx.refresh(engine, AS_OF)
+    enterprise = next(o for o in report.segments if o.segment == "enterprise")
+    kinds = {a.kind for a in enterprise.alerts}
+    assert "size_change" in kinds
+    with session_scope(engine) as session:
+        drift_posts = session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "drift_alert")
+        ).all()
+    assert any("enterprise" in row.idempotency_key for row in drift_posts)
+    assert all(row.files for row in drift_posts)  # each carries its chart
+
+
+def test_bitmaps_use_dense_ids_from_the_dictionary(engine, tmp_path):
+    factories.refreshed(engine, tmp_path)
+    with session_scope(engine) as session:
+        segment = session.exec(select(Segment).where(Segment.name == "trial")).one()
+        result = session.get(SegmentResult, segment.current_result_id)
+        ids = membership.to_ids(membership.decode(result.bitmap))
+        keys = dict(session.exec(select(Entity.id, Entity.key)).all())
+    assert sorted(keys[int(i)] for i in ids) == sorted(members(engine, "trial"))
+
+
+def _refresh_and_hang(url: str, root: str, marker: str) -> None:
+    """Child process: refresh, and stop dead inside the publishing transaction."""
+    from commands.refresh import refresh
+    from segments.workspace import load_workspace
+
+    def progress(phase: str) -> None:
+        if phase == "commit":
+            with open(marker, "w") as fh:
+                fh.write("in transaction")
+            time.sleep(600)
+
+    engine = make_engine(url)
+    refresh(engine, load_workspace(root), as_of=AS_OF, progress=progress)
+
+
+@pytest.mark.slow
+def test_refresh_killed_mid_transaction_leaves_previous_snapshot_current(engine, tmp_path):
+    fx = factories.refreshed(engine, tmp_path, as_of=AS_OF - timedelta(days=30))
+    fx.crm.loc[fx.crm.index[:40], "seats"] = 99
+    fx.write_data()
+    before = {
+        "snapshots": count(engine, Snapshot),
+        "results": count(engine, SegmentResult),
+        "entities": count(engine, Entity),
+        "alerts": count(engine, Alert),
+        "outbox": count(engine, OutboxMessage),
+        "enterprise": current_size(engine, "enterprise"),
+    }
+    marker = tmp_path / "marker"
+    ctx = multiprocessing.get_context("spawn")
+    url = engine.url.render_as_string(hide_password=False)
+    child = ctx.Process(target=_refresh_and_hang, args=(url, str(fx.path), str(marker)))
+    child.start()
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert child.is_alive(), "the refresh ended before reaching its commit"
+        assert time.monotonic() < deadline, "the refresh never reached its commit"
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(30)
+    after = {
+        "snapshots": count(engine, Snapshot),
+        "results": count(engine, SegmentResult),
+        "entities": count(engine, Entity),
+        "alerts": count(engine, Alert),
+        "outbox": count(engine, OutboxMessage),
+        "enterprise": current_size(engine, "enterprise"),
+    }
+    assert after == before
+    # and the next refresh publishes normally
+    report = fx.refresh(engine, AS_OF)
+    assert "published" in {o.status for o in report.segments}
