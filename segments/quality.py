@@ -202,7 +202,7 @@ def run_gate(dataset: Dataset, ws: Workspace, *, history: list[dict[str, Any]]) 
     for column in dataset.frame.columns:
         if column in missing_frame_columns:
             continue
-        rate = float(rates[column])
+        rate = float(rates[column]) if len(dataset.frame) else 0.0  # no rows, no nulls
         columns_profile[column] = round(rate, 6)
         past = tuple(
             float(p["columns"][column])

@@ -786,3 +786,64 @@ def test_failing_query_reports_the_database_message(tmp_path: Path) -> None:
 
     with pytest.raises(SourceError, match="source 'crm': cannot read query: no such column: nope"):
         load(workspace(tmp_path, {"crm": source}))
+
+
+def reference(events: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:
+    """The same feature computed the slow, obvious way with a pandas groupby."""
+    before = pd.Timestamp(AS_OF) + pd.Timedelta(days=1)
+    sel = events[events["ts"] < before]
+    if "event" in spec:
+        sel = sel[sel["event"].isin([spec["event"]])]
+    if "window_days" in spec:
+        sel = sel[sel["ts"] >= before - pd.Timedelta(days=spec["window_days"])]
+    agg = spec["agg"]
+    if agg == "count":
+        return sel.groupby("account_id").size().astype(float)
+    if agg == "days_since":
+        latest = sel.groupby("account_id")["ts"].max().dt.normalize()
+        return (pd.Timestamp(AS_OF) - latest).dt.days.astype(float)
+    sel = sel.dropna(subset=["value"])
+    if agg in ("first", "last"):  # same timestamp: the largest value wins
+        ordered = sel.sort_values(["ts", "value"], ascending=[True, agg == "last"])
+        return ordered.groupby("account_id")["value"].agg(agg)
+    return sel.groupby("account_id")["value"].agg({"avg": "mean"}.get(agg, agg))
+
+
+RANDOM_SPECS = [
+    {"agg": "count", "event": "login", "window_days": 7},
+    {"agg": "sum", "window_days": 30},
+    {"agg": "avg", "event": "buy"},
+    {"agg": "min", "window_days": 14},
+    {"agg": "max"},
+    {"agg": "first", "event": "login"},
+    {"agg": "last", "window_days": 20},
+    {"agg": "days_since", "event": "buy"},
+]
+
+
+def test_features_agree_with_a_plain_groupby_on_random_events(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    n = 3000
+    events = pd.DataFrame(
+        {
+            "account_id": rng.choice([f"e{i}" for i in range(40)], n),
+            "ts": pd.Timestamp("2025-12-01")
+            + pd.to_timedelta(rng.integers(0, 70, n), unit="D")
+            + pd.to_timedelta(rng.choice([0, 6, 12], n), unit="h"),
+            "event": rng.choice(["login", "buy", "view"], n),
+            "value": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 5, n)),
+        }
+    )
+    events.to_parquet(tmp_path / "events.parquet", index=False)
+    features = {f"f{i}": {"source": "product", **spec} for i, spec in enumerate(RANDOM_SPECS)}
+    ws = workspace(
+        tmp_path, {"product": {**events_source(), "path": "events.parquet"}}, features=features
+    )
+
+    frame = load(ws).frame
+
+    for name, spec in features.items():
+        expected = reference(events, spec).reindex(frame.index)
+        if spec["agg"] in ("count", "sum"):
+            expected = expected.fillna(0.0)
+        pd.testing.assert_series_equal(frame[name], expected, check_names=False, obj=name)
