@@ -339,6 +339,18 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
                 raise WorkspaceError(
                     f"{origin}: source {name!r}: map_via {src.map_via!r} is not a mapping source"
                 )
+    taken: dict[str, str] = {}
+    for name, src in ws.sources.items():
+        if src.kind == "mapping" and src.map_via is not None:
+            raise WorkspaceError(f"{origin}: source {name!r}: a mapping source cannot use map_via")
+        if src.kind == "entity":
+            for column in src.columns:
+                taken.setdefault(column, f"a column of source {name!r}")
+    for group, names in (("feature", ws.features), ("score", ws.scores)):
+        for name in names:
+            if name in taken:
+                raise WorkspaceError(f"{origin}: {group} {name!r} has the name of {taken[name]}")
+            taken[name] = f"a {group}"
     for name, feat in ws.features.items():
         src = ws.sources.get(feat.source)
         if src is None or src.kind != "events":
@@ -359,6 +371,7 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
                 schema.resolve(column)
             except SegopsError as exc:
                 raise WorkspaceError(f"{origin}: score {name!r}: {exc}") from None
+    _check_score_cycles(ws, origin)
     names = [seg.name for seg in ws.segments]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -387,6 +400,26 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
         rules.order_segments(deps)
     except SegopsError as exc:
         raise WorkspaceError(f"{origin}: {exc}") from None
+
+
+def _check_score_cycles(ws: Workspace, origin: str) -> None:
+    """Scores may weigh other scores, but not in a circle."""
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            loop = " -> ".join([*path[path.index(name) :], name])
+            raise WorkspaceError(f"{origin}: scores weigh each other in a cycle: {loop}")
+        state[name] = 1
+        for column in ws.scores[name].weights:
+            if column in ws.scores:
+                visit(column, [*path, name])
+        state[name] = 2
+
+    for name in ws.scores:
+        visit(name, [])
 
 
 def dump_workspace(ws: Workspace) -> str:

@@ -191,3 +191,34 @@ def test_malformed_yaml_points_at_line(tmp_path):
     path.write_text("segments:\n  - name: x\n    rule: [unclosed\n")
     with pytest.raises(WorkspaceError, match=r"line \d+, column \d+"):
         load_workspace(path)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"features": {"seats": {"source": "events", "agg": "count"}}},
+            "feature 'seats' has the name of a column of source 'crm'",
+        ),
+        (
+            {
+                "scores": {
+                    "a": {"weights": {"b": 1.0}},
+                    "b": {"weights": {"a": 1.0}},
+                }
+            },
+            "cycle: a -> b -> a",
+        ),
+    ],
+)
+def test_name_clashes_and_score_cycles_are_refused(tmp_path, extra, message):
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data["sources"]["events"] = {
+        "kind": "events",
+        "path": "events.csv",
+        "id": "account_id",
+        "timestamp": "ts",
+    }
+    data.update(extra)
+    with pytest.raises(WorkspaceError, match=message):
+        load_workspace(write(tmp_path, data))
