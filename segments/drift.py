@@ -22,8 +22,14 @@ bin. When a ``reference`` profile is given its cut points are reused, so histogr
 successive snapshots compare bin for bin; pass the previous profile as reference. Dates are
 days since 1970-01-01, or days before ``as_of`` when it is given (then a rolling window such
 as "signed up in the last 30 days" keeps a stable profile). Strings and booleans keep the top
-20 categories by share; the rest is ``other``. Nulls are counted but left out of means,
-histograms and shares: null rates belong to the quality gate.
+20 categories by share (ties in label order); the rest is ``other``. Nulls are counted but left
+out of means, histograms and shares: null rates belong to the quality gate.
+
+To profile many segments of one frame, convert its columns once with
+``cache = ProfileColumns(frame, schema, as_of=as_of)`` and pass each segment's row mask:
+``profile(frame, columns, schema, reference, as_of=as_of, mask=mask, cache=cache)`` gives the
+same profile as ``profile(frame[mask], columns, schema, reference, as_of=as_of)``, without
+copying the frame.
 
 Alerts and default thresholds (``DriftThresholds``; override per segment):
 
@@ -142,6 +148,62 @@ class Alert:
 # --------------------------------------------------------------------------- profile
 
 
+@dataclass(frozen=True)
+class _NumericColumn:
+    """A number or date column as floats (NaN for null; dates in days, see ``origin``).
+
+    ``values`` is float32 when that holds every value exactly (counts, whole days), which
+    halves what each segment gathers; ``select`` always gives float64.
+    """
+
+    kind: str
+    origin: str  # "value" | "epoch" | "as_of"
+    values: np.ndarray
+    all_finite: bool
+
+    def select(self, rows: np.ndarray | None) -> np.ndarray:
+        picked = self.values if rows is None else self.values.take(rows)
+        return picked.astype(np.float64, copy=False)
+
+
+@dataclass(frozen=True)
+class _CategoryColumn:
+    """A string or bool column as codes into ``labels`` (sorted); code 0 is null, i is
+    ``labels[i - 1]``."""
+
+    kind: str
+    codes: np.ndarray
+    labels: list[str]
+
+
+class ProfileColumns:
+    """The columns of one frame converted once for ``profile``.
+
+    Profiling many segments of one frame (``profile(frame, ..., mask=m, cache=c)`` per
+    segment) then costs a gather and a count per column instead of a frame copy and a pandas
+    pass. Numbers and dates become float arrays, strings and booleans integer codes into
+    their sorted labels (a categorical's own codes, no string work). Columns are converted on
+    first use, so only profiled columns cost anything.
+    """
+
+    def __init__(self, frame: pd.DataFrame, schema: Schema, *, as_of: date | None = None) -> None:
+        self.frame = frame
+        self.schema = schema
+        self.as_of = as_of
+        self._converted: dict[str, _NumericColumn | _CategoryColumn] = {}
+
+    def column(self, name: str) -> _NumericColumn | _CategoryColumn:
+        """The converted column ``name`` (plain or qualified)."""
+        column = _frame_column(name, self.frame, self.schema)
+        converted = self._converted.get(column)
+        if converted is None:
+            series = self.frame[column]
+            kind = self.schema.columns.get(column) or infer_kind(series)
+            converted = _convert(series, kind, self.as_of)
+            self._converted[column] = converted
+        return converted
+
+
 def profile(
     members: pd.DataFrame,
     columns: Sequence[str],
@@ -149,25 +211,40 @@ def profile(
     reference: Mapping[str, Any] | None = None,
     *,
     as_of: date | None = None,
+    mask: np.ndarray | None = None,
+    cache: ProfileColumns | None = None,
 ) -> dict[str, Any]:
     """A JSON-able summary of ``members`` over ``columns`` (see the module docstring).
 
     Column names may be plain or qualified (resolved through ``schema``); the profile keys
-    them as given, so pass the same names to ``detect``'s ``kpis``.
+    them as given, so pass the same names to ``detect``'s ``kpis``. With ``mask`` (booleans,
+    one per row), ``members`` is the whole frame and only the rows where ``mask`` is true are
+    profiled; ``cache``, a ``ProfileColumns`` of that frame, schema and ``as_of``, shares
+    the conversion between calls. Both ways give the same profile as passing the member rows.
     """
+    if cache is None:
+        cache = ProfileColumns(members, schema, as_of=as_of)
+    elif cache.frame is not members or cache.schema != schema or cache.as_of != as_of:
+        raise ValueError("profile cache was built for another frame, schema or as_of")
+    rows = None if mask is None else _selected_rows(mask, len(members))
     ref_columns = (reference or {}).get("columns", {})
     out: dict[str, Any] = {}
     for name in columns:
-        column = _frame_column(name, members, schema)
-        series = members[column]
-        kind = schema.columns.get(column) or infer_kind(series)
-        ref = ref_columns.get(name)
-        if kind in ("number", "date"):
-            values, origin = _numeric_values(series, kind, as_of)
-            out[name] = _numeric_profile(values, kind, origin, ref)
+        column = cache.column(name)
+        if isinstance(column, _NumericColumn):
+            out[name] = _numeric_profile(column, rows, ref_columns.get(name))
         else:
-            out[name] = _category_profile(series, kind)
-    return {"version": PROFILE_VERSION, "size": len(members), "columns": out}
+            out[name] = _category_profile(column, rows)
+    size = len(members) if rows is None else len(rows)
+    return {"version": PROFILE_VERSION, "size": size, "columns": out}
+
+
+def _selected_rows(mask: np.ndarray, n: int) -> np.ndarray:
+    selected = np.asarray(mask)
+    if selected.dtype != bool or selected.shape != (n,):
+        shape = "x".join(map(str, selected.shape))
+        raise ValueError(f"profile mask must be {n} booleans, not {shape} {selected.dtype}")
+    return np.flatnonzero(selected)
 
 
 def _frame_column(name: str, frame: pd.DataFrame, schema: Schema) -> str:
@@ -175,6 +252,30 @@ def _frame_column(name: str, frame: pd.DataFrame, schema: Schema) -> str:
     if column not in frame.columns:
         raise SegopsError(f"drift profile: column '{name}' is not in the data")
     return column
+
+
+def _convert(series: pd.Series, kind: str, as_of: date | None) -> _NumericColumn | _CategoryColumn:
+    if kind in ("number", "date"):
+        values, origin = _numeric_values(series, kind, as_of)
+        with np.errstate(over="ignore"):
+            narrow = values.astype(np.float32)
+        exact = np.array_equal(narrow, values, equal_nan=True)
+        return _NumericColumn(
+            kind, origin, narrow if exact else values, bool(np.isfinite(values).all())
+        )
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy()
+        uniques = series.cat.categories
+    else:
+        codes, uniques = pd.factorize(series)
+    if kind == "bool":
+        names = ["true" if v else "false" for v in pd.Series(uniques).astype(bool)]
+    else:
+        names = [str(v) for v in uniques]
+    # values whose text is equal ("1" and 1, or 1 and 2 as booleans) share one label
+    labels, inverse = np.unique(np.asarray(names, dtype=object), return_inverse=True)
+    lookup = np.concatenate(([0], inverse.ravel() + 1)).astype(np.min_scalar_type(len(labels)))
+    return _CategoryColumn(kind, lookup[codes.astype(np.intp) + 1], [str(v) for v in labels])
 
 
 def _numeric_values(series: pd.Series, kind: str, as_of: date | None) -> tuple[np.ndarray, str]:
@@ -193,9 +294,11 @@ def _numeric_values(series: pd.Series, kind: str, as_of: date | None) -> tuple[n
 
 
 def _numeric_profile(
-    values: np.ndarray, kind: str, origin: str, ref: Mapping[str, Any] | None
+    column: _NumericColumn, rows: np.ndarray | None, ref: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    finite = values[np.isfinite(values)]
+    kind, origin = column.kind, column.origin
+    values = column.select(rows)
+    finite = values if column.all_finite else values[np.isfinite(values)]
     n = int(finite.size)
     comparable = ref is not None and ref.get("kind") == kind and ref.get("origin") == origin
     if comparable and "edges" in ref:
@@ -204,7 +307,6 @@ def _numeric_profile(
         edges = np.unique(np.quantile(finite, np.linspace(0, 1, HIST_BINS + 1)[1:-1]))
     else:
         edges = np.empty(0)
-    hist = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=edges.size + 1)
     return {
         "kind": kind,
         "origin": origin,
@@ -213,34 +315,52 @@ def _numeric_profile(
         "mean": float(finite.mean()) if n else None,
         "std": float(finite.std(ddof=1)) if n > 1 else None,
         "edges": [float(e) for e in edges],
-        "hist": [int(c) for c in hist],
+        "hist": _histogram(finite, edges),
     }
 
 
-def _category_profile(series: pd.Series, kind: str) -> dict[str, Any]:
-    present = series.dropna()
-    n = len(present)
-    if kind == "bool":
-        present = present.astype(bool).map({True: "true", False: "false"})
-    counts = present.value_counts(sort=False)
-    counts = counts[counts > 0]
-    if counts.index.inferred_type != "string":
-        counts = counts.groupby(counts.index.map(str)).sum()
-    # largest first, ties by label, so equal inputs give equal profiles
-    counts = counts.sort_index().sort_values(ascending=False, kind="stable")
-    top = list(counts.iloc[:TOP_CATEGORIES].items())
+def _histogram(values: np.ndarray, edges: np.ndarray) -> list[int]:
+    """Counts per bin: bin i holds ``edges[i - 1] <= v < edges[i]``, the outer bins open."""
+    if edges.size > HIST_BINS or np.any(edges[1:] <= edges[:-1]):
+        hist = np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
+        return [int(c) for c in hist]
+    # a few comparisons cost less than a binary search per value
+    at_least = [values.size, *(int(np.count_nonzero(values >= e)) for e in edges), 0]
+    return [int(a - b) for a, b in zip(at_least, at_least[1:], strict=False)]
+
+
+def _category_profile(column: _CategoryColumn, rows: np.ndarray | None) -> dict[str, Any]:
+    codes = column.codes if rows is None else column.codes.take(rows)
+    counts = np.bincount(codes, minlength=len(column.labels) + 1)
+    nulls = int(counts[0])
+    n = int(codes.size) - nulls
+    counts = counts[1:]
+    top = _top_categories(counts)
+    taken = int(counts[top].sum())
     out: dict[str, Any] = {
-        "kind": kind,
+        "kind": column.kind,
         "count": n,
-        "nulls": int(len(series) - n),
-        "shares": {label: int(c) / n for label, c in top},
-        "other": (n - sum(int(c) for _, c in top)) / n if n else 0.0,
+        "nulls": nulls,
+        "shares": {column.labels[i]: int(counts[i]) / n for i in top},
+        "other": (n - taken) / n if n else 0.0,
     }
-    if kind == "bool":
-        rate = int(counts.get("true", 0)) / n if n else None
+    if column.kind == "bool":
+        true = int(counts[column.labels.index("true")]) if "true" in column.labels else 0
+        rate = true / n if n else None
         out["mean"] = rate
         out["std"] = math.sqrt(rate * (1 - rate) * n / (n - 1)) if n > 1 else None
     return out
+
+
+def _top_categories(counts: np.ndarray) -> np.ndarray:
+    """Indices of the (up to) ``TOP_CATEGORIES`` largest non-zero counts, largest first, ties
+    by label (labels are sorted, so by index)."""
+    present = np.flatnonzero(counts)
+    if present.size > TOP_CATEGORIES:
+        cut = np.partition(counts[present], present.size - TOP_CATEGORIES)
+        present = present[counts[present] >= cut[present.size - TOP_CATEGORIES]]
+    order = np.argsort(-counts[present], kind="stable")
+    return present[order[:TOP_CATEGORIES]]
 
 
 # --------------------------------------------------------------------------- detect

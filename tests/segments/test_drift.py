@@ -10,6 +10,7 @@ import pytest
 from segments.drift import (
     Alert,
     DriftThresholds,
+    ProfileColumns,
     detect,
     population_stability_index,
     profile,
@@ -45,6 +46,27 @@ def _kinds(alerts: list[Alert]) -> list[tuple[str, str]]:
 def _plans(counts: dict[str, int], seed: int = 0) -> pd.DataFrame:
     values = np.concatenate([np.full(n, plan, dtype=object) for plan, n in counts.items()])
     return pd.DataFrame({"plan": np.random.default_rng(seed).permutation(values)})
+
+
+def _every_kind(n: int, seed: int = 0) -> pd.DataFrame:
+    """One column of each kind and dtype a loaded frame can hold, nulls in each."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.random((6, n)) < 0.1
+    plans = pd.Index(["team", "pro", "free", "enterprise", "unused"], dtype="str")
+    days = pd.to_timedelta(np.where(gaps[0], np.nan, rng.integers(0, 400, n)), unit="D")
+    return pd.DataFrame(
+        {
+            "mrr": np.where(gaps[1], np.nan, rng.lognormal(4, 1, n)),
+            "seats": pd.array(np.where(gaps[2], None, rng.integers(0, 5, n)), dtype="Int64"),
+            "plan": pd.Categorical.from_codes(rng.integers(-1, 4, n), categories=plans),
+            "region": pd.Series(
+                np.where(gaps[3], None, rng.choice(["eu", "us", "apac"], n)), dtype="str"
+            ),
+            "trial": pd.array(np.where(gaps[4], None, rng.random(n) < 0.3), dtype="boolean"),
+            "signup": pd.Timestamp("2025-01-01") + days,
+        },
+        index=pd.Index([f"a{i}" for i in range(n)], dtype="str"),
+    )
 
 
 # --------------------------------------------------------------------------- profile
@@ -115,6 +137,86 @@ def test_profile_is_plain_json() -> None:
     stats = _profile(frame)
 
     assert json.loads(json.dumps(stats, allow_nan=False)) == stats
+
+
+MASKS = {
+    "none": lambda rng, n: np.zeros(n, dtype=bool),
+    "all": lambda rng, n: np.ones(n, dtype=bool),
+    "one row": lambda rng, n: np.arange(n) == 7,
+    "sparse": lambda rng, n: rng.random(n) < 0.05,
+    "dense": lambda rng, n: rng.random(n) < 0.7,
+}
+
+
+@pytest.mark.parametrize("with_reference", [False, True], ids=["first", "with-reference"])
+@pytest.mark.parametrize("as_of", [None, date(2026, 3, 1)], ids=["epoch", "as-of"])
+@pytest.mark.parametrize("mask_name", list(MASKS))
+def test_profile_of_a_mask_equals_profile_of_the_member_rows(
+    mask_name: str, as_of: date | None, with_reference: bool
+) -> None:
+    frame = _every_kind(2_000)
+    schema = Schema.from_frame(frame)
+    columns = list(frame.columns)
+    rng = np.random.default_rng(1)
+    mask = MASKS[mask_name](rng, len(frame))
+    reference = None
+    if with_reference:
+        reference = profile(frame.iloc[::3], columns, schema, None, as_of=as_of)
+    cache = ProfileColumns(frame, schema, as_of=as_of)
+
+    fast = profile(frame, columns, schema, reference, as_of=as_of, mask=mask, cache=cache)
+    slow = profile(frame.loc[mask, columns], columns, schema, reference, as_of=as_of)
+
+    assert json.dumps(fast) == json.dumps(slow)  # same keys, numbers and share order
+    assert fast["size"] == int(mask.sum())
+
+
+def test_profile_cache_serves_many_masks() -> None:
+    frame = _every_kind(1_000, seed=3)
+    schema = Schema.from_frame(frame)
+    cache = ProfileColumns(frame, schema)
+    rng = np.random.default_rng(4)
+
+    for _ in range(5):
+        mask = rng.random(len(frame)) < 0.3
+        fast = profile(frame, ["plan", "mrr"], schema, mask=mask, cache=cache)
+        assert fast == profile(frame[mask], ["plan", "mrr"], schema)
+
+
+def test_profile_breaks_category_ties_by_label_not_category_order() -> None:
+    plans = pd.Categorical(
+        ["team", "pro", "team", "pro", "free"], categories=["team", "pro", "free"]
+    )
+    frame = pd.DataFrame({"plan": plans})
+
+    stats = _profile(frame)["columns"]["plan"]
+
+    assert list(stats["shares"]) == ["pro", "team", "free"]
+
+
+def test_profile_puts_a_value_on_a_cut_point_in_the_bin_above() -> None:
+    frame = pd.DataFrame({"seats": [0.0, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 5.0]})
+    reference = {"columns": {"seats": {"kind": "number", "origin": "value", "edges": [1, 2, 3]}}}
+
+    stats = _profile(frame, reference)["columns"]["seats"]
+
+    assert stats["hist"] == [1, 2, 1, 4]
+
+
+def test_profile_rejects_a_cache_of_another_frame() -> None:
+    frame = _every_kind(10)
+    schema = Schema.from_frame(frame)
+    cache = ProfileColumns(frame.copy(), schema)
+
+    with pytest.raises(ValueError, match="another frame"):
+        profile(frame, ["mrr"], schema, mask=np.ones(10, dtype=bool), cache=cache)
+
+
+def test_profile_rejects_a_mask_of_the_wrong_length() -> None:
+    frame = _every_kind(10)
+
+    with pytest.raises(ValueError, match="10 booleans"):
+        profile(frame, ["mrr"], Schema.from_frame(frame), mask=np.ones(9, dtype=bool))
 
 
 def test_profile_names_a_column_missing_from_the_data() -> None:
