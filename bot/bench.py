@@ -10,17 +10,22 @@ request to reading the whole answer, so it is what Slack's 3-second budget sees.
 
 from __future__ import annotations
 
+import json
+import logging
 import statistics
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing import get_context
 from urllib.parse import urlencode
 
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import Engine
 
 
 @dataclass(frozen=True)
@@ -108,3 +113,79 @@ def ack_latency(
         max_ms=max(latencies),
         statuses=dict(Counter(status for status, _ in results)),
     )
+
+
+class _StubWebApi(ThreadingHTTPServer):
+    """A local stand-in for Slack's Web API and response URLs: every call answers ok."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.dumps(
+                    {
+                        "ok": True,
+                        "ts": "1.000100",
+                        "channel": "C111",
+                        "user_id": "UBENCH",
+                        "team_id": "T111",
+                        "bot_id": "BBENCH",
+                        "user": "UBENCH",
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: object) -> None:
+                return
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+def run_slack_bench(
+    engine: Engine, *, segment: str, requests: int = 50, lazy_workers: int | None = None
+) -> dict[str, AckLatency]:
+    """Serve the real app on a local port and time acks of ``requests`` concurrent commands.
+
+    The Web API and response URLs point at a local stub that answers ``ok``, so the
+    figures measure segops (verification, ack, follow-up scheduling), not the network.
+    """
+    from bot.app import LAZY_WORKERS, build_app, shutdown
+    from bot.server import BackgroundServer
+    from commands.settings import Settings
+
+    stub = _StubWebApi()
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
+    secret = "bench-signing-secret"
+    settings = Settings(
+        SLACK_BOT_TOKEN="xoxb-bench",
+        SLACK_SIGNING_SECRET=secret,
+        SLACK_API_URL=stub.url,
+    )
+    results: dict[str, AckLatency] = {}
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    app = build_app(settings, engine=engine, lazy_workers=lazy_workers or LAZY_WORKERS)
+    try:
+        with BackgroundServer(app) as server:
+            for command, text in (("/segment", "help"), ("/persona", segment)):
+                args = (server.events_url, secret)
+                kwargs = {"command": command, "text": text, "response_url": stub.url + "response"}
+                # The client runs in its own process so it does not share the server's GIL.
+                with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as client:
+                    client.submit(ack_latency, *args, requests=5, **kwargs).result()
+                    results[f"{command} {text}"] = client.submit(
+                        ack_latency, *args, requests=requests, **kwargs
+                    ).result()
+    finally:
+        shutdown(app)  # let the follow-up work reach the stub before it goes
+        stub.shutdown()
+    return results

@@ -244,8 +244,46 @@ def _best(fn: Callable[[], Any], repeat: int = 3) -> float:
     return best
 
 
-def run_bench(*, customers: int, segments: int, console: Console, keep: Path | None = None) -> dict:
-    """Run the benchmark and print its table; returns the figures."""
+def _persona_latency(engine: Any, names: list[str], runs: int = 200) -> dict[str, float]:
+    """p50/p95 of rendering ``/persona`` briefs from the store, with feedback to summarise."""
+    from commands.feedback import add_feedback
+    from commands.persona import render_brief
+    from commands.settings import Settings
+
+    rng = np.random.default_rng(5)
+    words = ["pricing", "onboarding", "dashboards", "renewal", "integration", "seats", "support"]
+    for i in range(300):
+        picked = " ".join(rng.choice(words, 4))
+        add_feedback(
+            engine,
+            segment=names[i % len(names)],
+            author=f"U{i % 17:04d}",
+            text=f"Customer raised {picked} on the call",
+            origin="cli",
+        )
+    settings = Settings()
+    times = []
+    for i in range(runs):
+        started = time.perf_counter()
+        render_brief(engine, names[i % len(names)], kind="brief", settings=settings)
+        times.append(time.perf_counter() - started)
+    times.sort()
+    return {"p50_ms": 1000 * times[len(times) // 2], "p95_ms": 1000 * times[int(len(times) * 0.95)]}
+
+
+def run_bench(
+    *,
+    customers: int,
+    segments: int,
+    console: Console,
+    keep: Path | None = None,
+    extra: Callable[[Any, str], dict[str, Any]] | None = None,
+) -> dict:
+    """Run the benchmark and print its table; returns the figures.
+
+    ``extra(engine, segment)`` runs on the refreshed store before it is removed (the
+    CLI uses it for the Slack ack-latency figures) and its result joins the figures.
+    """
     from commands.catalog import apply_workspace
     from commands.refresh import refresh
     from segments.evaluate import evaluate_all
@@ -288,7 +326,11 @@ def run_bench(*, customers: int, segments: int, console: Console, keep: Path | N
             ours = _best(lambda: evaluate_all(named, dataset.frame, dataset.schema))
             bar.update(task, advance=1, description="peers: DuckDB")
             duck = _duckdb(raw, parsed)
-            bar.update(task, advance=1)
+            bar.update(task, advance=1, description="/persona from the store")
+            names = [f"bench-{i:03d}" for i in range(min(segments, 5))]
+            persona = _persona_latency(engine, names)
+            if extra is not None:
+                figures.update(extra(engine, names[0]))
         with session_scope(engine) as session:
             from sqlmodel import select
 
@@ -305,6 +347,7 @@ def run_bench(*, customers: int, segments: int, console: Console, keep: Path | N
             bare_pandas_eval=bare,
             segops_eval=ours,
             duckdb_eval=duck,
+            persona=persona,
             bytes_per_member=stored / members if members else 0.0,
             density=members / (len(rows) * customers) if rows else 0.0,
             peak_rss_mb=_rss_mb(),
@@ -376,6 +419,18 @@ def _print(console: Console, f: dict[str, Any]) -> None:
         )
     else:
         table.add_row("DuckDB", "—", "not installed (pip install segops[bench])")
+    persona = f["persona"]
+    table.add_row(
+        "/persona brief from the store (200 renders)",
+        f"p50 {persona['p50_ms'] / 1000:.3f}",
+        f"p95 {persona['p95_ms']:.0f} ms",
+    )
+    for name, ack in f.get("acks", {}).items():
+        table.add_row(
+            f"ack {name} ({ack.requests} concurrent)",
+            f"p50 {ack.p50_ms / 1000:.3f}",
+            f"p99 {ack.p99_ms:.0f} ms",
+        )
     console.print(table)
     console.print(
         f"peak RSS {f['peak_rss_mb']:,.0f} MB · {f['bytes_per_member']:.3f} bytes per stored "

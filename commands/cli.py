@@ -430,11 +430,19 @@ def demo(
 def bench(
     customers: Annotated[int, typer.Option(min=1000)] = 1_000_000,
     segments: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    slack: Annotated[
+        bool, typer.Option("--slack/--no-slack", help="Also time Slack acks (local server).")
+    ] = True,
 ) -> None:
     """Time each phase of a refresh against bare pandas and DuckDB on the same data."""
     from commands.bench import run_bench
 
-    run_bench(customers=customers, segments=segments, console=out)
+    def acks(engine, segment: str) -> dict:
+        from bot.bench import run_slack_bench
+
+        return {"acks": run_slack_bench(engine, segment=segment)}
+
+    run_bench(customers=customers, segments=segments, console=out, extra=acks if slack else None)
 
 
 @app.command()
