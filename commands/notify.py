@@ -128,11 +128,39 @@ def size_series(session: Session, segment: Segment, *, limit: int = 24) -> list[
     return sorted(seen.items())
 
 
-def chart_file(series: dict[str, list[tuple[str, int]]], *, title: str, name: str) -> dict:
-    """A PNG chart as an outbox file entry."""
+def kpi_series(
+    session: Session, segment: Segment, kpi: str, *, limit: int = 24
+) -> list[tuple[str, float]]:
+    """(as_of, mean) of one KPI over the segment's published results, oldest first."""
+    rows = session.exec(
+        select(Snapshot.as_of, SegmentResult.stats)
+        .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
+        .where(SegmentResult.segment_id == segment.id, SegmentResult.status == "published")
+        .order_by(Snapshot.as_of.desc(), SegmentResult.id.desc())  # type: ignore[attr-defined]
+        .limit(limit)
+    ).all()
+    seen: dict[str, float] = {}
+    for as_of, stats in rows:
+        value = (((stats or {}).get("kpis") or {}).get(kpi) or {}).get("value")
+        if value is not None:
+            seen.setdefault(as_of.isoformat(), value)
+    return sorted(seen.items())
+
+
+def chart_file(
+    series: dict[str, list[tuple[str, int]]],
+    *,
+    title: str,
+    name: str,
+    kpi: tuple[str, list[tuple[str, float]]] | None = None,
+) -> dict:
+    """A PNG chart (sizes, optionally one KPI on a second axis) as an outbox file entry."""
     from briefs.chart import size_chart
 
-    png = size_chart(series, title=title)
+    if kpi is not None and len(kpi[1]) >= 2:
+        png = size_chart(series, title=title, kpi=kpi[1], kpi_label=f"{kpi[0]} (mean)")
+    else:
+        png = size_chart(series, title=title)
     return {
         "filename": f"{name}.png",
         "title": title,
@@ -196,7 +224,9 @@ def _queue_summary(session, snapshot, channel, items, as_of, charts) -> list[Out
     files = []
     if charts:
         series = {s.name: size_series(session, s) for _, s in items}
-        files = [chart_file(series, title=f"Segment sizes to {as_of}", name=f"sizes-{as_of}")]
+        slug = "".join(c if c.isalnum() else "-" for c in target.lstrip("#")).strip("-")
+        title = f"Segment sizes to {as_of}" + (f" · #{slug}" if channel else "")
+        files = [chart_file(series, title=title, name=f"sizes-{slug}-{as_of}")]
     if len(contexts) == 1:
         messages = r.render_messages("refresh-summary", contexts[0])
         return queue(
@@ -291,11 +321,17 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts) -> list[Outbo
     }
     files = []
     if charts:
+        kpi = None
+        moved = [a.details.get("column") for a in drift if a.kind == "kpi"]
+        kpi_name = next((c for c in moved if c), None) or next(iter(outcome.kpis), None)
+        if kpi_name:
+            kpi = (kpi_name, kpi_series(session, segment, kpi_name))
         files = [
             chart_file(
                 {segment.name: series},
                 title=f"{segment.title}: size",
                 name=f"{segment.name}-{ctx['as_of']}",
+                kpi=kpi,
             )
         ]
     return queue(
