@@ -269,6 +269,7 @@ def refresh(
     """
     say = progress or (lambda _msg: None)
     timer = _Timer()
+    started = time.perf_counter()
     with session_scope(engine) as session:
         chosen = _active(session, only)
         all_rules = _all_rules(session)
@@ -302,6 +303,7 @@ def refresh(
             pending.append((segment, definition, outcome, stats, bitmap))
 
         if all(o.status == "unchanged" for o in outcomes):
+            timer.timings["total"] = time.perf_counter() - started
             return RefreshReport(
                 as_of=as_of, segments=outcomes, snapshot_id=None, timings=timer.timings
             )
@@ -326,6 +328,7 @@ def refresh(
                 queue_refresh_messages(session, snapshot=snapshot, outcomes=outcomes)
         snapshot_id = snapshot.id
         say("commit")
+    timer.timings["total"] = time.perf_counter() - started
     return RefreshReport(
         as_of=as_of, segments=outcomes, snapshot_id=snapshot_id, timings=timer.timings
     )
