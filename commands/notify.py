@@ -24,6 +24,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from briefs.render import Renderer
+from commands.stats import kpi_trend, trend
 from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
 
 QUALITY_PREFIX = "quality_"
@@ -114,39 +115,6 @@ def summary_context(outcome: Any, segment: Segment, as_of: str) -> dict[str, Any
     }
 
 
-def size_series(session: Session, segment: Segment, *, limit: int = 24) -> list[tuple[str, int]]:
-    rows = session.exec(
-        select(Snapshot.as_of, SegmentResult.size)
-        .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
-        .where(SegmentResult.segment_id == segment.id, SegmentResult.status == "published")
-        .order_by(Snapshot.as_of.desc(), SegmentResult.id.desc())  # type: ignore[attr-defined]
-        .limit(limit)
-    ).all()
-    seen: dict[str, int] = {}
-    for as_of, size in rows:
-        seen.setdefault(as_of.isoformat(), size)
-    return sorted(seen.items())
-
-
-def kpi_series(
-    session: Session, segment: Segment, kpi: str, *, limit: int = 24
-) -> list[tuple[str, float]]:
-    """(as_of, mean) of one KPI over the segment's published results, oldest first."""
-    rows = session.exec(
-        select(Snapshot.as_of, SegmentResult.stats)
-        .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
-        .where(SegmentResult.segment_id == segment.id, SegmentResult.status == "published")
-        .order_by(Snapshot.as_of.desc(), SegmentResult.id.desc())  # type: ignore[attr-defined]
-        .limit(limit)
-    ).all()
-    seen: dict[str, float] = {}
-    for as_of, stats in rows:
-        value = (((stats or {}).get("kpis") or {}).get(kpi) or {}).get("value")
-        if value is not None:
-            seen.setdefault(as_of.isoformat(), value)
-    return sorted(seen.items())
-
-
 def chart_file(
     series: dict[str, list[tuple[str, int]]],
     *,
@@ -223,7 +191,7 @@ def _queue_summary(session, snapshot, channel, items, as_of, charts) -> list[Out
     key = f"summary:{snapshot.id}:{target}:{owner if channel is None else ''}"
     files = []
     if charts:
-        series = {s.name: size_series(session, s) for _, s in items}
+        series = {s.name: trend(session, s) for _, s in items}
         slug = "".join(c if c.isalnum() else "-" for c in target.lstrip("#")).strip("-")
         title = f"Segment sizes to {as_of}" + (f" · #{slug}" if channel else "")
         files = [chart_file(series, title=title, name=f"sizes-{slug}-{as_of}")]
@@ -290,7 +258,7 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts) -> list[Outbo
     if not drift:
         return []
     severity = "critical" if any(a.severity == "critical" for a in drift) else "warning"
-    series = size_series(session, segment)
+    series = trend(session, segment)
     shifts = [
         {"column": a.details.get("column"), "psi": a.details.get("psi"), "summary": a.message}
         for a in drift
@@ -325,7 +293,7 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts) -> list[Outbo
         moved = [a.details.get("column") for a in drift if a.kind == "kpi"]
         kpi_name = next((c for c in moved if c), None) or next(iter(outcome.kpis), None)
         if kpi_name:
-            kpi = (kpi_name, kpi_series(session, segment, kpi_name))
+            kpi = (kpi_name, kpi_trend(session, segment, kpi_name))
         files = [
             chart_file(
                 {segment.name: series},

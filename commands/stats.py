@@ -42,19 +42,35 @@ class SegmentStats:
         return data
 
 
-def trend(session: Session, segment: Segment, *, limit: int = 24) -> list[tuple[str, int]]:
-    """(as_of, size) of the segment's published results, oldest first."""
+def _published(session: Session, segment: Segment, column: Any, limit: int) -> list[tuple]:
+    """(as_of, column) of the segment's published results, newest refresh per day, oldest first."""
     rows = session.exec(
-        select(Snapshot.as_of, SegmentResult.size)
+        select(Snapshot.as_of, column)
         .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
         .where(SegmentResult.segment_id == segment.id, SegmentResult.status == "published")
         .order_by(Snapshot.as_of.desc(), SegmentResult.id.desc())  # type: ignore[attr-defined]
         .limit(limit)
     ).all()
-    seen: dict[str, int] = {}
-    for as_of, size in rows:
-        seen.setdefault(as_of.isoformat(), size)
+    seen: dict[str, Any] = {}
+    for as_of, value in rows:
+        seen.setdefault(as_of.isoformat(), value)
     return sorted(seen.items())
+
+
+def trend(session: Session, segment: Segment, *, limit: int = 24) -> list[tuple[str, int]]:
+    """(as_of, size) of the segment's published results, oldest first."""
+    return _published(session, segment, SegmentResult.size, limit)
+
+
+def kpi_trend(
+    session: Session, segment: Segment, kpi: str, *, limit: int = 24
+) -> list[tuple[str, float]]:
+    """(as_of, mean) of one KPI over the segment's published results, oldest first."""
+    points = _published(session, segment, SegmentResult.stats, limit)
+    values = [
+        (day, (((st or {}).get("kpis") or {}).get(kpi) or {}).get("value")) for day, st in points
+    ]
+    return [(day, value) for day, value in values if value is not None]
 
 
 def latest_stats(session: Session, segment: Segment) -> SegmentStats | None:
