@@ -165,6 +165,11 @@ def list_cmd(json_out: JsonOpt = False) -> None:
     if json_out:
         _print_json([r.to_dict() for r in rows])
         return
+    if not rows:
+        out.print(
+            "the catalog is empty: apply a workspace with 'segops apply FILE' or try 'segops demo'"
+        )
+        return
     table = Table(title="Segments", title_justify="left")
     for col in ("name", "title", "tier", "status", "owner", "cadence", "v", "size", "as of"):
         table.add_column(col, justify="right" if col in ("v", "size") else "left")
