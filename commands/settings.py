@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from segments.errors import SegopsError
+
 DEFAULT_DATABASE_URL = "sqlite:///segops.db"
 
 
@@ -53,4 +55,4 @@ class Settings(BaseSettings):
         if not socket and not self.slack_signing_secret:
             missing.append("SLACK_SIGNING_SECRET")
         if missing:
-            raise ValueError("missing environment: " + ", ".join(missing))
+            raise SegopsError("missing environment: " + ", ".join(missing))

@@ -166,3 +166,11 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert proc.returncode == 1
     assert "workspace file not found" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_serve_without_slack_credentials_names_what_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'z.db'}")
+    code, _, err = run(monkeypatch, capsys, "serve")
+    assert code == 1
+    assert "missing environment: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET" in err
+    assert "Traceback" not in err
