@@ -449,10 +449,11 @@ class _Run:
                     content = Path(entry["path"]).read_bytes()
                 except OSError as error:
                     raise _Dead(f"file {entry['path']}: {error.strerror or error}") from error
-            elif entry.get("bytes_b64"):
-                content = base64.b64decode(entry["bytes_b64"])
+            elif entry.get("bytes_b64") or entry.get("content_b64"):
+                # commands.notify writes charts as ``content_b64``; both names mean the same.
+                content = base64.b64decode(entry.get("bytes_b64") or entry["content_b64"])
             else:
-                raise _Dead(f"file {filename}: neither path nor bytes_b64")
+                raise _Dead(f"file {filename}: no path, bytes_b64 or content_b64")
             uploads.append(
                 {"content": content, "filename": filename, "title": entry.get("title") or filename}
             )

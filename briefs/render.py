@@ -65,6 +65,12 @@ Kinds and their contexts (percentages are percent points: 4.2 means +4.2 %):
 ``catalog``
     segments: [{name, title, tier, status, owner, channel, version, size, as_of,
     open_alerts}]; optional heading: str.
+``home`` (App Home)
+    segments: [{name, title, tier, status, version, size, as_of, trend: [[date, size]],
+    open_alerts, feedback}] (the user's own); more_segments: int; pending: [{id, kind,
+    segment, proposer, reason, created_at, changes: {field: value}}] (with Approve /
+    Reject buttons); more_pending: int; catalog: [catalog rows] (shown when the user
+    owns nothing); feedback_days: int; privacy_floor: int.
 """
 
 from __future__ import annotations
@@ -96,6 +102,7 @@ KINDS: tuple[str, ...] = (
     "feedback-digest",
     "proposal",
     "catalog",
+    "home",
 )
 PERSONA_KINDS: tuple[str, ...] = ("brief", "talking-points", "discovery")
 ALIASES = {"persona": "brief", "talking_points": "talking-points"}

@@ -3,8 +3,8 @@
 Every listener acks at once (usage errors go in the ack) and does its work in a
 lazy function that calls one ``commands`` use case; a user-facing
 ``SegopsError`` becomes a short reply to that user, anything else reaches bolt's
-error handler. The helpers here post and update proposal messages, which the
-command, view, action and reaction listeners share.
+error handler. The helpers here post and update proposal and drift-alert
+messages, which the command, view, action and reaction listeners share.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
 
-from briefs.blocks import escape_mrkdwn
+from briefs.blocks import blocks_text, escape_mrkdwn
 from briefs.render import render_messages
-from commands import proposals
+from commands import alerts, proposals
+from commands.errors import NotAuthorised
 from commands.settings import Settings
 from segments.errors import SegopsError
 from segments.workspace import Workspace, load_workspace
@@ -45,7 +46,10 @@ def load_workspace_of(settings: Settings) -> Workspace | None:
 
 def problem(error: SegopsError) -> str:
     """The one-line, user-facing text of an error: escaped, user mentions kept."""
-    return ":warning: " + _MENTION.sub(r"<\1>", escape_mrkdwn(error))
+    text = _MENTION.sub(r"<\1>", escape_mrkdwn(error))
+    if isinstance(error, NotAuthorised):
+        return ":no_entry: Not authorised: " + text
+    return ":warning: " + text
 
 
 def feedback_saved(feedback_id: int, segment: str, text: str) -> str:
@@ -129,4 +133,30 @@ def update_proposal_message(
     if not channel or not ts:
         return
     message = proposal_messages(engine, settings, decision.proposal_id)[0]
+    client.chat_update(channel=channel, ts=ts, text=message["text"], blocks=message["blocks"])
+
+
+def alert_messages(engine: Engine, settings: Settings, alert_id: int) -> list[dict[str, Any]]:
+    """The drift-alert message ``alert_id`` was posted in, rendered as it stands now."""
+    ctx = alerts.alert_context(engine, alert_id)
+    return render_messages("drift-alert", ctx, templates_dir=settings.templates_dir)
+
+
+def update_alert_message(
+    client: WebClient,
+    engine: Engine,
+    settings: Settings,
+    alert: alerts.AlertView,
+    *,
+    channel: str,
+    ts: str,
+) -> None:
+    """Show who acknowledged or muted ``alert`` (and until when) in its message, in place."""
+    messages = alert_messages(engine, settings, alert.id)
+    # A drift alert is one message; were it ever split, update the part that shows this alert.
+    shown = escape_mrkdwn(alert.message)
+    message = next(
+        (m for m in messages if shown in blocks_text(m["blocks"])),
+        messages[0],
+    )
     client.chat_update(channel=channel, ts=ts, text=message["text"], blocks=message["blocks"])

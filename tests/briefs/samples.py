@@ -319,6 +319,41 @@ def catalog() -> dict[str, Any]:
     }
 
 
+def home() -> dict[str, Any]:
+    return {
+        "segments": [
+            {
+                "name": "power-users",
+                "title": "Power users",
+                "tier": "strategic",
+                "status": "active",
+                "version": 3,
+                "size": 12_340,
+                "as_of": "2026-08-31",
+                "trend": [list(p) for p in TREND],
+                "open_alerts": 2,
+                "feedback": 5,
+            }
+        ],
+        "more_segments": 0,
+        "pending": [
+            {
+                "id": 42,
+                "kind": "edit",
+                "segment": "power-users",
+                "proposer": "U0789IJKL",
+                "reason": "Weekly actives are the better signal",
+                "created_at": "2026-09-01T14:03:00+00:00",
+                "changes": {"rule": "weekly_active_days >= 4"},
+            }
+        ],
+        "more_pending": 0,
+        "catalog": [],
+        "feedback_days": 30,
+        "privacy_floor": 10,
+    }
+
+
 def all_kinds() -> dict[str, dict[str, Any]]:
     """One realistic context per kind."""
     return {
@@ -332,4 +367,5 @@ def all_kinds() -> dict[str, dict[str, Any]]:
         "feedback-digest": feedback_digest(),
         "proposal": proposal(),
         "catalog": catalog(),
+        "home": home(),
     }

@@ -63,6 +63,11 @@ def segment_usage_error(text: str | None) -> str | None:
         return f"unknown subcommand `{esc(sub)}`.\n{SEGMENT_USAGE}"
     if sub in NEEDS_NAME and not rest:
         return f"usage: `/segment {sub} <segment>`"
+    if sub == "propose" and len(rest.split()) > 1:
+        try:
+            proposals.parse_proposal_text(rest)
+        except SegopsError as error:
+            return f":warning: {esc(error)}\nOr `/segment propose <segment>` alone for a form."
     return None
 
 

@@ -1,8 +1,11 @@
 """Modal submissions: field feedback and change proposals.
 
-Both ack at once (closing the modal) and save in a lazy function; the outcome, or
-the problem, reaches the user as an ephemeral message in the channel the form was
-opened from, or as a DM.
+The ack checks what can be checked at once and answers a problem as a field error
+(``response_action: errors``), so the form stays open for the user to fix it and
+nothing is written: an empty or too long observation, an unknown or archived segment;
+a proposal without a reason or a rename without a name. A valid submission closes the
+modal and is saved in a lazy function; the outcome, or a problem found then, reaches
+the user as an ephemeral message in the channel the form was opened from, or as a DM.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from bot.listeners.views.modals import (
     submitted,
 )
 from commands import catalog, proposals
-from commands.feedback import add_feedback
+from commands.feedback import MAX_FIELD, MAX_TEXT, add_feedback
 from commands.settings import Settings
 from segments.errors import SegopsError
 
@@ -40,11 +43,51 @@ class Views:
         self.engine = engine
         self.settings = settings
 
-    def ack_now(self, ack: Ack) -> None:
-        ack()
+    # acks: field errors keep the form open ------------------------------------------
+
+    def ack_feedback(self, ack: Ack, view: dict[str, Any]) -> None:
+        errors = self.feedback_errors(submitted(view))
+        if errors:
+            ack(response_action="errors", errors=errors)
+        else:
+            ack()
+
+    def ack_proposal(self, ack: Ack, view: dict[str, Any]) -> None:
+        errors = proposal_errors(submitted(view))
+        if errors:
+            ack(response_action="errors", errors=errors)
+        else:
+            ack()
+
+    def feedback_errors(self, values: dict[str, str | None]) -> dict[str, str]:
+        """Field errors of a feedback form, by block id (empty when it can be saved)."""
+        errors: dict[str, str] = {}
+        text = values.get("text") or ""
+        if not text:
+            errors["text"] = "Say what you heard from the customer."
+        elif len(text) > MAX_TEXT:
+            errors["text"] = f"At most {MAX_TEXT} characters ({len(text)} now)."
+        if len(values.get("reference") or "") > MAX_FIELD:
+            errors["reference"] = f"At most {MAX_FIELD} characters."
+        name = (values.get("segment") or "").strip().lower()
+        if not name:
+            errors["segment"] = "Choose a segment."
+            return errors
+        try:
+            shown = catalog.show_segment(self.engine, name)
+        except SegopsError as error:
+            errors["segment"] = str(error)
+        else:
+            if shown["status"] == "archived":
+                errors["segment"] = f"Segment '{shown['name']}' is archived: feedback is closed."
+        return errors
+
+    # work ------------------------------------------------------------------------------
 
     def save_feedback(self, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         values, context = submitted(view), metadata(view)
+        if self.feedback_errors(values):
+            return  # answered with field errors in the ack; the form is still open
         user, channel = body["user"]["id"], context.get("channel")
         permalink = None
         if channel and context.get("ts"):
@@ -73,6 +116,8 @@ class Views:
 
     def save_proposal(self, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         values, context = submitted(view), metadata(view)
+        if proposal_errors(values):
+            return  # answered with field errors in the ack; the form is still open
         user, channel = body["user"]["id"], context.get("channel")
         kind = values.get("kind") or "edit"
         try:
@@ -100,8 +145,18 @@ class Views:
         )
 
 
+def proposal_errors(values: dict[str, str | None]) -> dict[str, str]:
+    """Field errors of a proposal form, by block id (empty when it can be proposed)."""
+    errors: dict[str, str] = {}
+    if not values.get("reason"):
+        errors["reason"] = "Say why: owners decide on the reason and the impact."
+    if values.get("kind") == "rename" and not values.get("name"):
+        errors["name"] = "A rename needs the new name."
+    return errors
+
+
 def register(app: App, *, engine: Engine, settings: Settings) -> None:
     """Wire the feedback and proposal form submissions."""
     handlers = Views(engine, settings)
-    app.view(FEEDBACK_CALLBACK)(ack=handlers.ack_now, lazy=[handlers.save_feedback])
-    app.view(PROPOSAL_CALLBACK)(ack=handlers.ack_now, lazy=[handlers.save_proposal])
+    app.view(FEEDBACK_CALLBACK)(ack=handlers.ack_feedback, lazy=[handlers.save_feedback])
+    app.view(PROPOSAL_CALLBACK)(ack=handlers.ack_proposal, lazy=[handlers.save_proposal])

@@ -111,8 +111,13 @@ def feedback_modal(
     return _modal(FEEDBACK_CALLBACK, "Field feedback", "Log", blocks, metadata)
 
 
-def proposal_modal(*, segment: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
-    """The "propose a change" form for one segment's current definition."""
+def proposal_modal(
+    *, segment: dict[str, Any], metadata: dict[str, Any], reason: str = ""
+) -> dict[str, Any]:
+    """The "propose a change" form for one segment's current definition.
+
+    ``reason`` prefills the "Why?" field (a drift alert's message, for example).
+    """
     persona = segment.get("persona") or {}
     blocks = [
         _input("kind", "Change", _select(PROPOSAL_KINDS, initial="edit")),
@@ -131,7 +136,12 @@ def proposal_modal(*, segment: dict[str, Any], metadata: dict[str, Any]) -> dict
             _text(initial=persona.get("summary", ""), multiline=True),
             optional=True,
         ),
-        _input("reason", "Why?", _text(multiline=True), hint="Owners see this with the impact."),
+        _input(
+            "reason",
+            "Why?",
+            _text(initial=reason, multiline=True),
+            hint="Owners see this with the impact.",
+        ),
     ]
     return _modal(
         PROPOSAL_CALLBACK, f"Propose: {segment.get('name', '')}", "Propose", blocks, metadata

@@ -1,0 +1,289 @@
+"""Drift alerts: acknowledge one, mute one, and re-render the message it was posted in.
+
+The buttons of a posted drift alert (``briefs/templates/drift-alert.j2``) land here.
+The semantics follow what :func:`commands.notify.queue_refresh_messages` does with
+them: the next refresh that raises the same drift (same segment, kind and column, i.e.
+the same ``fingerprint``) posts nothing when the latest earlier alert with that
+fingerprint is acknowledged, or muted until a moment still in the future.
+
+* :func:`acknowledge` ("expected, do not tell me again"): the segment's owner or a
+  listed approver. Sets ``status='acknowledged'`` and ``acknowledged_by``, and clears
+  ``muted_until`` so a mute that runs out later cannot bring the drift back. Applied
+  once with a conditional update, so a second click (or two racing ones) is a quiet
+  no-op (``changed`` False).
+* :func:`mute` ("not now"): the segment's owner only. Sets ``status='muted'`` and
+  ``muted_until = now + days``. A no-op on an acknowledged alert (that already
+  silences the drift for good) and on one still muted.
+
+Both also carry the decision to newer alerts of the same drift that are still open, so
+acknowledging an older message silences the drift as well as the newest one would.
+
+:func:`alert_context` rebuilds the ``drift-alert`` context of the message an alert was
+posted in, from the stored result and alerts, with every alert's current state: the
+Slack layer re-renders the message in place after a click.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, or_, update
+from sqlmodel import Session, select
+
+from commands.errors import NotAuthorised
+from commands.notify import QUALITY_PREFIX, _kpi_rows, _segment_ctx
+from segments.errors import SegopsError
+from store.db import session_scope
+from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
+
+MUTE_DAYS = 7
+MAX_MUTE_DAYS = 90
+TREND_POINTS = 24
+ALERT_BUTTONS = ("alert_ack", "alert_propose", "alert_mute")
+POSTED_SEVERITIES = ("warning", "critical")
+
+
+@dataclass
+class AlertView:
+    """One alert after an acknowledgement or a mute; ``changed`` False for a no-op."""
+
+    id: int
+    segment: str
+    kind: str
+    severity: str
+    message: str
+    status: str
+    acknowledged_by: str | None
+    muted_until: str | None
+    changed: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def state(alert: Alert, now: datetime) -> str:
+    """The alert's status as it stands at ``now``: a mute that ran out is open again."""
+    if alert.status == "muted" and (alert.muted_until is None or alert.muted_until <= now):
+        return "open"
+    return alert.status
+
+
+def _mentions(users: list[str]) -> str:
+    return ", ".join(f"<@{u}>" for u in users)
+
+
+def _load(session: Session, alert_id: int) -> tuple[Alert, Segment]:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise SegopsError(f"no alert #{alert_id}")
+    segment = session.get(Segment, alert.segment_id) if alert.segment_id else None
+    if segment is None:
+        raise SegopsError(f"alert #{alert_id} belongs to no segment: nothing to decide")
+    return alert, segment
+
+
+def _view(alert: Alert, segment: Segment, *, now: datetime, changed: bool) -> AlertView:
+    return AlertView(
+        id=alert.id,
+        segment=segment.name,
+        kind=alert.kind,
+        severity=alert.severity,
+        message=alert.message,
+        status=state(alert, now),
+        acknowledged_by=alert.acknowledged_by,
+        muted_until=_iso(alert.muted_until),
+        changed=changed,
+    )
+
+
+def _same_drift_after(alert: Alert) -> list[Any]:
+    """Conditions selecting newer alerts of the same drift (segment and fingerprint)."""
+    return [
+        Alert.segment_id == alert.segment_id,
+        Alert.fingerprint == alert.fingerprint,
+        Alert.id > alert.id,  # type: ignore[operator]
+    ]
+
+
+def acknowledge(engine: Engine, *, alert_id: int, user: str) -> AlertView:
+    """Acknowledge an alert as its segment's owner or an approver; a repeat is a no-op."""
+    now = datetime.now(UTC)
+    with session_scope(engine) as session:
+        alert, segment = _load(session, alert_id)
+        approvers = list(segment.approvers or [])
+        if user != segment.owner and user not in approvers:
+            who = f"the owner <@{segment.owner}>"
+            if approvers:
+                who += f" or approvers {_mentions(approvers)}"
+            raise NotAuthorised(
+                f"only {who} can acknowledge alert #{alert_id} on segment '{segment.name}'"
+            )
+        changed = session.exec(
+            update(Alert)
+            .where(Alert.id == alert_id, Alert.status != "acknowledged")
+            .values(status="acknowledged", acknowledged_by=user, muted_until=None)
+        ).rowcount
+        if changed == 1:
+            session.exec(
+                update(Alert)
+                .where(*_same_drift_after(alert), Alert.status != "acknowledged")
+                .values(status="acknowledged", acknowledged_by=user, muted_until=None)
+            )
+        session.refresh(alert)
+        return _view(alert, segment, now=now, changed=changed == 1)
+
+
+def mute(
+    engine: Engine,
+    *,
+    alert_id: int,
+    user: str,
+    days: int = MUTE_DAYS,
+    now: datetime | None = None,
+) -> AlertView:
+    """Mute an alert for ``days`` days as its segment's owner; a no-op when already silent."""
+    if not 1 <= days <= MAX_MUTE_DAYS:
+        raise SegopsError(f"a mute lasts 1 to {MAX_MUTE_DAYS} days, not {days}")
+    now = now or datetime.now(UTC)
+    until = now + timedelta(days=days)
+    with session_scope(engine) as session:
+        alert, segment = _load(session, alert_id)
+        if user != segment.owner:
+            raise NotAuthorised(
+                f"only the owner <@{segment.owner}> can mute alerts on segment '{segment.name}'"
+            )
+        silent_or_open = [
+            Alert.status != "acknowledged",
+            or_(Alert.muted_until.is_(None), Alert.muted_until <= now),  # type: ignore[union-attr]
+        ]
+        changed = session.exec(
+            update(Alert)
+            .where(Alert.id == alert_id, *silent_or_open)
+            .values(status="muted", muted_until=until)
+        ).rowcount
+        if changed == 1:
+            session.exec(
+                update(Alert)
+                .where(*_same_drift_after(alert), *silent_or_open)
+                .values(status="muted", muted_until=until)
+            )
+        session.refresh(alert)
+        return _view(alert, segment, now=now, changed=changed == 1)
+
+
+# --- re-rendering the posted message ------------------------------------------------------
+
+
+def _button_ids(blocks: list[dict[str, Any]]) -> set[int]:
+    ids: set[int] = set()
+    for block in blocks:
+        for element in block.get("elements") or []:
+            value = str(element.get("value") or "")
+            if element.get("action_id") in ALERT_BUTTONS and value.isdigit():
+                ids.add(int(value))
+    return ids
+
+
+def _posted_with(session: Session, snapshot_id: int, alert_id: int) -> set[int]:
+    """Ids of the alerts posted in the same drift message as ``alert_id`` (empty if none).
+
+    Every alert of a drift message was open when it was queued, so each carries buttons
+    naming it in the stored outbox blocks; alerts silenced at queue time were left out.
+    """
+    rows = session.exec(
+        select(OutboxMessage.idempotency_key, OutboxMessage.blocks).where(
+            OutboxMessage.kind == "drift_alert",
+            OutboxMessage.idempotency_key.startswith(  # type: ignore[attr-defined]
+                f"drift:{snapshot_id}:", autoescape=True
+            ),
+        )
+    ).all()
+    by_message: dict[str, set[int]] = {}
+    for key, blocks in rows:
+        by_message.setdefault(key.split("#", 1)[0], set()).update(_button_ids(blocks or []))
+    return next((ids for ids in by_message.values() if alert_id in ids), set())
+
+
+def _trend_until(session: Session, segment_id: int, as_of: date) -> list[list[Any]]:
+    rows = session.exec(
+        select(Snapshot.as_of, SegmentResult.size)
+        .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
+        .where(
+            SegmentResult.segment_id == segment_id,
+            SegmentResult.status == "published",
+            Snapshot.as_of <= as_of,
+        )
+        .order_by(Snapshot.as_of.desc(), SegmentResult.id.desc())  # type: ignore[attr-defined]
+        .limit(TREND_POINTS)
+    ).all()
+    seen: dict[str, int] = {}
+    for day, size in rows:
+        seen.setdefault(day.isoformat(), size)
+    return [[day, size] for day, size in sorted(seen.items())]
+
+
+def alert_context(engine: Engine, alert_id: int, *, now: datetime | None = None) -> dict[str, Any]:
+    """The ``drift-alert`` context of the message ``alert_id`` was posted in, as it is now."""
+    now = now or datetime.now(UTC)
+    with session_scope(engine) as session:
+        alert, segment = _load(session, alert_id)
+        result = session.get(SegmentResult, alert.result_id) if alert.result_id else None
+        if result is None:
+            raise SegopsError(f"alert #{alert_id} belongs to no refresh: it has no drift message")
+        snapshot = session.get(Snapshot, result.snapshot_id)
+        siblings = session.exec(
+            select(Alert).where(Alert.result_id == result.id).order_by(Alert.id)  # type: ignore[arg-type]
+        ).all()
+        posted = _posted_with(session, snapshot.id, alert.id)
+        if posted:
+            shown = [a for a in siblings if a.id in posted]
+        else:
+            shown = [
+                a
+                for a in siblings
+                if a.id == alert.id
+                or (not a.kind.startswith(QUALITY_PREFIX) and a.severity in POSTED_SEVERITIES)
+            ]
+        severity = "critical" if any(a.severity == "critical" for a in shown) else "warning"
+        stats = result.stats or {}
+        return {
+            "segment": _segment_ctx(segment),
+            "as_of": snapshot.as_of.isoformat(),
+            "severity": severity,
+            "alerts": [
+                {
+                    "id": a.id,
+                    "kind": a.kind,
+                    "severity": a.severity,
+                    "message": a.message,
+                    "status": state(a, now),
+                    "acknowledged_by": a.acknowledged_by,
+                    "muted_until": _iso(a.muted_until),
+                }
+                for a in shown
+            ],
+            "evidence": {
+                "size": result.size,
+                "previous_size": result.previous_size,
+                "trend": _trend_until(session, segment.id, snapshot.as_of),
+                "kpis": _kpi_rows(stats.get("kpis") or {}),
+                "shifts": [
+                    {
+                        "column": a.details.get("column"),
+                        "psi": a.details.get("psi"),
+                        "summary": a.message,
+                    }
+                    for a in shown
+                    if a.kind == "composition"
+                ],
+                "leave_reasons": sorted(
+                    (result.leave_reasons or {}).items(), key=lambda kv: -kv[1]
+                )[:5],
+            },
+        }
