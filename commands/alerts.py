@@ -33,7 +33,7 @@ from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, select
 
 from commands.errors import NotAuthorised
-from commands.notify import QUALITY_PREFIX, _kpi_rows, _segment_ctx
+from commands.notify import QUALITY_PREFIX, _kpi_rows, _segment_ctx, alert_item
 from segments.errors import SegopsError
 from store.db import session_scope
 from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
@@ -256,18 +256,7 @@ def alert_context(engine: Engine, alert_id: int, *, now: datetime | None = None)
             "segment": _segment_ctx(segment),
             "as_of": snapshot.as_of.isoformat(),
             "severity": severity,
-            "alerts": [
-                {
-                    "id": a.id,
-                    "kind": a.kind,
-                    "severity": a.severity,
-                    "message": a.message,
-                    "status": state(a, now),
-                    "acknowledged_by": a.acknowledged_by,
-                    "muted_until": _iso(a.muted_until),
-                }
-                for a in shown
-            ],
+            "alerts": [alert_item(a, state(a, now)) for a in shown],
             "evidence": {
                 "size": result.size,
                 "previous_size": result.previous_size,

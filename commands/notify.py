@@ -80,6 +80,20 @@ def queue(
     return rows
 
 
+def alert_item(alert: Alert, status: str | None = None) -> dict[str, Any]:
+    """One alert as the drift-alert template shows it (``status`` overrides the stored one)."""
+    muted = alert.muted_until
+    return {
+        "id": alert.id,
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "message": alert.message,
+        "status": status or alert.status,
+        "acknowledged_by": alert.acknowledged_by,
+        "muted_until": muted.isoformat(timespec="seconds") if muted else None,
+    }
+
+
 def _segment_ctx(segment: Segment) -> dict[str, Any]:
     return {"name": segment.name, "title": segment.title, "owner": segment.owner}
 
@@ -268,16 +282,7 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts) -> list[Outbo
         "segment": _segment_ctx(segment),
         "as_of": snapshot.as_of.isoformat(),
         "severity": severity,
-        "alerts": [
-            {
-                "id": a.id,
-                "kind": a.kind,
-                "severity": a.severity,
-                "message": a.message,
-                "status": a.status,
-            }
-            for a in drift
-        ],
+        "alerts": [alert_item(a) for a in drift],
         "evidence": {
             "size": outcome.size,
             "previous_size": outcome.previous_size,
