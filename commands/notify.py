@@ -109,6 +109,11 @@ def _kpi_rows(kpis: dict[str, dict[str, float | None]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _top_reasons(outcome: Any, most: int = 5) -> list[tuple[str, int]]:
+    """The clauses most leavers stopped matching, largest first."""
+    return sorted(outcome.leave_reasons.items(), key=lambda kv: -kv[1])[:most]
+
+
 def summary_context(outcome: Any, segment: Segment, as_of: str) -> dict[str, Any]:
     """The refresh-summary context of one segment's outcome."""
     return {
@@ -119,7 +124,7 @@ def summary_context(outcome: Any, segment: Segment, as_of: str) -> dict[str, Any
         "previous_size": outcome.previous_size,
         "joined": outcome.joined,
         "left": outcome.left,
-        "leave_reasons": sorted(outcome.leave_reasons.items(), key=lambda kv: -kv[1])[:5],
+        "leave_reasons": _top_reasons(outcome),
         "quality": {
             "verdict": "blocked" if outcome.status == "blocked" else "passed",
             "failures": list(outcome.quality_failures),
@@ -289,7 +294,7 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts) -> list[Outbo
             "trend": [list(p) for p in series],
             "kpis": _kpi_rows(outcome.kpis),
             "shifts": shifts,
-            "leave_reasons": sorted(outcome.leave_reasons.items(), key=lambda kv: -kv[1])[:5],
+            "leave_reasons": _top_reasons(outcome),
         },
     }
     files = []
