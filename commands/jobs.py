@@ -606,16 +606,16 @@ def feedback_digest(
 ) -> int:
     """Send each owner the feedback not digested yet (from the last ``lookback``).
 
-    Uses :func:`commands.feedback.digest`, which marks the items digested in its own
-    transaction; the messages are queued right after. Returns the number of owners.
+    The items are marked digested and the messages queued in ONE transaction, so a
+    crash in between neither loses a digest nor sends one twice. Returns the number
+    of owners.
     """
-    from commands.feedback import digest
+    from commands.feedback import collect_digest
 
     now = _utc(now)
-    digests = digest(engine, since=now - lookback)
     sent = 0
     with session_scope(engine) as session:
-        for item in digests:
+        for item in collect_digest(session, since=now - lookback, now=now):
             ids = item.feedback_ids
             tag = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]
             rows = queue(

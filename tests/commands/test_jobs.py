@@ -21,6 +21,7 @@ from commands.jobs import (
     runs_between,
     scheduled_refresh,
 )
+from segments.errors import SegopsError
 from segments.workspace import load_workspace
 from store.db import session_scope
 from store.models import (
@@ -369,3 +370,14 @@ def test_the_digest_sends_new_feedback_to_the_owner_once(engine, fx):
 
 def test_the_digest_without_new_feedback_sends_nothing(engine, fx):
     assert feedback_digest(engine, now=datetime.now(UTC)) == 0
+
+
+def test_a_digest_that_fails_to_render_leaves_its_feedback_for_the_next_run(engine, fx, tmp_path):
+    add_feedback(engine, segment="trial", author="U444", text="pricing confuses", origin="cli")
+    broken = tmp_path / "templates"
+    broken.mkdir()
+    (broken / "feedback-digest.j2").write_text("<section>{{ no_such_key }}\n")
+    with pytest.raises(SegopsError):
+        feedback_digest(engine, templates_dir=broken)
+    assert outbox(engine, "feedback_digest") == []
+    assert feedback_digest(engine) == 1  # nothing was marked digested by the failed run
