@@ -40,9 +40,18 @@ LAZY_WORKERS = 4
 _signing_secrets: WeakKeyDictionary[App, str] = WeakKeyDictionary()
 
 
-def build_client(settings: Settings) -> WebClient:
-    """A Web API client for the bot token, pointed at ``settings.slack_api_url``."""
-    return WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+def build_client(settings: Settings, *, sdk_retries: bool = True) -> WebClient:
+    """A Web API client for the bot token, pointed at ``settings.slack_api_url``.
+
+    ``sdk_retries=False`` turns off the SDK's own retry after a connection error: the
+    outbox delivery retries itself and first checks whether a lost post did land, which
+    a blind SDK retry would skip (and could post twice).
+    """
+    return WebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        retry_handlers=None if sdk_retries else [],
+    )
 
 
 def build_app(

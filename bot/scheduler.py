@@ -404,7 +404,7 @@ class Worker:
             return None
         from bot.app import build_client
 
-        return build_client(self.settings)
+        return build_client(self.settings, sdk_retries=False)
 
     # -- jobs --
 

@@ -516,3 +516,15 @@ def test_two_worker_processes_run_each_slot_once_and_survive_kill_9(shared_url, 
         engine.dispose()
     assert held.holder == standby
     assert held.expires_at <= datetime.now(UTC)  # released on SIGTERM
+
+
+def test_the_delivery_client_leaves_retries_to_the_outbox(engine):
+    """The SDK's blind retry after a connection error could post twice."""
+    from bot.app import build_client
+    from bot.scheduler import Worker
+    from commands.settings import Settings
+
+    settings = Settings(SLACK_BOT_TOKEN="xoxb-test", SLACK_API_URL="http://127.0.0.1:9/api/")
+    worker = Worker(settings, engine=engine)
+    assert worker._delivery_client().retry_handlers == []
+    assert build_client(settings).retry_handlers != []  # the web app keeps the SDK default
