@@ -16,11 +16,15 @@ behind it; here acks get their own ``ThreadPoolExecutor`` and lazy work another.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from weakref import WeakKeyDictionary
 
 from slack_bolt import App
 from slack_bolt.lazy_listener import ThreadLazyListenerRunner
+from slack_bolt.lazy_listener.internals import build_runnable_function
+from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from sqlalchemy import Engine
 
@@ -38,6 +42,58 @@ LISTENER_WORKERS = 16
 # with more web processes rather than more threads.
 LAZY_WORKERS = 4
 _signing_secrets: WeakKeyDictionary[App, str] = WeakKeyDictionary()
+
+
+class Acks:
+    """Counts requests whose ack is still being produced, so follow-up work can wait.
+
+    On a small machine the follow-up work (rendering a brief, posting it) shares the
+    GIL with the threads that ack; in a burst it would slow every ack behind it. The
+    HTTP layer calls :meth:`begin`/:meth:`end` around each request, and lazy work
+    first waits (at most ``patience`` seconds) until no ack is in flight.
+    """
+
+    def __init__(self, patience: float = 0.5) -> None:
+        self.patience = patience
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def begin(self) -> None:
+        with self._idle:
+            self._count += 1
+
+    def end(self) -> None:
+        with self._idle:
+            self._count -= 1
+            if self._count == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._count == 0, timeout=self.patience)
+
+
+class AckFirstLazyRunner(ThreadLazyListenerRunner):
+    """Bolt's thread runner, but lazy work starts once the acks in flight are answered."""
+
+    def __init__(self, logger: logging.Logger, executor: ThreadPoolExecutor, acks: Acks):
+        super().__init__(logger=logger, executor=executor)
+        self.acks = acks
+
+    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+        run = build_runnable_function(func=function, logger=self.logger, request=request)
+
+        def after_acks() -> None:
+            self.acks.wait_idle()
+            run()
+
+        self.executor.submit(after_acks)
+
+
+def acks_of(app: App) -> Acks | None:
+    """The in-flight ack counter of an app built by :func:`build_app`."""
+    runner = app.listener_runner.lazy_listener_runner
+    return runner.acks if isinstance(runner, AckFirstLazyRunner) else None
 
 
 def build_client(settings: Settings, *, sdk_retries: bool = True) -> WebClient:
@@ -77,9 +133,10 @@ def build_app(
         listener_executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="segops-ack"),
         logger=logging.getLogger("segops.bolt"),
     )
-    app.listener_runner.lazy_listener_runner = ThreadLazyListenerRunner(
-        logger=app.logger,
-        executor=ThreadPoolExecutor(max_workers=lazy_workers, thread_name_prefix="segops-lazy"),
+    app.listener_runner.lazy_listener_runner = AckFirstLazyRunner(
+        app.logger,
+        ThreadPoolExecutor(max_workers=lazy_workers, thread_name_prefix="segops-lazy"),
+        Acks(),
     )
     if settings.slack_signing_secret:
         _signing_secrets[app] = settings.slack_signing_secret

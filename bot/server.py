@@ -23,7 +23,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from bot.app import signing_secret_of
+from bot.app import acks_of, signing_secret_of
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -125,7 +125,25 @@ def wsgi_app(app: App, *, signing_secret: str | None = None) -> WSGIApplication:
     secret = signing_secret or signing_secret_of(app)
     if not secret:
         raise ValueError("missing environment: SLACK_SIGNING_SECRET")
-    return health(VerifySlackRequest(SlackRequestHandler(app, path=EVENTS_PATH), secret))
+    return health(
+        counting_acks(VerifySlackRequest(SlackRequestHandler(app, path=EVENTS_PATH), secret), app)
+    )
+
+
+def counting_acks(inner: WSGIApplication, app: App) -> WSGIApplication:
+    """Tell the app's lazy runner which requests are still waiting for their ack."""
+    acks = acks_of(app)
+    if acks is None:
+        return inner
+
+    def wrapped(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        acks.begin()
+        try:
+            return inner(environ, start_response)
+        finally:
+            acks.end()
+
+    return wrapped
 
 
 def make_server(
