@@ -36,9 +36,10 @@ logger = logging.getLogger(__name__)
 
 LISTENER_WORKERS = 16
 # Follow-up work (rendering, posting) shares the GIL with the threads that ack. Measured
-# with `segops bench` on 2 cores, 50 simultaneous /persona requests: 16 lazy workers gave
-# an ack p99 of ~500 ms, 4 gave ~210 ms, 1 gave ~110 ms. Four keeps a few slow Web API
-# calls from queueing everyone else's follow-up while holding acks near 200 ms; scale out
+# with `segops bench` on 2 cores, 50 simultaneous /persona requests, before follow-up
+# work waited for the acks (see AckFirstLazyRunner): 16 lazy workers gave an ack p99 of
+# ~500 ms, 4 gave ~210 ms, 1 gave ~110 ms. With the wait, 4 workers give ~65-105 ms once
+# warm. Four keep a slow Web API call from queueing everyone else's follow-up; scale out
 # with more web processes rather than more threads.
 LAZY_WORKERS = 4
 _signing_secrets: WeakKeyDictionary[App, str] = WeakKeyDictionary()
