@@ -575,7 +575,13 @@ def run_refresh(segment: str) -> None:
     from commands.jobs import scheduled_refresh
 
     worker = _worker()
-    result = scheduled_refresh(worker.engine, worker.load_workspace, segment, now=datetime.now(UTC))
+    result = scheduled_refresh(
+        worker.engine,
+        worker.load_workspace,
+        segment,
+        now=datetime.now(UTC),
+        templates_dir=worker.settings.templates_dir,
+    )
     logger.info("scheduled_refresh %s", result.to_dict())
     worker.after_refresh(result)
 

@@ -274,7 +274,14 @@ def refresh(
             if msg in phases:
                 bar.update(task, description=f"refresh {day}: {msg}", advance=1)
 
-        report = run_refresh(engine, ws, as_of=day, only=segment or None, progress=step)
+        report = run_refresh(
+            engine,
+            ws,
+            as_of=day,
+            only=segment or None,
+            progress=step,
+            templates_dir=state.settings.templates_dir,
+        )
         bar.update(task, completed=len(phases) + 1)
     if json_out:
         _print_json(report.to_dict())

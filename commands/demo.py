@@ -167,7 +167,7 @@ def run_demo(out_dir: Path, *, customers: int, console: Console, settings: Setti
             sample.break_data(data_dir, as_of)
         console.print(Rule(f"refresh as of {as_of}"))
         console.print(f"[italic]{story[min(index, len(story) - 1)]}[/]")
-        report = refresh(engine, ws, as_of=as_of)
+        report = refresh(engine, ws, as_of=as_of, templates_dir=settings.templates_dir)
         print_report(report)
         shown = print_outbox(engine, console, slack_dir)
         console.print(f"[dim]{shown} Slack messages queued and shown above (threads folded)[/]")
@@ -196,9 +196,9 @@ def run_demo(out_dir: Path, *, customers: int, console: Console, settings: Setti
         changes={"rule": new_rule},
         reason="the beta programme needs teams of ten or more",
     )
-    _print_rendered(console, "proposal", proposal_context(engine, view.id))
+    _print_rendered(console, settings, "proposal", proposal_context(engine, view.id))
     decide(engine, proposal_id=view.id, user=target.owner, approve=True, via="button")
-    _print_rendered(console, "proposal", proposal_context(engine, view.id))
+    _print_rendered(console, settings, "proposal", proposal_context(engine, view.id))
 
     console.print(Rule("/persona churn-risk"))
     brief = render_brief(engine, "churn-risk", kind="brief", settings=settings)
@@ -215,8 +215,8 @@ def run_demo(out_dir: Path, *, customers: int, console: Console, settings: Setti
     )
 
 
-def _print_rendered(console: Console, kind: str, ctx: dict) -> None:
-    from commands.notify import renderer
+def _print_rendered(console: Console, settings: Settings, kind: str, ctx: dict) -> None:
+    from briefs.render import renderer
 
-    text = to_plain(renderer().render_text(kind, ctx))
+    text = to_plain(renderer(settings.templates_dir).render_text(kind, ctx))
     console.print(Panel(text, title=kind, title_align="left", border_style="magenta", expand=False))

@@ -219,6 +219,7 @@ def scheduled_refresh(
     segment_name: str,
     *,
     now: datetime | None = None,
+    templates_dir: Path | None = None,
 ) -> RefreshJobResult:
     """Refresh one segment as of ``now``'s date, recording a failure instead of raising.
 
@@ -245,7 +246,9 @@ def scheduled_refresh(
 
     try:
         workspace = ws() if callable(ws) else ws
-        report = refresh(engine, workspace, as_of=now.date(), only=[segment_name])
+        report = refresh(
+            engine, workspace, as_of=now.date(), only=[segment_name], templates_dir=templates_dir
+        )
     except Exception as exc:  # every failure is recorded, counted and retried
         logger.exception("scheduled_refresh_failed segment=%s", segment_name)
         return _record_failure(engine, segment_name, _error_text(exc), now)

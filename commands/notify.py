@@ -19,24 +19,16 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, select
 
-from briefs.render import Renderer
+from briefs.render import renderer
 from commands.stats import kpi_trend, trend
 from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
 
 QUALITY_PREFIX = "quality_"
-_renderer: Renderer | None = None
-
-
-def renderer() -> Renderer:
-    """The package-template renderer (user overrides are applied by callers that have settings)."""
-    global _renderer
-    if _renderer is None:
-        _renderer = Renderer(None)
-    return _renderer
 
 
 def drift_fingerprint(segment: str, kind: str, details: dict[str, Any] | None) -> str:
@@ -180,9 +172,18 @@ def _suppressed(session: Session, segment: Segment, alert: Alert, now: datetime)
 
 
 def queue_refresh_messages(
-    session: Session, *, snapshot: Snapshot, outcomes: Iterable[Any], charts: bool = True
+    session: Session,
+    *,
+    snapshot: Snapshot,
+    outcomes: Iterable[Any],
+    charts: bool = True,
+    templates_dir: Path | None = None,
 ) -> list[OutboxMessage]:
-    """Queue the summaries and alerts of one refresh. Does not commit."""
+    """Queue the summaries and alerts of one refresh. Does not commit.
+
+    ``templates_dir`` is the user's template folder (``SEGOPS_TEMPLATES``), if any.
+    """
+    r = renderer(templates_dir)
     now = datetime.now(UTC)
     as_of = snapshot.as_of.isoformat()
     by_name = {s.name: s for s in session.exec(select(Segment)).all()}
@@ -193,17 +194,16 @@ def queue_refresh_messages(
             continue
         segment = by_name[outcome.segment]
         if outcome.status == "blocked":
-            rows += _queue_blocked(session, snapshot, outcome, segment)
+            rows += _queue_blocked(session, snapshot, outcome, segment, r)
         else:
             channels[segment.channel].append((outcome, segment))
-            rows += _queue_drift(session, snapshot, outcome, segment, now, charts)
+            rows += _queue_drift(session, snapshot, outcome, segment, now, charts, r)
     for channel, items in channels.items():
-        rows += _queue_summary(session, snapshot, channel, items, as_of, charts)
+        rows += _queue_summary(session, snapshot, channel, items, as_of, charts, r)
     return rows
 
 
-def _queue_summary(session, snapshot, channel, items, as_of, charts) -> list[OutboxMessage]:
-    r = renderer()
+def _queue_summary(session, snapshot, channel, items, as_of, charts, r) -> list[OutboxMessage]:
     contexts = [summary_context(o, s, as_of) for o, s in items]
     owner = items[0][1].owner
     target = channel or "dm"
@@ -257,7 +257,7 @@ def _queue_summary(session, snapshot, channel, items, as_of, charts) -> list[Out
     return rows
 
 
-def _queue_drift(session, snapshot, outcome, segment, now, charts) -> list[OutboxMessage]:
+def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[OutboxMessage]:
     result = session.exec(
         select(SegmentResult).where(
             SegmentResult.snapshot_id == snapshot.id, SegmentResult.segment_id == segment.id
@@ -317,13 +317,13 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts) -> list[Outbo
         key=f"drift:{snapshot.id}:{segment.name}",
         kind="drift_alert",
         channel=segment.channel,
-        messages=renderer().render_messages("drift-alert", ctx),
+        messages=r.render_messages("drift-alert", ctx),
         fallback_user=segment.owner,
         files=files,
     )
 
 
-def _queue_blocked(session, snapshot, outcome, segment) -> list[OutboxMessage]:
+def _queue_blocked(session, snapshot, outcome, segment, r) -> list[OutboxMessage]:
     current = None
     if segment.current_result_id:
         result = session.get(SegmentResult, segment.current_result_id)
@@ -353,6 +353,6 @@ def _queue_blocked(session, snapshot, outcome, segment) -> list[OutboxMessage]:
         key=f"blocked:{snapshot.id}:{segment.name}",
         kind="blocked_alert",
         channel=segment.channel,
-        messages=renderer().render_messages("blocked-alert", ctx),
+        messages=r.render_messages("blocked-alert", ctx),
         fallback_user=segment.owner,
     )

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -261,11 +262,13 @@ def refresh(
     progress: Progress | None = None,
     after_evaluate: Callable[[], None] | None = None,
     notify: bool = True,
+    templates_dir: Path | None = None,
 ) -> RefreshReport:
     """Refresh the catalog's active segments (or ``only`` these) for ``as_of``.
 
     ``progress`` is called with each phase name: ``load``, ``quality``, ``evaluate``,
     and ``commit`` just before the one transaction that publishes is committed.
+    ``templates_dir`` (``SEGOPS_TEMPLATES``) overrides the templates of the queued messages.
     """
     say = progress or (lambda _msg: None)
     timer = _Timer()
@@ -325,7 +328,9 @@ def refresh(
             from commands.notify import queue_refresh_messages
 
             with timer.phase("messages"):
-                queue_refresh_messages(session, snapshot=snapshot, outcomes=outcomes)
+                queue_refresh_messages(
+                    session, snapshot=snapshot, outcomes=outcomes, templates_dir=templates_dir
+                )
         snapshot_id = snapshot.id
         say("commit")
     timer.timings["total"] = time.perf_counter() - started

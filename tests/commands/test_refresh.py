@@ -193,3 +193,20 @@ def test_refresh_killed_mid_transaction_leaves_previous_snapshot_current(engine,
     # and the next refresh publishes normally
     report = fx.refresh(engine, AS_OF)
     assert "published" in {o.status for o in report.segments}
+
+
+def test_queued_refresh_messages_use_the_users_template_folder(engine, tmp_path):
+    fx = factories.applied(engine, tmp_path)
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "refresh-summary.j2").write_text("<section>Our own summary of {{ segment.name }}\n")
+    (folder / "refresh-group.j2").write_text("<section>Our own digest for {{ channel }}\n")
+    fx.refresh(engine, AS_OF, templates_dir=folder)
+    with session_scope(engine) as session:
+        texts = session.exec(
+            select(OutboxMessage.text).where(
+                OutboxMessage.kind.in_(["refresh_summary", "refresh_detail"])  # type: ignore[attr-defined]
+            )
+        ).all()
+    assert texts
+    assert all(t.startswith("Our own") for t in texts)

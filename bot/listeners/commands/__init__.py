@@ -295,7 +295,13 @@ class SlashCommands:
         if ws is None:
             raise SegopsError("no workspace file configured: set SEGOPS_WORKSPACE")
         as_of = datetime.now(UTC).date()
-        report = refresh(self.engine, ws, as_of=as_of, only=[only] if only else None)
+        report = refresh(
+            self.engine,
+            ws,
+            as_of=as_of,
+            only=[only] if only else None,
+            templates_dir=self.settings.templates_dir,
+        )
         lines = [f"*Refreshed* {len(report.segments)} segment(s) as of {as_of.isoformat()}"]
         for outcome in report.segments:
             size = (
