@@ -102,6 +102,10 @@ KINDS: tuple[str, ...] = (
     "feedback-digest",
     "proposal",
     "catalog",
+    "catalog-health",
+    "refresh-failed",
+    "refresh-recovered",
+    "proposal-reminder",
     "home",
 )
 PERSONA_KINDS: tuple[str, ...] = ("brief", "talking-points", "discovery")
@@ -207,6 +211,23 @@ class Renderer:
             next((p.text for p in parts if p.lines), ""),
         )
         return bk.split_messages(self._blocks(kind, parts), text=fallback)
+
+    def render_all(self, kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
+        """Every form of one rendering: ``text`` (mrkdwn), ``plain`` (for a terminal),
+        ``blocks`` and postable ``messages``."""
+        parts = self.parts(kind, ctx)
+        blocks = self._blocks(kind, parts)
+        text = bk.to_text(parts)
+        fallback = next(
+            (" ".join(p.lines) for p in parts if p.kind == "header"),
+            next((p.text for p in parts if p.lines), ""),
+        )
+        return {
+            "text": text,
+            "plain": bk.to_plain(text),
+            "blocks": blocks,
+            "messages": bk.split_messages(blocks, text=fallback),
+        }
 
     @staticmethod
     def _blocks(kind: str, parts: list[bk.Part]) -> list[dict[str, Any]]:

@@ -26,22 +26,22 @@ Slack layer re-renders the message in place after a click.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, select
 
 from commands.errors import NotAuthorised
-from commands.notify import QUALITY_PREFIX, _kpi_rows, _segment_ctx, alert_item
+from commands.notify import POSTED_WITH, QUALITY_PREFIX, _kpi_rows, _segment_ctx, alert_item
 from segments.errors import SegopsError
 from store.db import session_scope
-from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
+from store.models import Alert, Segment, SegmentResult, Snapshot
+from store.results import published_by_day
 
 MUTE_DAYS = 7
 MAX_MUTE_DAYS = 90
 TREND_POINTS = 24
-ALERT_BUTTONS = ("alert_ack", "alert_propose", "alert_mute")
 POSTED_SEVERITIES = ("warning", "critical")
 
 
@@ -177,57 +177,6 @@ def mute(
         return _view(alert, segment, now=now, changed=changed == 1)
 
 
-# --- re-rendering the posted message ------------------------------------------------------
-
-
-def _button_ids(blocks: list[dict[str, Any]]) -> set[int]:
-    ids: set[int] = set()
-    for block in blocks:
-        for element in block.get("elements") or []:
-            value = str(element.get("value") or "")
-            if element.get("action_id") in ALERT_BUTTONS and value.isdigit():
-                ids.add(int(value))
-    return ids
-
-
-def _posted_with(session: Session, snapshot_id: int, alert_id: int) -> set[int]:
-    """Ids of the alerts posted in the same drift message as ``alert_id`` (empty if none).
-
-    Every alert of a drift message was open when it was queued, so each carries buttons
-    naming it in the stored outbox blocks; alerts silenced at queue time were left out.
-    """
-    rows = session.exec(
-        select(OutboxMessage.idempotency_key, OutboxMessage.blocks).where(
-            OutboxMessage.kind == "drift_alert",
-            OutboxMessage.idempotency_key.startswith(  # type: ignore[attr-defined]
-                f"drift:{snapshot_id}:", autoescape=True
-            ),
-        )
-    ).all()
-    by_message: dict[str, set[int]] = {}
-    for key, blocks in rows:
-        by_message.setdefault(key.split("#", 1)[0], set()).update(_button_ids(blocks or []))
-    return next((ids for ids in by_message.values() if alert_id in ids), set())
-
-
-def _trend_until(session: Session, segment_id: int, as_of: date) -> list[list[Any]]:
-    rows = session.exec(
-        select(Snapshot.as_of, SegmentResult.size)
-        .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
-        .where(
-            SegmentResult.segment_id == segment_id,
-            SegmentResult.status == "published",
-            Snapshot.as_of <= as_of,
-        )
-        .order_by(Snapshot.as_of.desc(), SegmentResult.id.desc())  # type: ignore[attr-defined]
-        .limit(TREND_POINTS)
-    ).all()
-    seen: dict[str, int] = {}
-    for day, size in rows:
-        seen.setdefault(day.isoformat(), size)
-    return [[day, size] for day, size in sorted(seen.items())]
-
-
 def alert_context(engine: Engine, alert_id: int, *, now: datetime | None = None) -> dict[str, Any]:
     """The ``drift-alert`` context of the message ``alert_id`` was posted in, as it is now."""
     now = now or datetime.now(UTC)
@@ -240,7 +189,7 @@ def alert_context(engine: Engine, alert_id: int, *, now: datetime | None = None)
         siblings = session.exec(
             select(Alert).where(Alert.result_id == result.id).order_by(Alert.id)  # type: ignore[arg-type]
         ).all()
-        posted = _posted_with(session, snapshot.id, alert.id)
+        posted = set((alert.details or {}).get(POSTED_WITH) or ())
         if posted:
             shown = [a for a in siblings if a.id in posted]
         else:
@@ -260,7 +209,12 @@ def alert_context(engine: Engine, alert_id: int, *, now: datetime | None = None)
             "evidence": {
                 "size": result.size,
                 "previous_size": result.previous_size,
-                "trend": _trend_until(session, segment.id, snapshot.as_of),
+                "trend": [
+                    list(point)
+                    for point in published_by_day(
+                        session, segment_id=segment.id, limit=TREND_POINTS, until=snapshot.as_of
+                    )
+                ],
                 "kpis": _kpi_rows(stats.get("kpis") or {}),
                 "shifts": [
                     {

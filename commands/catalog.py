@@ -15,10 +15,14 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from commands.errors import Refused, UnknownSegment
+from commands.errors import Refused
+from commands.lookup import current_definition, current_version, find_segment
+from commands.stats import latest_stats
+from segments import rules
 from segments.workspace import SegmentDef, Workspace, dump_workspace
 from store.db import session_scope
 from store.models import Segment, SegmentVersion
+from store.results import current_result
 
 
 @dataclass
@@ -79,30 +83,6 @@ class VersionView:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def all_names(session: Session) -> list[str]:
-    return list(session.exec(select(Segment.name)).all())
-
-
-def find_segment(session: Session, name: str) -> Segment:
-    """The segment called ``name``, or UnknownSegment with close names."""
-    name = name.strip()
-    segment = session.exec(select(Segment).where(Segment.name == name)).first()
-    if segment is None:
-        raise UnknownSegment(name, all_names(session))
-    return segment
-
-
-def current_version(session: Session, segment: Segment) -> SegmentVersion:
-    version = session.get(SegmentVersion, segment.current_version_id)
-    if version is None:  # pragma: no cover - every segment is created with a version
-        raise UnknownSegment(segment.name)
-    return version
-
-
-def current_definition(session: Session, segment: Segment) -> SegmentDef:
-    return SegmentDef.model_validate(current_version(session, segment).definition)
 
 
 def record_version(
@@ -265,17 +245,13 @@ def history(engine: Engine, name: str) -> list[VersionView]:
 
 def list_segments(engine: Engine) -> list[SegmentSummary]:
     """Every segment, active first, with its latest published size."""
-    from store.models import SegmentResult, Snapshot
-
     with session_scope(engine) as session:
         out = []
         for segment in session.exec(select(Segment).order_by(Segment.status, Segment.name)).all():
             version = current_version(session, segment)
-            size = as_of = None
-            if segment.current_result_id:
-                result = session.get(SegmentResult, segment.current_result_id)
-                size = result.size
-                as_of = session.get(Snapshot, result.snapshot_id).as_of.isoformat()
+            result, snapshot = current_result(session, segment=segment)
+            size = result.size if result is not None else None
+            as_of = snapshot.as_of.isoformat() if snapshot is not None else None
             out.append(
                 SegmentSummary(
                     name=segment.name,
@@ -294,9 +270,6 @@ def list_segments(engine: Engine) -> list[SegmentSummary]:
 
 def show_segment(engine: Engine, name: str) -> dict[str, Any]:
     """The current definition, its rule in plain words, and the latest stats."""
-    from commands.stats import latest_stats
-    from segments import rules
-
     with session_scope(engine) as session:
         segment = find_segment(session, name)
         version = current_version(session, segment)

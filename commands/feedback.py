@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
-from commands.catalog import find_segment
+from commands.lookup import find_segment
 from segments.errors import SegopsError
 from store.db import session_scope
 from store.models import Feedback, Segment

@@ -8,18 +8,6 @@
 Every message goes through the outbox (``commands.notify.queue``) with an
 idempotency key, so running a job twice never posts twice.
 
-Cadences (times in UTC; :func:`cadence_trigger`):
-
-==============  ===========================================================
-``daily``       every day at 06:00
-``weekly``      Mondays at 06:00
-``monthly``     the 1st of every month at 06:00
-``quarterly``   the 1st of January, April, July and October at 06:00
-cron string     five fields ``minute hour day month weekday`` with standard cron
-                meaning: weekday 0 and 7 are Sunday, and when both day and weekday
-                are restricted either one matching is enough
-==============  ===========================================================
-
 Refresh failures: a failing scheduled refresh opens (or extends) one alert of kind
 ``refresh_failed`` for the segment, whose ``details`` count the consecutive failures
 (``failures``, ``first_failed_at``, ``last_failed_at``, ``last_error``,
@@ -41,15 +29,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.combining import OrTrigger
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from briefs import blocks as bk
 from briefs.render import renderer
 from commands.notify import drift_fingerprint, queue
+from segments.cadence import CadenceError, cadence_trigger, runs_between
 from segments.errors import SegopsError
 from store.db import session_scope
 from store.models import (
@@ -67,13 +52,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CADENCE_HOUR = 6
-NAMED_CADENCES: dict[str, dict[str, Any]] = {
-    "daily": {"hour": CADENCE_HOUR, "minute": 0},
-    "weekly": {"day_of_week": "mon", "hour": CADENCE_HOUR, "minute": 0},
-    "monthly": {"day": 1, "hour": CADENCE_HOUR, "minute": 0},
-    "quarterly": {"month": "1,4,7,10", "day": 1, "hour": CADENCE_HOUR, "minute": 0},
-}
 REFRESH_FAILED = "refresh_failed"
 ALERT_AFTER_FAILURES = 3
 RETRY_BASE = timedelta(minutes=10)
@@ -81,105 +59,6 @@ RETRY_CAP = timedelta(hours=6)
 REMIND_AFTER = timedelta(days=2)
 DIGEST_LOOKBACK = timedelta(days=7)
 ERROR_CHARS = 500
-
-_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-class CadenceError(SegopsError):
-    """A cadence that cannot be scheduled."""
-
-
-# --- cadences --------------------------------------------------------------------------
-
-
-def cadence_trigger(cadence: str) -> BaseTrigger:
-    """The UTC trigger of a named cadence or a 5-field cron string (see module docstring)."""
-    text = (cadence or "").strip()
-    if text in NAMED_CADENCES:
-        return CronTrigger(timezone=UTC, **NAMED_CADENCES[text])
-    fields = text.split()
-    if len(fields) != 5:
-        raise CadenceError(
-            f"cadence {cadence!r} must be daily, weekly, monthly, quarterly "
-            "or a 5-field cron string"
-        )
-    minute, hour, day, month, weekday = fields
-    try:
-        days_of_week = _cron_weekdays(weekday)
-        if day not in ("*", "?") and days_of_week != "*":
-            # cron runs when EITHER the day of month OR the weekday matches
-            return OrTrigger(
-                [
-                    CronTrigger(minute=minute, hour=hour, day=day, month=month, timezone=UTC),
-                    CronTrigger(
-                        minute=minute,
-                        hour=hour,
-                        month=month,
-                        day_of_week=days_of_week,
-                        timezone=UTC,
-                    ),
-                ]
-            )
-        return CronTrigger(
-            minute=minute,
-            hour=hour,
-            day="*" if day == "?" else day,
-            month=month,
-            day_of_week=days_of_week,
-            timezone=UTC,
-        )
-    except ValueError as exc:
-        raise CadenceError(f"cadence {cadence!r}: {exc}") from None
-
-
-def _cron_weekdays(field_text: str) -> str:
-    """A cron weekday field (0 or 7 = Sunday) as APScheduler weekday names.
-
-    APScheduler 3 numbers weekdays from Monday = 0, so numbers are never passed on.
-    """
-    if field_text in ("*", "?"):
-        return "*"
-    days: set[int] = set()
-    for item in field_text.lower().split(","):
-        span, _, step_text = item.partition("/")
-        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
-        if step_text and step is None:
-            raise ValueError(f"bad step in weekday field {field_text!r}")
-        if span == "*":
-            low, high = 0, 6
-        elif "-" in span:
-            first, _, last = span.partition("-")
-            low, high = _weekday(first), _weekday(last)
-            if high == 0 and low > 0:  # "fri-7": through Sunday
-                high = 7
-        else:
-            low = _weekday(span)
-            high = 7 if step else low
-        if low > high:
-            raise ValueError(f"bad range in weekday field {field_text!r}")
-        days.update(d % 7 for d in range(low, high + 1, step or 1))
-    return ",".join(_WEEKDAYS[d] for d in sorted(days))
-
-
-def _weekday(token: str) -> int:
-    if token.isdigit() and int(token) <= 7:
-        return int(token) % 7 if int(token) != 7 else 0
-    if token[:3] in _WEEKDAYS and len(token) == 3:
-        return _WEEKDAYS.index(token)
-    raise ValueError(f"bad weekday {token!r}")
-
-
-def runs_between(trigger: BaseTrigger, start: datetime, end: datetime, *, limit: int) -> int:
-    """How many fire times fall in ``(start, end]``, counting at most ``limit``."""
-    count = 0
-    moment = start
-    while count < limit:
-        fire = trigger.get_next_fire_time(None, moment + timedelta(microseconds=1))
-        if fire is None or fire > end:
-            break
-        count += 1
-        moment = fire
-    return count
 
 
 # --- scheduled refresh -----------------------------------------------------------------
@@ -251,9 +130,9 @@ def scheduled_refresh(
         )
     except Exception as exc:  # every failure is recorded, counted and retried
         logger.exception("scheduled_refresh_failed segment=%s", segment_name)
-        return _record_failure(engine, segment_name, _error_text(exc), now)
+        return _record_failure(engine, segment_name, _error_text(exc), now, templates_dir)
     status = next((o.status for o in report.segments if o.segment == segment_name), None)
-    return _record_success(engine, segment_name, status, now)
+    return _record_success(engine, segment_name, status, now, templates_dir)
 
 
 def open_failures(engine: Engine) -> list[RefreshJobResult]:
@@ -278,7 +157,9 @@ def open_failures(engine: Engine) -> list[RefreshJobResult]:
         ]
 
 
-def _record_failure(engine: Engine, name: str, error: str, now: datetime) -> RefreshJobResult:
+def _record_failure(
+    engine: Engine, name: str, error: str, now: datetime, templates_dir: Path | None
+) -> RefreshJobResult:
     with session_scope(engine) as session:
         segment = _segment(session, name)
         if segment is None:
@@ -304,7 +185,7 @@ def _record_failure(engine: Engine, name: str, error: str, now: datetime) -> Ref
             )
         alerted = False
         if failures >= ALERT_AFTER_FAILURES and not details.get("notified"):
-            _queue_failure_message(session, segment, streak, details)
+            _queue_failure_message(session, segment, streak, details, templates_dir)
             details["notified"] = True
             alerted = True
         streak.severity = "critical" if failures >= ALERT_AFTER_FAILURES else "warning"
@@ -320,7 +201,7 @@ def _record_failure(engine: Engine, name: str, error: str, now: datetime) -> Ref
 
 
 def _record_success(
-    engine: Engine, name: str, status: str | None, now: datetime
+    engine: Engine, name: str, status: str | None, now: datetime, templates_dir: Path | None
 ) -> RefreshJobResult:
     with session_scope(engine) as session:
         segment = _segment(session, name)
@@ -328,7 +209,7 @@ def _record_success(
         if streak is not None:
             details = {**streak.details, "resolved_at": _iso(now)}
             if details.get("notified"):
-                _queue_recovery_message(session, segment, streak, details)
+                _queue_recovery_message(session, segment, streak, details, templates_dir)
             streak.details = details
             streak.status = "acknowledged"
             session.add(streak)
@@ -340,33 +221,28 @@ def _queue_failure_message(
     segment: Segment,
     streak: Alert,
     details: dict[str, Any],
+    templates_dir: Path | None,
 ) -> None:
     if streak.id is None:
         session.add(streak)
         session.flush()
-    e = bk.escape_mrkdwn
-    error = e(details["last_error"]).replace("```", "'''")
-    markup = "\n".join(
-        [
-            f"<header>Refresh failing: {e(segment.title)}",
-            f"<section>The scheduled refresh of `{e(segment.name)}` failed "
-            f"{details['failures']} times in a row since {_when(details['first_failed_at'])}. "
-            + (
-                "The last published snapshot stays current."
-                if segment.current_result_id
-                else "It has never been published."
-            ),
-            f"<section>*Last error*\n```{error}```",
-            f"<context>Next attempt {_when(details['retry_at'])} · run "
-            f"`segops refresh --segment {e(segment.name)}` to retry now",
-        ]
+    messages = renderer(templates_dir).render_messages(
+        "refresh-failed",
+        {
+            "segment": {"name": segment.name, "title": segment.title},
+            "failures": details["failures"],
+            "first_failed_at": details["first_failed_at"],
+            "retry_at": details["retry_at"],
+            "last_error": details["last_error"],
+            "published": bool(segment.current_result_id),
+        },
     )
     queue(
         session,
         key=f"refresh-failed:{streak.id}",
         kind="refresh_failed",
         channel=segment.owner,
-        messages=_messages(markup),
+        messages=messages,
         fallback_user=segment.owner,
     )
 
@@ -376,21 +252,21 @@ def _queue_recovery_message(
     segment: Segment,
     streak: Alert,
     details: dict[str, Any],
+    templates_dir: Path | None,
 ) -> None:
-    e = bk.escape_mrkdwn
-    markup = "\n".join(
-        [
-            f"<header>Refresh recovered: {e(segment.title)}",
-            f"<section>The scheduled refresh of `{e(segment.name)}` works again after "
-            f"{details['failures']} failures.",
-        ]
+    messages = renderer(templates_dir).render_messages(
+        "refresh-recovered",
+        {
+            "segment": {"name": segment.name, "title": segment.title},
+            "failures": details["failures"],
+        },
     )
     queue(
         session,
         key=f"refresh-recovered:{streak.id}",
         kind="refresh_recovered",
         channel=segment.owner,
-        messages=_messages(markup),
+        messages=messages,
         fallback_user=segment.owner,
     )
 
@@ -525,21 +401,23 @@ def _health(session: Session, segment: Segment, now: datetime) -> SegmentHealth:
 def _health_messages(
     items: Sequence[SegmentHealth], heading: str, templates_dir: Path | None
 ) -> list[dict[str, Any]]:
-    e = bk.escape_mrkdwn
-    markup = renderer(templates_dir).render(
-        "catalog", {"segments": [i.catalog_row() for i in items], "heading": heading}
+    return renderer(templates_dir).render_messages(
+        "catalog-health",
+        {
+            "segments": [i.catalog_row() for i in items],
+            "heading": heading,
+            "attention": [
+                {
+                    "name": i.name,
+                    "problem": i.problem,
+                    "last_refresh": i.last_refresh,
+                    "cadence": i.cadence,
+                }
+                for i in items
+                if i.problem
+            ],
+        },
     )
-    attention = [i for i in items if i.problem]
-    lines = ["<divider>", "<section>*Needs attention*"]
-    for item in attention:
-        if item.problem == "stale":
-            why = f"stale: last refreshed {_when(item.last_refresh)}, cadence {e(item.cadence)}"
-        else:
-            why = e(item.problem)
-        lines.append(f"• `{e(item.name)}` · {why}")
-    if not attention:
-        lines = ["<context>Every segment refreshed on schedule."]
-    return _messages(markup.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
 
 
 # --- proposal reminders ----------------------------------------------------------------
@@ -580,17 +458,16 @@ def proposal_reminders(
         if _queued(engine, key):
             continue
         ctx = proposal_context(engine, proposal_id)
-        deciders = " ".join(f"<@{bk.escape_mrkdwn(u)}>" for u in [owner, *approvers])
-        markup = f"<section>⏰ Waiting for a decision for {days} days · {deciders}\n" + renderer(
-            templates_dir
-        ).render("proposal", ctx)
+        messages = renderer(templates_dir).render_messages(
+            "proposal-reminder", {**ctx, "days": days, "deciders": [owner, *approvers]}
+        )
         with session_scope(engine) as session:
             if queue(
                 session,
                 key=key,
                 kind="proposal_reminder",
                 channel=owner,
-                messages=_messages(markup),
+                messages=messages,
                 fallback_user=owner,
             ):
                 reminded.append(proposal_id)
@@ -658,14 +535,6 @@ def _queued(engine: Engine, key: str) -> bool:
         return found.first() is not None
 
 
-def _messages(markup: str) -> list[dict[str, Any]]:
-    parts = bk.parse(markup)
-    text = next((" ".join(p.lines) for p in parts if p.kind == "header"), "")
-    if not text:
-        text = next((p.text for p in parts if p.lines), "")
-    return bk.split_messages(bk.to_blocks(parts), text=bk.unescape_mrkdwn(text))
-
-
 def _error_text(exc: BaseException) -> str:
     text = str(exc) if isinstance(exc, SegopsError) else f"{type(exc).__name__}: {exc}"
     line = (text.strip().splitlines() or [type(exc).__name__])[0]
@@ -686,10 +555,3 @@ def _parse_time(value: Any) -> datetime | None:
     if not value:
         return None
     return _utc(datetime.fromisoformat(str(value)))
-
-
-def _when(value: datetime | str | None) -> str:
-    if value is None:
-        return "never"
-    moment = _parse_time(value) if isinstance(value, str) else _utc(value)
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"

@@ -31,6 +31,10 @@ from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
 QUALITY_PREFIX = "quality_"
 
 
+POSTED_WITH = "posted_with"
+"""Alert details key: ids of the alerts posted in the same drift message."""
+
+
 def drift_fingerprint(segment: str, kind: str, details: dict[str, Any] | None) -> str:
     """Same segment, kind and column means "the same drift" for muting and acknowledging."""
     column = (details or {}).get("column") or ""
@@ -312,7 +316,7 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
                 kpi=kpi,
             )
         ]
-    return queue(
+    rows = queue(
         session,
         key=f"drift:{snapshot.id}:{segment.name}",
         kind="drift_alert",
@@ -321,6 +325,12 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
         fallback_user=segment.owner,
         files=files,
     )
+    if rows:  # each alert remembers the message it is shown in (re-rendered after a click)
+        shown = [a.id for a in drift]
+        for alert in drift:
+            alert.details = {**(alert.details or {}), POSTED_WITH: shown}
+            session.add(alert)
+    return rows
 
 
 def _queue_blocked(session, snapshot, outcome, segment, r) -> list[OutboxMessage]:

@@ -18,15 +18,15 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from briefs import blocks as bk
-from briefs.render import ALIASES, PERSONA_KINDS, BriefError, renderer, template_name
-from commands.catalog import find_segment
+from briefs.render import ALIASES, PERSONA_KINDS, renderer
 from commands.feedback import themes
+from commands.lookup import find_segment
 from commands.settings import Settings
 from segments import rules
 from segments.errors import SegopsError
 from store.db import session_scope
 from store.models import Feedback, Segment, SegmentResult, SegmentVersion, Snapshot
+from store.results import published_by_day
 
 BRIEF_KINDS = ("persona", "brief", "talking-points", "discovery")
 RECENT = 5
@@ -89,17 +89,8 @@ def _stats(session: Session, segment: Segment, floor: int) -> tuple[str | None, 
     if row is None:
         return None, None
     size, previous, stored, as_of = row
-    points = session.exec(
-        select(Snapshot.as_of, SegmentResult.size)
-        .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
-        .where(SegmentResult.segment_id == segment.id, SegmentResult.status == "published")
-        .order_by(SegmentResult.id.desc())  # type: ignore[union-attr]
-        .limit(TREND_POINTS * 2)
-    ).all()
-    by_day: dict[str, int] = {}
-    for day, value in points:  # newest first: keep the latest result of each day
-        by_day.setdefault(day.isoformat(), value)
-    trend = [[day, value if value >= floor else None] for day, value in sorted(by_day.items())]
+    points = published_by_day(session, segment_id=segment.id, limit=TREND_POINTS * 2)
+    trend = [[day, value if value >= floor else None] for day, value in points]
     hidden = size < floor
     shown_previous = previous if previous is not None and previous >= floor else None
     change_pct = None
@@ -178,21 +169,9 @@ def render_brief(
     """Render one persona kind as Slack text, blocks and postable messages."""
     canonical = _kind(kind)
     ctx = brief_context(engine, name, settings=settings)
-    parts = renderer(settings.templates_dir).parts(canonical, ctx)
-    try:
-        blocks = bk.to_blocks(parts)
-    except bk.MarkupError as exc:
-        raise BriefError(f"template {template_name(canonical)}: {exc}") from None
-    text = bk.to_text(parts)
-    fallback = next(
-        (" ".join(p.lines) for p in parts if p.kind == "header"),
-        next((p.text for p in parts if p.lines), ""),
-    )
+    rendered = renderer(settings.templates_dir).render_all(canonical, ctx)
     return {
         "segment": ctx["segment"]["name"],
         "kind": canonical,
-        "text": text,
-        "plain": bk.to_plain(text),
-        "blocks": blocks,
-        "messages": bk.split_messages(blocks, text=fallback),
+        **rendered,
     }

@@ -37,8 +37,9 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
-from commands.catalog import find_segment, record_version
+from commands.catalog import record_version
 from commands.errors import AlreadyDecided, NotAuthorised, Refused, StaleProposal
+from commands.lookup import find_segment
 from segments import rules
 from segments.errors import SegopsError
 from segments.workspace import SegmentDef, Workspace, WorkspaceError, check_workspace

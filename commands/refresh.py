@@ -32,7 +32,7 @@ from pyroaring import BitMap
 from sqlalchemy import Engine, insert
 from sqlmodel import Session, select
 
-from commands.catalog import current_definition, find_segment
+from commands.lookup import current_definition, find_segment
 from commands.notify import drift_fingerprint
 from segments import drift, membership, quality, rules, sources
 from segments.errors import SegopsError

@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
-from commands.catalog import current_version, find_segment
+from commands.lookup import current_version, find_segment
 from segments import membership
 from store.db import session_scope
 from store.models import Alert, Segment, SegmentResult, Snapshot
+from store.results import current_result, open_alert_count, published_by_day
 
 
 @dataclass
@@ -42,31 +43,18 @@ class SegmentStats:
         return data
 
 
-def _published(session: Session, segment: Segment, column: Any, limit: int) -> list[tuple]:
-    """(as_of, column) of the segment's published results, newest refresh per day, oldest first."""
-    rows = session.exec(
-        select(Snapshot.as_of, column)
-        .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
-        .where(SegmentResult.segment_id == segment.id, SegmentResult.status == "published")
-        .order_by(Snapshot.as_of.desc(), SegmentResult.id.desc())  # type: ignore[attr-defined]
-        .limit(limit)
-    ).all()
-    seen: dict[str, Any] = {}
-    for as_of, value in rows:
-        seen.setdefault(as_of.isoformat(), value)
-    return sorted(seen.items())
-
-
 def trend(session: Session, segment: Segment, *, limit: int = 24) -> list[tuple[str, int]]:
     """(as_of, size) of the segment's published results, oldest first."""
-    return _published(session, segment, SegmentResult.size, limit)
+    return published_by_day(session, segment_id=segment.id, limit=limit)
 
 
 def kpi_trend(
     session: Session, segment: Segment, kpi: str, *, limit: int = 24
 ) -> list[tuple[str, float]]:
     """(as_of, mean) of one KPI over the segment's published results, oldest first."""
-    points = _published(session, segment, SegmentResult.stats, limit)
+    points = published_by_day(
+        session, segment_id=segment.id, column=SegmentResult.stats, limit=limit
+    )
     values = [
         (day, (((st or {}).get("kpis") or {}).get(kpi) or {}).get("value")) for day, st in points
     ]
@@ -75,20 +63,15 @@ def kpi_trend(
 
 def latest_stats(session: Session, segment: Segment) -> SegmentStats | None:
     """The current published result, or None when the segment was never refreshed."""
-    if not segment.current_result_id:
+    result, snapshot = current_result(session, segment=segment)
+    if result is None:
         return None
-    result = session.get(SegmentResult, segment.current_result_id)
-    snapshot = session.get(Snapshot, result.snapshot_id)
     version = current_version(session, segment)
     kpis = {
         name: (value or {}).get("value")
         for name, value in ((result.stats or {}).get("kpis") or {}).items()
     }
-    open_alerts = len(
-        session.exec(
-            select(Alert.id).where(Alert.segment_id == segment.id, Alert.status == "open")
-        ).all()
-    )
+    open_alerts = open_alert_count(session, segment_id=segment.id)
     return SegmentStats(
         size=result.size,
         previous_size=result.previous_size,

@@ -9,9 +9,9 @@ import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from sqlalchemy import Engine, select
 
-from bot.bench import ack_latency
 from bot.dedupe import is_processed
 from bot.server import socket_handler
+from cli.bench.slack import ack_latency
 from store.db import session_scope
 from store.models import Feedback, Proposal, SlackEvent
 from tests.slack import (

@@ -354,6 +354,43 @@ def home() -> dict[str, Any]:
     }
 
 
+def catalog_health() -> dict[str, Any]:
+    attention = [
+        {
+            "name": "trial-surge",
+            "problem": "never refreshed",
+            "last_refresh": None,
+            "cadence": "daily",
+        },
+        {
+            "name": "churn-risk",
+            "problem": "stale",
+            "last_refresh": "2026-08-03T06:00:00+00:00",
+            "cadence": "weekly",
+        },
+    ]
+    return {**catalog(), "heading": "Weekly catalog health", "attention": attention}
+
+
+def refresh_failed() -> dict[str, Any]:
+    return {
+        "segment": {"name": "churn-risk", "title": "Churn risk"},
+        "failures": 3,
+        "first_failed_at": "2026-09-01T06:00:00+00:00",
+        "retry_at": "2026-09-01T07:10:00+00:00",
+        "last_error": "crm: no such file data/crm.csv",
+        "published": True,
+    }
+
+
+def refresh_recovered() -> dict[str, Any]:
+    return {"segment": {"name": "churn-risk", "title": "Churn risk"}, "failures": 4}
+
+
+def proposal_reminder() -> dict[str, Any]:
+    return {**proposal(), "days": 3, "deciders": ["U0123ABCD", "U0456EFGH"]}
+
+
 def all_kinds() -> dict[str, dict[str, Any]]:
     """One realistic context per kind."""
     return {
@@ -367,5 +404,9 @@ def all_kinds() -> dict[str, dict[str, Any]]:
         "feedback-digest": feedback_digest(),
         "proposal": proposal(),
         "catalog": catalog(),
+        "catalog-health": catalog_health(),
+        "refresh-failed": refresh_failed(),
+        "refresh-recovered": refresh_recovered(),
+        "proposal-reminder": proposal_reminder(),
         "home": home(),
     }

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import briefs
 
-OURS = ("bot", "commands", "segments", "store", "briefs")
+OURS = ("cli", "worker", "bot", "commands", "segments", "store", "briefs")
 FORBIDDEN = ("slack_sdk", "slack_bolt", "sqlmodel", "sqlalchemy")
 
 

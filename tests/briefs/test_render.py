@@ -27,17 +27,25 @@ def all_text(blocks: list[dict]) -> str:
     return blocks_text(blocks)
 
 
+# A reminder leads with how long the proposal has waited, above the proposal's header.
+LEADS_WITH_A_SECTION = {"proposal-reminder": "Waiting for a decision for 3 days"}
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_renders_text_from_a_realistic_context(renderer: Renderer, kind: str) -> None:
     text = renderer.render_text(kind, samples.all_kinds()[kind])
-    assert text.startswith("*")
+    assert text.startswith("⏰" if kind in LEADS_WITH_A_SECTION else "*")
     assert "None" not in text
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_renders_valid_blocks(renderer: Renderer, kind: str) -> None:
     blocks = renderer.render_blocks(kind, samples.all_kinds()[kind])
-    assert blocks[0]["type"] == "header"
+    if kind in LEADS_WITH_A_SECTION:
+        assert LEADS_WITH_A_SECTION[kind] in blocks[0]["text"]["text"]
+        assert blocks[1]["type"] == "header"
+    else:
+        assert blocks[0]["type"] == "header"
     for block in blocks:
         assert_block_ok(block)
 

@@ -25,7 +25,7 @@ from store.db import (
     session_scope,
     upgrade,
 )
-from store.models import Segment, metadata
+from store.models import Alert, OutboxMessage, Segment, metadata
 
 MODEL_TABLES = set(metadata.tables)
 
@@ -156,3 +156,47 @@ def test_alembic_command_line_migrates_the_x_url(tmp_path: Path) -> None:
     assert current_revision(engine) == head_revision()
     engine.dispose()
     assert not (tmp_path / "segops.db").exists()
+
+
+def test_upgrade_to_0002_tells_each_posted_drift_alert_its_message(empty_engine: Engine) -> None:
+    upgrade(empty_engine, "0001")
+    with session_scope(empty_engine) as session:
+        alerts = [
+            Alert(kind=kind, severity="warning", message=kind, fingerprint=kind, details={"k": 1})
+            for kind in ("size_change", "composition", "kpi")
+        ]
+        session.add_all(alerts)
+        session.flush()
+        first, second, unposted = (a.id for a in alerts)
+        buttons = [
+            {"type": "actions", "elements": [{"action_id": f"alert_{verb}", "value": str(i)}]}
+            for i in (first, second)
+            for verb in ("ack", "mute")
+        ]
+        session.add(
+            OutboxMessage(
+                idempotency_key="drift:1:trial",
+                kind="drift_alert",
+                channel="C111",
+                text="drift",
+                blocks=buttons[:2],
+            )
+        )
+        session.add(
+            OutboxMessage(
+                idempotency_key="drift:1:trial#2",
+                kind="drift_alert",
+                channel="C111",
+                thread_key="drift:1:trial",
+                text="drift, continued",
+                blocks=buttons[2:],
+            )
+        )
+    upgrade(empty_engine)
+    with session_scope(empty_engine) as session:
+        details = {a.id: a.details for a in session.exec(select(Alert)).all()}
+    assert details[first] == details[second] == {"k": 1, "posted_with": [first, second]}
+    assert details[unposted] == {"k": 1}
+    downgrade(empty_engine, "0001")
+    with session_scope(empty_engine) as session:
+        assert all(a.details == {"k": 1} for a in session.exec(select(Alert)).all())

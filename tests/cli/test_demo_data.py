@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segments import sample
+from cli.demo import data as sample
+from cli.demo.data import DEMO_AS_OF, break_data, generate, install_demo
 from segments.errors import SegopsError
-from segments.sample import DEMO_AS_OF, break_data, generate, install_demo
 
 CUSTOMERS = 2000
-DEMO_YAML = Path(sample.__file__).parent / "demo" / "workspace.yaml"
+DEMO_YAML = Path(sample.__file__).parent / "workspace.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""The ``segops`` command line (typer + rich): the composition root.
+"""The ``segops`` command line (typer): the composition root, the one place that wires
+the use cases (``commands``) to the transports (``bot``), the worker and the terminal.
 
 A user error exits 1 with one clear line on stderr and no traceback. Read
 commands take ``--json`` and then print exactly one JSON document.
@@ -14,11 +15,10 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.output import err, out, print_report, progress
 from commands.settings import Settings
 from segments.errors import SegopsError
 
@@ -31,9 +31,6 @@ app = typer.Typer(
 )
 feedback_app = typer.Typer(help="Field feedback tagged to a segment.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 
 class State:
@@ -241,17 +238,6 @@ def history(name: str, json_out: JsonOpt = False) -> None:
     out.print(table)
 
 
-def _progress() -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
-
-
 @app.command()
 def refresh(
     segment: Annotated[
@@ -267,7 +253,7 @@ def refresh(
     day = _parse_date(as_of)
     engine = _engine()
     phases = ["load", "quality", "evaluate"]
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task(f"refresh {day}", total=len(phases) + 1)
 
         def step(msg: str) -> None:
@@ -287,30 +273,6 @@ def refresh(
         _print_json(report.to_dict())
         return
     print_report(report)
-
-
-def print_report(report) -> None:
-    """A refresh report as a table."""
-    table = Table(title=f"Refresh {report.as_of}", title_justify="left")
-    for col in ("segment", "status", "size", "change", "joined", "left", "alerts"):
-        table.add_column(col, justify="right" if col in ("size", "joined", "left") else "left")
-    colours = {"published": "green", "blocked": "red", "unchanged": "dim"}
-    for s in report.segments:
-        change = "new"
-        if s.previous_size is not None:
-            delta = s.size - s.previous_size
-            change = f"{delta:+,}"
-        alerts = "; ".join(f"{a.severity}: {a.message}" for a in s.alerts) or "—"
-        table.add_row(
-            s.segment,
-            f"[{colours.get(s.status, 'white')}]{s.status}[/]",
-            f"{s.size:,}",
-            change,
-            f"{s.joined:,}",
-            f"{s.left:,}",
-            alerts,
-        )
-    out.print(table)
 
 
 @app.command()
@@ -433,7 +395,7 @@ def demo(
     customers: Annotated[int, typer.Option(min=100, max=200_000)] = 3000,
 ) -> None:
     """Generate sample data, apply the sample catalog and run three monthly refreshes."""
-    from commands.demo import run_demo
+    from cli.demo.run import run_demo
 
     run_demo(out_dir, customers=customers, console=out, settings=state.settings)
 
@@ -447,14 +409,9 @@ def bench(
     ] = True,
 ) -> None:
     """Time each phase of a refresh against bare pandas and DuckDB on the same data."""
-    from commands.bench import run_bench
+    from cli.bench import run_bench
 
-    def acks(engine, segment: str) -> dict:
-        from bot.bench import run_slack_bench
-
-        return {"acks": run_slack_bench(engine, segment=segment)}
-
-    run_bench(customers=customers, segments=segments, console=out, extra=acks if slack else None)
+    run_bench(customers=customers, segments=segments, console=out, slack=slack)
 
 
 @app.command()
@@ -479,7 +436,7 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run the scheduler (one leader per database) and outbox delivery."""
-    from bot.scheduler import run_worker
+    from worker import run_worker
 
     run_worker(state.settings, workspace=state.workspace_option or state.settings.workspace)
 

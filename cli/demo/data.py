@@ -1,7 +1,7 @@
 """Deterministic sample data for a small B2B SaaS, with a behaviour shift built in.
 
 ``generate(out_dir)`` writes five files (CSV, or Parquet with ``fmt="parquet"``) that the
-demo workspace (``segments/demo/workspace.yaml``) reads from ``data/`` beside it;
+demo workspace (``cli/demo/workspace.yaml``) reads from ``data/`` beside it;
 ``install_demo(target)`` writes both, the workspace and its data:
 
 ==========  ==================  ======================================================
@@ -305,7 +305,7 @@ def install_demo(
     """
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
-    text = resources.files("segments.demo").joinpath("workspace.yaml").read_text("utf-8")
+    text = resources.files("cli.demo").joinpath("workspace.yaml").read_text("utf-8")
     if fmt == "parquet":
         for stem in FILES.values():
             text = text.replace(f"data/{stem}.csv", f"data/{stem}.parquet")

@@ -4,6 +4,7 @@ real worker processes sharing one database."""
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -17,27 +18,30 @@ import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.base import STATE_PAUSED
 from slack_sdk import WebClient
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
-from bot import scheduler as worker_module
-from bot.scheduler import (
-    JOB_OPTIONS,
-    PERSISTENT,
-    LeaderScheduler,
-    Worker,
-    build_scheduler,
-    catalog_state,
-    run_refresh,
-    run_worker,
-    sync_jobs,
-)
-from commands.jobs import REFRESH_FAILED, RefreshJobResult, cadence_trigger, scheduled_refresh
+from commands.jobs import REFRESH_FAILED, RefreshJobResult, scheduled_refresh
 from commands.settings import Settings
+from segments.cadence import cadence_trigger
 from segments.errors import SegopsError
 from store import lease
 from store.db import make_engine, session_scope, upgrade
-from store.models import Alert, Segment
+from store.models import Alert, Segment, SlackEvent, utcnow
+from worker import leader as worker_module
+from worker.jobs import run_prune_events, run_refresh
+from worker.leader import Worker, run_worker
+from worker.scheduler import (
+    JOB_OPTIONS,
+    MOVED_FUNCTIONS,
+    PERSISTENT,
+    LeaderScheduler,
+    build_scheduler,
+    catalog_state,
+    rename_moved_jobs,
+    sync_jobs,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = f"{__name__}:record_run"
@@ -148,7 +152,7 @@ def test_sync_adds_one_refresh_job_per_active_segment_on_its_cadence(engine, fx,
     job = paused.get_job("refresh:enterprise")
     assert repr(job.trigger) == repr(cadence_trigger("weekly"))
     assert (job.func_ref, job.args, job.executor) == (
-        "bot.scheduler:run_refresh",
+        "worker.jobs:run_refresh",
         ("enterprise",),
         "refresh",
     )
@@ -233,8 +237,49 @@ def test_housekeeping_jobs_fire_at_their_documented_times(make_worker):
         "feedback-digest": datetime(2026, 3, 5, 8, 0, tzinfo=UTC),
         "proposal-reminders": datetime(2026, 3, 4, 11, 0, tzinfo=UTC),
         "catalog-health": datetime(2026, 3, 9, 9, 0, tzinfo=UTC),  # Monday
+        "prune-events": datetime(2026, 3, 5, 3, 30, tzinfo=UTC),
     }
     assert all(j.coalesce and j.misfire_grace_time is None for j in jobs.values())
+
+
+def test_the_prune_job_forgets_slack_events_past_the_retry_window(make_worker, engine):
+    old, recent = utcnow() - timedelta(days=3), utcnow() - timedelta(hours=1)
+    with session_scope(engine) as session:
+        session.add(SlackEvent(event_id="Ev-old", received_at=old))
+        session.add(SlackEvent(event_id="Ev-new", received_at=recent))
+    worker = make_worker("a")
+    worker.step()
+    run_prune_events()
+    with session_scope(engine) as session:
+        assert session.exec(select(SlackEvent.event_id)).all() == ["Ev-new"]
+
+
+def test_jobs_stored_under_a_moved_function_path_keep_their_pending_run(engine):
+    missed = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
+    paused = build_scheduler(engine)
+    paused.start(paused=True)
+    paused.add_job(
+        PROBE, cadence_trigger("daily"), id="refresh:trial", args=["old"], jobstore=PERSISTENT
+    )
+    paused.modify_job("refresh:trial", next_run_time=missed)
+    paused.shutdown(wait=False)
+    old_path = next(iter(MOVED_FUNCTIONS))
+    with engine.begin() as connection:  # as a previous release stored it
+        blob = connection.execute(text("SELECT job_state FROM segops_jobs")).scalar_one()
+        state = pickle.loads(blob)
+        state["func"] = old_path
+        connection.execute(
+            text("UPDATE segops_jobs SET job_state = :s"), {"s": pickle.dumps(state)}
+        )
+    assert rename_moved_jobs(engine) == 1
+    scheduler = build_scheduler(engine)
+    scheduler.start(paused=True)
+    try:
+        job = scheduler.get_job("refresh:trial", jobstore=PERSISTENT)
+        assert (job.func_ref, job.next_run_time) == (MOVED_FUNCTIONS[old_path], missed)
+    finally:
+        scheduler.shutdown(wait=False)
+    assert rename_moved_jobs(engine) == 0
 
 
 def test_without_a_slack_token_nothing_is_delivered(make_worker):
@@ -262,7 +307,7 @@ def test_a_failed_refresh_gets_a_retry_job_until_it_succeeds(engine, fx, make_wo
     job = worker.scheduler.get_job("retry:trial:1")
     assert job.next_run_time == retry_at
     assert (job.func_ref, job.args, job.executor) == (
-        "bot.scheduler:run_refresh",
+        "worker.jobs:run_refresh",
         ("trial",),
         "refresh",
     )
@@ -521,7 +566,6 @@ def test_two_worker_processes_run_each_slot_once_and_survive_kill_9(shared_url, 
 def test_the_delivery_client_leaves_retries_to_the_outbox(engine):
     """The SDK's blind retry after a connection error could post twice."""
     from bot.app import build_client
-    from bot.scheduler import Worker
     from commands.settings import Settings
 
     settings = Settings(SLACK_BOT_TOKEN="xoxb-test", SLACK_API_URL="http://127.0.0.1:9/api/")

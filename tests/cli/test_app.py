@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from commands.cli import main
+from cli.app import main
 
 CRM = """account_id,plan,seats,region,updated_at
 A1,pro,40,EMEA,2026-06-29
@@ -157,7 +157,7 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     """The installed entry point, as a user runs it."""
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'y.db'}", "PATH": ""}
     proc = subprocess.run(
-        [sys.executable, "-m", "commands.cli", "apply", str(tmp_path / "missing.yaml")],
+        [sys.executable, "-m", "cli.app", "apply", str(tmp_path / "missing.yaml")],
         capture_output=True,
         text=True,
         env=env,

@@ -1,6 +1,6 @@
 """``segops demo``: the whole product on bundled sample data, no Slack needed.
 
-It generates a small B2B SaaS (``segments.sample``), copies the sample workspace
+It generates a small B2B SaaS (:mod:`cli.demo.data`), copies the sample workspace
 beside it, applies the catalog to a fresh SQLite database in the output folder
 and runs three monthly refreshes. A behaviour shift between the first and the
 second gives real joins, leaves and a drift alert; a stale billing export before
@@ -129,13 +129,13 @@ def _blocks_text(row: OutboxMessage) -> str:
 
 def run_demo(out_dir: Path, *, customers: int, console: Console, settings: Settings) -> None:
     """Run the demo end to end, printing as it goes."""
+    from cli.demo import data as sample
+    from cli.output import print_report
     from commands.catalog import apply_workspace
-    from commands.cli import print_report
     from commands.feedback import add_feedback
     from commands.persona import render_brief
     from commands.proposals import decide, proposal_context, propose
     from commands.refresh import refresh
-    from segments import sample
     from segments.workspace import load_workspace
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +144,7 @@ def run_demo(out_dir: Path, *, customers: int, console: Console, settings: Setti
     console.print(f"generating {customers:,} sample accounts in {data_dir} …")
     sample.generate(data_dir, customers=customers)
     workspace_file = out_dir / "workspace.yaml"
-    template = resources.files("segments") / "demo" / "workspace.yaml"
+    template = resources.files("cli.demo") / "workspace.yaml"
     workspace_file.write_text(template.read_text(encoding="utf-8"), encoding="utf-8")
     ws = load_workspace(workspace_file)
     engine, url = _fresh_database(out_dir)

@@ -24,43 +24,19 @@ id                          when (UTC)                             store
 ``feedback-digest``         daily 08:00                            ``segops_jobs``
 ``proposal-reminders``      hourly, on the hour                    ``segops_jobs``
 ``catalog-health``          Mondays 09:00                          ``segops_jobs``
+``prune-events``            daily 03:30                            ``segops_jobs``
 ``deliver``                 every 5 s, only with a Slack token     memory
 ``catalog-sync``            every 30 s                             memory
 ==========================  =====================================  ====================
 
-Cadences map to triggers in :func:`commands.jobs.cadence_trigger` (daily 06:00,
-weekly Monday 06:00, monthly the 1st 06:00, quarterly 1 Jan/Apr/Jul/Oct 06:00, or a
-standard 5-field cron string). Scheduled jobs use ``coalesce=True``,
-``max_instances=1`` and ``misfire_grace_time=None``: after downtime every missed job
-runs exactly once, however late. Refreshes run one at a time (executor
-``refresh`` has one thread), so two of them never load the sources together.
-
 Without a Slack token no ``deliver`` job is scheduled and messages stay queued in
-the outbox until a worker with a token delivers them.
-
-The job store
-=============
-
-``segops_jobs`` is APScheduler's ``SQLAlchemyJobStore`` table in the segops database.
-APScheduler creates it on first start (``id``, ``next_run_time``, ``job_state``:
-pickled job state); it is **not** managed by Alembic and not part of
-``store.models``. Persistent jobs name their function by import path
-(``bot.scheduler:run_refresh``) and carry only a segment name, so renaming those
-functions needs a migration of that table (or dropping it: a new leader rebuilds
-every job from the catalog and plans retries from the open ``refresh_failed``
-alerts, so only runs missed meanwhile are lost).
-
-The catalog sync compares a fingerprint of the catalog (name, status, cadence and
-current version of every segment) every 30 s and, when it changed, adds refresh
-jobs for new active segments, reschedules those whose cadence changed and removes
-those of archived or deleted segments. Unchanged jobs are left alone so that a
-missed run still pending in the store is not lost.
+the outbox until a worker with a token delivers them. The scheduler itself, its job
+store and the catalog sync are in :mod:`worker.scheduler`; the job functions in
+:mod:`worker.jobs`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import signal
@@ -68,30 +44,40 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_RUNNING, STATE_STOPPED
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from commands.jobs import CadenceError, RefreshJobResult, cadence_trigger, open_failures
+from commands.jobs import RefreshJobResult, open_failures
 from commands.settings import Settings
 from segments.errors import SegopsError
 from store import lease
 from store.db import make_engine
-from store.models import Segment
+from worker import jobs
+from worker.scheduler import (
+    HOUSEKEEPING,
+    JOB_OPTIONS,
+    JOBS_TABLE,
+    LOCAL,
+    PERSISTENT,
+    REFRESH_EXECUTOR,
+    REFRESH_FUNC,
+    REFRESH_PREFIX,
+    RETRY_PREFIX,
+    Configure,
+    LeaderScheduler,
+    SyncResult,
+    build_scheduler,
+    catalog_state,
+    ensure_job,
+    remove_job,
+    sync_jobs,
+)
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -101,174 +87,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LEASE_NAME = "scheduler"
-JOBS_TABLE = "segops_jobs"
-PERSISTENT = "default"
-LOCAL = "local"
-REFRESH_EXECUTOR = "refresh"
 LEASE_TTL = 30.0
 RENEW_EVERY = 10.0
 SYNC_EVERY = 30.0
 DELIVERY_EVERY = 5.0
-JOB_THREADS = 4
-
-JOB_OPTIONS: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-HOUSEKEEPING: dict[str, tuple[str, BaseTrigger]] = {
-    "feedback-digest": (
-        "bot.scheduler:run_feedback_digest",
-        CronTrigger(hour=8, minute=0, timezone=UTC),
-    ),
-    "proposal-reminders": (
-        "bot.scheduler:run_proposal_reminders",
-        CronTrigger(minute=0, timezone=UTC),
-    ),
-    "catalog-health": (
-        "bot.scheduler:run_catalog_health",
-        CronTrigger(day_of_week="mon", hour=9, minute=0, timezone=UTC),
-    ),
-}
-REFRESH_FUNC = "bot.scheduler:run_refresh"
-REFRESH_PREFIX = "refresh:"
-RETRY_PREFIX = "retry:"
-
-Configure = Callable[[BackgroundScheduler], None]
-
-
-# --- the scheduler ---------------------------------------------------------------------
-
-
-class LeaderScheduler(BackgroundScheduler):
-    """A ``BackgroundScheduler`` that pauses itself when ``guard()`` says it lost the lease.
-
-    The guard is checked each time the scheduler looks for due jobs, so no job is
-    submitted after the lease may have passed to another worker.
-
-    It also looks for due jobs only while running: APScheduler 3's scheduler thread
-    makes one last pass after ``shutdown()`` has stopped the executors, which fails to
-    submit the jobs due at that moment yet moves their next run time on in the job
-    store, so that a persistent job due during a shutdown would silently never run
-    (agronholm/apscheduler#285).
-    """
-
-    def __init__(self, *, guard: Callable[[], bool] | None = None, **options: Any) -> None:
-        self._guard = guard
-        super().__init__(**options)
-
-    def _process_jobs(self) -> float | None:
-        if self.state != STATE_RUNNING:
-            return None
-        if self._guard is not None and not self._guard():
-            logger.warning("scheduler_paused reason=lease_not_confirmed")
-            self.pause()
-            return None
-        return super()._process_jobs()
-
-
-def build_scheduler(
-    engine: Engine, *, guard: Callable[[], bool] | None = None, jobs_table: str = JOBS_TABLE
-) -> LeaderScheduler:
-    """A scheduler with the persistent job store in ``engine``'s database (not started).
-
-    The job store gets an engine of its own (APScheduler disposes it on shutdown).
-    """
-    store = SQLAlchemyJobStore(engine=make_engine(engine.url), tablename=jobs_table)
-    return LeaderScheduler(
-        guard=guard,
-        jobstores={PERSISTENT: store, LOCAL: MemoryJobStore()},
-        executors={
-            "default": ThreadPoolExecutor(JOB_THREADS),
-            REFRESH_EXECUTOR: ThreadPoolExecutor(1),
-        },
-        job_defaults=dict(JOB_OPTIONS),
-        timezone=UTC,
-        daemon=True,
-    )
-
-
-# --- catalog sync ----------------------------------------------------------------------
-
-
-@dataclass
-class SyncResult:
-    """What one catalog sync changed."""
-
-    added: list[str] = field(default_factory=list)
-    rescheduled: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    invalid: dict[str, str] = field(default_factory=dict)
-
-
-def catalog_state(engine: Engine) -> tuple[str, dict[str, str]]:
-    """A fingerprint of the scheduling-relevant catalog, and each active segment's cadence."""
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(
-                Segment.name, Segment.status, Segment.cadence, Segment.current_version_id
-            ).order_by(Segment.name)
-        ).all()
-    blob = json.dumps([list(r) for r in rows], separators=(",", ":"))
-    cadences = {name: cadence for name, status, cadence, _ in rows if status == "active"}
-    return hashlib.sha256(blob.encode()).hexdigest(), cadences
-
-
-def sync_jobs(scheduler: BackgroundScheduler, cadences: dict[str, str]) -> SyncResult:
-    """Make the refresh jobs match ``cadences`` (segment -> cadence). Scheduler must be started.
-
-    Jobs whose trigger is unchanged keep their next run time (a missed run survives).
-    """
-    result = SyncResult()
-    jobs = {j.id: j for j in scheduler.get_jobs(jobstore=PERSISTENT)}
-    for name, cadence in sorted(cadences.items()):
-        job_id = REFRESH_PREFIX + name
-        try:
-            trigger = cadence_trigger(cadence)
-        except CadenceError as exc:
-            logger.error("refresh_job_invalid segment=%s error=%s", name, exc)
-            result.invalid[name] = str(exc)
-            continue
-        job = jobs.get(job_id)
-        if job is None:
-            scheduler.add_job(
-                REFRESH_FUNC,
-                trigger,
-                id=job_id,
-                name=f"refresh {name}",
-                args=[name],
-                jobstore=PERSISTENT,
-                executor=REFRESH_EXECUTOR,
-                **JOB_OPTIONS,
-            )
-            result.added.append(name)
-        elif repr(job.trigger) != repr(trigger):
-            scheduler.reschedule_job(job_id, jobstore=PERSISTENT, trigger=trigger)
-            result.rescheduled.append(name)
-    for job_id in sorted(jobs):
-        prefix = next((p for p in (REFRESH_PREFIX, RETRY_PREFIX) if job_id.startswith(p)), None)
-        if prefix is None:
-            continue
-        name = job_id[len(prefix) :].split(":")[0]
-        if name not in cadences:
-            _remove(scheduler, job_id)
-            if prefix == REFRESH_PREFIX:
-                result.removed.append(name)
-    return result
-
-
-def ensure_job(
-    scheduler: BackgroundScheduler, job_id: str, func: str, trigger: BaseTrigger, **options: Any
-) -> None:
-    """Add a persistent job, or reschedule it when its trigger changed; else leave it be."""
-    job = scheduler.get_job(job_id, jobstore=PERSISTENT)
-    if job is None:
-        scheduler.add_job(func, trigger, id=job_id, jobstore=PERSISTENT, **JOB_OPTIONS, **options)
-    elif repr(job.trigger) != repr(trigger):
-        scheduler.reschedule_job(job_id, jobstore=PERSISTENT, trigger=trigger)
-
-
-def _remove(scheduler: BackgroundScheduler, job_id: str) -> None:
-    try:
-        scheduler.remove_job(job_id, jobstore=PERSISTENT)
-    except JobLookupError:
-        pass
 
 
 # --- the worker ------------------------------------------------------------------------
@@ -355,7 +177,6 @@ class Worker:
         return True
 
     def _lead(self) -> None:
-        global _active
         if self.scheduler is None:
             scheduler = build_scheduler(
                 self.engine, guard=self.lease_valid, jobs_table=self.jobs_table
@@ -373,7 +194,7 @@ class Worker:
         self.sync(force=True)
         for failing in open_failures(self.engine):  # retries a previous leader had planned
             self.after_refresh(failing)
-        _active = self
+        jobs.set_active(self)
         self.scheduler.resume()
         logger.info("leadership_taken worker=%s", self.worker_id)
 
@@ -448,7 +269,7 @@ class Worker:
         if result.status == "ok":
             for job in self.scheduler.get_jobs(jobstore=PERSISTENT):
                 if job.id.startswith(prefix):
-                    _remove(self.scheduler, job.id)
+                    remove_job(self.scheduler, job.id)
             return
         if result.status not in ("failed", "backoff") or result.retry_at is None:
             return
@@ -486,7 +307,6 @@ class Worker:
         While jobs finish the lease is still renewed, so no standby starts the same
         work meanwhile.
         """
-        global _active
         scheduler, self.scheduler = self.scheduler, None
         if scheduler is not None and scheduler.state != STATE_STOPPED:
             if scheduler.state == STATE_RUNNING:
@@ -503,8 +323,7 @@ class Worker:
             except SQLAlchemyError:
                 logger.warning("lease_release_failed worker=%s", self.worker_id, exc_info=True)
             self._held = False
-        if _active is self:
-            _active = None
+        jobs.clear_active(self)
         if self._own_engine:
             self.engine.dispose()
         logger.info("worker_stopped worker=%s", self.worker_id)
@@ -557,59 +376,3 @@ def run_worker(
         Worker(settings, engine=engine, **options).run(stop)
     finally:
         engine.dispose()
-
-
-# --- job entry points (named by import path in the persistent job store) ---------------
-
-_active: Worker | None = None
-
-
-def _worker() -> Worker:
-    if _active is None:
-        raise RuntimeError("no worker is leading in this process")
-    return _active
-
-
-def run_refresh(segment: str) -> None:
-    """``refresh:<segment>`` and ``retry:<segment>:<n>``."""
-    from commands.jobs import scheduled_refresh
-
-    worker = _worker()
-    result = scheduled_refresh(
-        worker.engine,
-        worker.load_workspace,
-        segment,
-        now=datetime.now(UTC),
-        templates_dir=worker.settings.templates_dir,
-    )
-    logger.info("scheduled_refresh %s", result.to_dict())
-    worker.after_refresh(result)
-
-
-def run_feedback_digest() -> None:
-    from commands.jobs import feedback_digest
-
-    worker = _worker()
-    sent = feedback_digest(worker.engine, templates_dir=worker.settings.templates_dir)
-    logger.info("feedback_digest owners=%d", sent)
-
-
-def run_proposal_reminders() -> None:
-    from commands.jobs import proposal_reminders
-
-    worker = _worker()
-    reminded = proposal_reminders(worker.engine, templates_dir=worker.settings.templates_dir)
-    logger.info("proposal_reminders proposals=%s", reminded)
-
-
-def run_catalog_health() -> None:
-    from commands.jobs import catalog_health
-
-    worker = _worker()
-    report = catalog_health(worker.engine, templates_dir=worker.settings.templates_dir)
-    logger.info(
-        "catalog_health segments=%d attention=%d queued=%d",
-        len(report.segments),
-        len(report.attention),
-        report.queued,
-    )

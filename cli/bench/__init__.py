@@ -1,0 +1,24 @@
+"""``segops bench``: one run times a refresh phase by phase against bare pandas and DuckDB
+(:mod:`cli.bench.refresh`) and, on the refreshed store, Slack acks from a separate client
+process (:mod:`cli.bench.slack`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from cli.bench.refresh import run_bench as run_refresh_bench
+
+
+def run_bench(*, customers: int, segments: int, console: Console, slack: bool = True) -> dict:
+    """Run the whole benchmark and print its table; returns the figures."""
+
+    def acks(engine: Any, segment: str) -> dict[str, Any]:
+        from cli.bench.slack import run_slack_bench
+
+        return {"acks": run_slack_bench(engine, segment=segment)}
+
+    return run_refresh_bench(
+        customers=customers, segments=segments, console=console, extra=acks if slack else None
+    )

@@ -1,0 +1,46 @@
+"""Terminal output of the command line: the rich consoles, progress bars and report tables."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def progress() -> Progress:
+    """A transient progress bar on stderr, so stdout stays clean for ``--json``."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def print_report(report) -> None:
+    """A refresh report as a table."""
+    table = Table(title=f"Refresh {report.as_of}", title_justify="left")
+    for col in ("segment", "status", "size", "change", "joined", "left", "alerts"):
+        table.add_column(col, justify="right" if col in ("size", "joined", "left") else "left")
+    colours = {"published": "green", "blocked": "red", "unchanged": "dim"}
+    for s in report.segments:
+        change = "new"
+        if s.previous_size is not None:
+            delta = s.size - s.previous_size
+            change = f"{delta:+,}"
+        alerts = "; ".join(f"{a.severity}: {a.message}" for a in s.alerts) or "—"
+        table.add_row(
+            s.segment,
+            f"[{colours.get(s.status, 'white')}]{s.status}[/]",
+            f"{s.size:,}",
+            change,
+            f"{s.joined:,}",
+            f"{s.left:,}",
+            alerts,
+        )
+    out.print(table)
