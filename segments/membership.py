@@ -39,8 +39,10 @@ import numpy as np
 import pandas as pd
 from pyroaring import BitMap
 
-from segments import rules
 from segments.errors import SegopsError
+from segments.rules.mask import to_mask
+from segments.rules.text import to_text
+from segments.rules.tree import Rule, top_clauses
 from segments.schema import Schema
 
 FORMAT_ROARING = 0x01
@@ -141,7 +143,7 @@ def movers(prev: BitMap | None, cur: BitMap) -> tuple[BitMap, BitMap]:
 
 
 def leave_reasons(
-    rule: rules.Rule,
+    rule: Rule,
     frame: pd.DataFrame,
     schema: Schema,
     segment_masks: Mapping[str, np.ndarray],
@@ -169,9 +171,9 @@ def leave_reasons(
     counts: dict[str, int] = {}
     if len(rows) == 0:
         return counts
-    for clause in rules.top_clauses(rule):
-        failing = int(len(rows) - np.count_nonzero(rules.to_mask(clause, rows, schema, masks)))
+    for clause in top_clauses(rule):
+        failing = int(len(rows) - np.count_nonzero(to_mask(clause, rows, schema, masks)))
         if failing:
-            text = rules.to_text(clause)
+            text = to_text(clause)
             counts[text] = counts.get(text, 0) + failing
     return dict(sorted(counts.items(), key=lambda item: -item[1]))

@@ -51,7 +51,8 @@ from typing import Any
 
 import pandas as pd
 
-from segments.sources import Dataset, LoadedSource
+from segments.sources.dataset import Dataset
+from segments.sources.loaded import LoadedSource
 from segments.workspace import QualityThresholds, SegmentDef, Workspace
 
 Thresholds = Callable[[str, SegmentDef | None], QualityThresholds]

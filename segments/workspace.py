@@ -57,8 +57,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from segments import rules
 from segments.errors import SegopsError
+from segments.rules.checks import order_segments, validate
+from segments.rules.parser import parse
+from segments.rules.text import to_text
+from segments.rules.tree import dependencies
 from segments.schema import Schema
 
 Kind = Literal["number", "string", "bool", "date"]
@@ -217,7 +220,7 @@ class SegmentDef(_Model):
     def canonical(self) -> dict[str, Any]:
         """The definition as a plain dict, with the rule in canonical text form."""
         data = self.model_dump(mode="json")
-        data["rule"] = rules.to_text(rules.parse(self.rule))
+        data["rule"] = to_text(parse(self.rule))
         return data
 
     def fingerprint(self) -> str:
@@ -379,10 +382,10 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
     deps: dict[str, set[str]] = {}
     for seg in ws.segments:
         try:
-            rule = rules.parse(seg.rule)
+            rule = parse(seg.rule)
         except SegopsError as exc:
             raise WorkspaceError(f"{origin}: segment {seg.name!r}: rule: {exc}") from None
-        problems = rules.validate(rule, schema, segments=names)
+        problems = validate(rule, schema, segments=names)
         if problems:
             raise WorkspaceError(f"{origin}: segment {seg.name!r}: rule: {problems[0]}")
         for kpi in seg.kpis:
@@ -395,9 +398,9 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
                 raise WorkspaceError(
                     f"{origin}: segment {seg.name!r}: data_sources: unknown source {source!r}"
                 )
-        deps[seg.name] = rules.dependencies(rule)
+        deps[seg.name] = dependencies(rule)
     try:
-        rules.order_segments(deps)
+        order_segments(deps)
     except SegopsError as exc:
         raise WorkspaceError(f"{origin}: {exc}") from None
 

@@ -1,0 +1,147 @@
+"""Declared kinds to frame columns: timestamps, numbers, booleans and categories from Arrow
+arrays, all-null columns, and placing rows at entity positions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from segments.sources.ids import _as_text, _fold
+
+_NAT = np.datetime64("NaT", "ns")
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+
+
+def _timestamps(arr: pa.ChunkedArray) -> np.ndarray:
+    """datetime64[ns], naive UTC; NaT where null, unparseable or out of the ns range.
+
+    Aware timestamps are converted to UTC, naive ones taken as UTC, numbers read as Unix
+    seconds and text parsed as ISO 8601 (other formats as a fallback)."""
+    kind = arr.type
+    if pa.types.is_dictionary(kind):
+        arr = arr.cast(kind.value_type)
+        kind = arr.type
+    if pa.types.is_timestamp(kind):
+        return _as_ns(arr.cast(pa.timestamp(kind.unit)).to_numpy())
+    if pa.types.is_date(kind):
+        return _as_ns(arr.cast(pa.timestamp("s")).to_numpy())
+    if pa.types.is_null(kind):
+        return np.full(len(arr), _NAT)
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        seconds = arr.cast(pa.float64()).to_numpy()
+        seconds[np.abs(seconds) > 9.2e9] = np.nan  # beyond the datetime64[ns] range
+        return pd.to_datetime(seconds, unit="s").to_numpy("datetime64[ns]")
+    values = arr.cast(pa.string()).to_pandas()
+    parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+    if parsed.isna().sum() > values.isna().sum():
+        parsed = parsed.fillna(pd.to_datetime(values, utc=True, format="mixed", errors="coerce"))
+    return _as_ns(parsed.dt.tz_convert(None).to_numpy())
+
+
+def _as_ns(values: np.ndarray) -> np.ndarray:
+    """Any datetime64 array as datetime64[ns]; values out of that range become NaT."""
+    unit, _ = np.datetime_data(values.dtype)
+    if unit == "ns":
+        return values
+    low = np.datetime64("1677-09-22", unit)
+    high = np.datetime64("2262-04-11", unit)
+    outside = (values < low) | (values > high)
+    out = values.astype("datetime64[ns]")
+    out[outside] = _NAT
+    return out
+
+
+def _numbers(arr: pa.ChunkedArray) -> np.ndarray:
+    kind = arr.type
+    if pa.types.is_dictionary(kind):
+        arr = arr.cast(kind.value_type)
+        kind = arr.type
+    numeric = (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_null(kind)
+    )
+    if numeric:
+        return arr.cast(pa.float64()).to_numpy()
+    values = pd.to_numeric(arr.cast(pa.string()).to_pandas(), errors="coerce")
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _booleans(arr: pa.ChunkedArray) -> pd.arrays.BooleanArray:
+    """Booleans from bools, numbers (non-zero) or words (true/yes/y/t/1, false/no/n/f/0)."""
+    kind = arr.type
+    if pa.types.is_dictionary(kind):
+        arr = arr.cast(kind.value_type)
+        kind = arr.type
+    if pa.types.is_boolean(kind) or pa.types.is_null(kind):
+        values = arr.cast(pa.bool_())
+        data = pc.fill_null(values, False).to_numpy(zero_copy_only=False)
+        mask = pc.is_null(values).to_numpy(zero_copy_only=False)
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        numbers = arr.cast(pa.float64()).to_numpy()
+        mask = np.isnan(numbers)
+        data = ~mask & (numbers != 0)
+    else:
+        words = pc.dictionary_encode(_fold(arr.cast(pa.string()), ("lower",)).combine_chunks())
+        meaning = [
+            w in _TRUE if w in _TRUE | _FALSE else None for w in words.dictionary.to_pylist()
+        ]
+        codes = pc.fill_null(words.indices, len(meaning)).to_numpy()
+        lookup = np.array([*meaning, None], dtype=object)[codes]
+        mask = np.equal(lookup, None)
+        data = np.where(mask, False, lookup).astype(bool)
+    return pd.arrays.BooleanArray(np.asarray(data, bool), np.asarray(mask, bool))
+
+
+def _categories(arr: pa.ChunkedArray) -> pd.Categorical:
+    text = _as_text(arr).combine_chunks()
+    encoded = pc.dictionary_encode(text)
+    codes = pc.fill_null(encoded.indices, -1).to_numpy()
+    categories = pd.Index(encoded.dictionary.to_pandas(), dtype="str")
+    return pd.Categorical.from_codes(codes, categories=categories, validate=False)
+
+
+def _coerce(arr: pa.ChunkedArray, kind: str) -> Any:
+    if kind == "number":
+        return _numbers(arr)
+    if kind == "string":
+        return _categories(arr)
+    if kind == "bool":
+        return _booleans(arr)
+    return _timestamps(arr)
+
+
+def _empty(kind: str, n: int) -> Any:
+    """An all-null column of a kind."""
+    if kind == "number":
+        return np.full(n, np.nan)
+    if kind == "string":
+        empty = pd.Index([], dtype="str")
+        return pd.Categorical.from_codes(np.full(n, -1, np.int8), categories=empty)
+    if kind == "bool":
+        return pd.arrays.BooleanArray(np.zeros(n, bool), np.ones(n, bool))
+    return np.full(n, _NAT)
+
+
+def _scatter(values: Any, positions: np.ndarray, n: int) -> Any:
+    """Place ``values`` at ``positions`` (unique) of an all-null column of length ``n``."""
+    if isinstance(values, pd.Categorical):
+        codes = np.full(n, -1, dtype=values.codes.dtype)
+        codes[positions] = values.codes
+        return pd.Categorical.from_codes(codes, dtype=values.dtype, validate=False)
+    if isinstance(values, pd.arrays.BooleanArray):
+        data = np.zeros(n, bool)
+        mask = np.ones(n, bool)
+        data[positions] = values.to_numpy(dtype=bool, na_value=False)
+        mask[positions] = values.isna()
+        return pd.arrays.BooleanArray(data, mask)
+    out = np.full(n, _NAT if values.dtype.kind == "M" else np.nan, dtype=values.dtype)
+    out[positions] = values
+    return out
