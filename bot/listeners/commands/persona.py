@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from bot.listeners.commands.words import split_words
 from bot.listeners.messages import problem
 from briefs.blocks import escape_mrkdwn as esc
-from briefs.render import PERSONA_KINDS
+from briefs.render import BriefError, brief_kind
 from commands.persona import render_brief
 from commands.settings import Settings
 from segments.errors import SegopsError
@@ -23,7 +23,9 @@ def persona_usage_error(text: str | None) -> str | None:
     name, kind = split_words(text)
     if not name:
         return PERSONA_USAGE
-    if kind and kind.lower() not in PERSONA_KINDS + ("persona", "talking_points"):
+    try:
+        brief_kind(kind)
+    except BriefError:
         return f"unknown brief `{esc(kind)}`. {PERSONA_USAGE}"
     return None
 
@@ -46,10 +48,8 @@ class PersonaCommand:
         if persona_usage_error(command.get("text")):
             return
         name, kind = split_words(command.get("text"))
-        kind = kind.lower().replace("_", "-") or "brief"
-        kind = "brief" if kind == "persona" else kind
         try:
-            result = render_brief(self.engine, name, kind=kind, settings=self.settings)
+            result = render_brief(self.engine, name, kind=brief_kind(kind), settings=self.settings)
         except SegopsError as error:
             respond(text=problem(error))
             return

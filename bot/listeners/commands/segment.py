@@ -18,8 +18,9 @@ from bot.listeners.messages import post_proposal, problem
 from bot.listeners.views.modals import proposal_modal
 from bot.listeners.workspace import load_workspace_of
 from briefs.blocks import escape_mrkdwn as esc
-from briefs.render import render_messages
+from briefs.render import render_messages, render_reply
 from commands import catalog, proposals, stats
+from commands.policy import is_hidden, visible_size
 from commands.settings import Settings
 from segments.errors import SegopsError
 
@@ -98,14 +99,11 @@ class SegmentCommand:
 
     # subcommands -----------------------------------------------------------------------
 
-    def _hidden(self, size: int | None) -> bool:
-        return size is not None and size < self.settings.privacy_floor
-
     def _list(self, respond: Respond) -> None:
         rows = []
         for summary in catalog.list_segments(self.engine):
             row = {"channel": None, "open_alerts": 0, **summary.to_dict()}
-            if self._hidden(row.get("size")):
+            if is_hidden(row.get("size"), self.settings.privacy_floor):
                 row["size"] = None
             rows.append(row)
         messages = render_messages(
@@ -116,63 +114,25 @@ class SegmentCommand:
 
     def _show(self, name: str) -> str:
         view = catalog.show_segment(self.engine, name)
-        d = view["definition"]
-        approvers = ", ".join(f"<@{esc(a)}>" for a in d.get("approvers") or []) or "none"
-        lines = [
-            f"*{esc(d['title'])}* `{esc(d['name'])}` · {esc(d['tier'])} · v{view['version']}"
-            f" · {esc(view['status'])}",
-            f"Owner <@{esc(d['owner'])}> · approvers {approvers} · "
-            f"channel {esc(d.get('channel') or 'none')} · cadence {esc(view['cadence'])}",
-            f"*Rule* `{esc(d['rule'])}`",
-            f"*In words* {esc(view['criteria'])}",
-        ]
+        floor = self.settings.privacy_floor
         s = view.get("stats")
-        if not s:
-            lines.append("_Not refreshed yet._")
-        elif self._hidden(s["size"]):
-            lines.append(
-                f"*Size* fewer than {self.settings.privacy_floor} members as of {esc(s['as_of'])}"
-            )
-        else:
-            change = f" ({s['change_pct']:+.1f}%)" if s.get("change_pct") is not None else ""
-            lines.append(
-                f"*Size* {s['size']:,}{change} as of {esc(s['as_of'])} · "
-                f"+{s['joined']:,} joined, -{s['left']:,} left"
-            )
-        return "\n".join(lines)
+        ctx = {**view, "hidden": bool(s) and is_hidden(s["size"], floor), "privacy_floor": floor}
+        return render_reply("segment-show", ctx, templates_dir=self.settings.templates_dir)
 
     def _history(self, name: str, limit: int = 10) -> str:
-        versions = catalog.history(self.engine, name)
-        lines = [f"*History of* `{esc(name)}`"]
-        for v in versions[:limit]:
-            approver = f", approved by <@{esc(v.approver)}>" if v.approver else ""
-            reason = f": {esc(v.reason)}" if v.reason else ""
-            lines.append(
-                f"• v{v.version} {esc(v.change_kind)} on {esc(v.created_at[:10])} by "
-                f"<@{esc(v.author)}>{approver}{reason}\n    `{esc(v.rule)}`"
-            )
-        if len(versions) > limit:
-            lines.append(f"_…and {len(versions) - limit} older versions (`segops history`)._")
-        return "\n".join(lines)
+        ctx = {"name": name, "versions": catalog.history(self.engine, name), "limit": limit}
+        return render_reply("segment-history", ctx, templates_dir=self.settings.templates_dir)
 
     def _drift(self, name: str) -> str:
+        floor = self.settings.privacy_floor
         points = stats.size_trend(self.engine, name)
-        alerts = stats.recent_alerts(self.engine, name, limit=5)
-        lines = [f"*Drift of* `{esc(name)}`"]
-        if not points:
-            lines.append("_Not refreshed yet._")
-        for as_of, size in points[-8:]:
-            shown = (
-                f"fewer than {self.settings.privacy_floor}" if self._hidden(size) else f"{size:,}"
-            )
-            lines.append(f"• {esc(as_of)}: {shown}")
-        lines.append("*Recent alerts*" if alerts else "_No alerts._")
-        for a in alerts:
-            lines.append(
-                f"• {esc(a['as_of'] or '—')} {esc(a['severity'])} {esc(a['kind'])}: "
-                f"{esc(a['message'])} ({esc(a['status'])})"
-            )
-        return "\n".join(lines)
+        ctx = {
+            "name": name,
+            "points": [[as_of, visible_size(size, floor)] for as_of, size in points],
+            "alerts": stats.recent_alerts(self.engine, name, limit=5),
+            "privacy_floor": floor,
+        }
+        return render_reply("segment-drift", ctx, templates_dir=self.settings.templates_dir)
 
     def _propose(
         self, text: str, command: dict[str, Any], client: WebClient, respond: Respond
@@ -219,7 +179,7 @@ class SegmentCommand:
         for outcome in report.segments:
             size = (
                 f"fewer than {self.settings.privacy_floor}"
-                if self._hidden(outcome.size)
+                if is_hidden(outcome.size, self.settings.privacy_floor)
                 else f"{outcome.size:,}"
             )
             lines.append(f"• `{esc(outcome.segment)}` {esc(outcome.status)}: {size} members")

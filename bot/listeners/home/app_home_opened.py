@@ -21,6 +21,7 @@ from bot.dedupe import mark_processed
 from briefs.render import render_blocks
 from commands import catalog, proposals
 from commands.feedback import list_feedback
+from commands.policy import visible_size
 from commands.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class Home:
         }
 
     def _shown(self, size: int | None) -> int | None:
-        return None if size is None or size < self.settings.privacy_floor else size
+        return visible_size(size, self.settings.privacy_floor)
 
     def _catalog_row(self, row: dict[str, Any]) -> dict[str, Any]:
         return {"channel": None, "open_alerts": 0, **row, "size": self._shown(row.get("size"))}
