@@ -1,4 +1,7 @@
-"""Durable de-duplication of Events API deliveries on ``event_id``.
+"""Durable de-duplication of Events API deliveries on ``event_id``: the bolt middleware.
+
+The queries are in :mod:`store.events`; the functions here run each step in its
+own transaction.
 
 Slack delivers an event at least once: when an answer is late or fails it retries
 (``X-Slack-Retry-Num: 1..3``). Every web process shares the ``slack_event`` table,
@@ -38,11 +41,12 @@ from datetime import datetime, timedelta
 from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from store import events
 from store.db import session_scope
-from store.models import SlackEvent, utcnow
+from store.models import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -63,53 +67,38 @@ def claim(engine: Engine, event_id: str, *, retry: bool, now: datetime | None = 
     now = now or utcnow()
     try:
         with session_scope(engine) as session:
-            session.add(SlackEvent(event_id=event_id, received_at=now))
+            events.add_claim(session, event_id=event_id, received_at=now)
         return Claim.NEW
     except IntegrityError:
         pass
     with session_scope(engine) as session:
-        row = session.get(SlackEvent, event_id)
+        row = events.find(session, event_id=event_id)
         if row is None or row.processed_at is not None:
             return Claim.DUPLICATE
         if not retry and now - row.received_at <= STALE_CLAIM:
             return Claim.DUPLICATE
-        taken = session.execute(
-            update(SlackEvent)
-            .where(
-                SlackEvent.event_id == event_id,
-                SlackEvent.processed_at.is_(None),  # type: ignore[union-attr]
-                SlackEvent.received_at == row.received_at,
-            )
-            .values(received_at=now)
-        )
-        return Claim.RETRY if taken.rowcount == 1 else Claim.DUPLICATE
+        taken = events.take_over(session, event_id=event_id, claimed_at=row.received_at, now=now)
+        return Claim.RETRY if taken else Claim.DUPLICATE
 
 
 def mark_processed(engine: Engine, event_id: str, *, now: datetime | None = None) -> None:
     """Record that the work for ``event_id`` is done; later deliveries are ignored."""
     with session_scope(engine) as session:
-        session.execute(
-            update(SlackEvent)
-            .where(SlackEvent.event_id == event_id)
-            .values(processed_at=now or utcnow())
-        )
+        events.mark_processed(session, event_id=event_id, now=now or utcnow())
 
 
 def is_processed(engine: Engine, event_id: str) -> bool:
     """Whether the work for ``event_id`` has been recorded as done."""
     with session_scope(engine) as session:
-        row = session.get(SlackEvent, event_id)
-        return row is not None and row.processed_at is not None
+        return events.is_processed(session, event_id=event_id)
 
 
 def prune(
     engine: Engine, *, older_than: timedelta = timedelta(days=2), now: datetime | None = None
 ) -> int:
     """Delete rows received before ``now - older_than`` (well past Slack's retries)."""
-    cutoff = (now or utcnow()) - older_than
     with session_scope(engine) as session:
-        result = session.execute(delete(SlackEvent).where(SlackEvent.received_at < cutoff))
-        return result.rowcount
+        return events.prune(session, before=(now or utcnow()) - older_than)
 
 
 class EventDedupe(Middleware):

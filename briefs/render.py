@@ -71,6 +71,10 @@ Kinds and their contexts (percentages are percent points: 4.2 means +4.2 %):
     segment, proposer, reason, created_at, changes: {field: value}}] (with Approve /
     Reject buttons); more_pending: int; catalog: [catalog rows] (shown when the user
     owns nothing); feedback_days: int; privacy_floor: int.
+
+Reply kinds (``REPLY_KINDS``) are short answers to ``/segment show|history|drift``,
+rendered as written (:meth:`Renderer.render_reply`: mrkdwn text, no directives, no
+blocks); each template documents its context in its opening comment.
 """
 
 from __future__ import annotations
@@ -108,6 +112,7 @@ KINDS: tuple[str, ...] = (
     "proposal-reminder",
     "home",
 )
+REPLY_KINDS: tuple[str, ...] = ("segment-show", "segment-history", "segment-drift")
 PERSONA_KINDS: tuple[str, ...] = ("brief", "talking-points", "discovery")
 ALIASES = {"persona": "brief", "talking_points": "talking-points"}
 ICONS = {
@@ -139,10 +144,23 @@ class BriefError(SegopsError):
     """A template is missing, malformed, or needs a key its context does not have."""
 
 
+def brief_kind(text: str | None) -> str:
+    """The persona kind a user typed, canonical (``persona`` -> ``brief``); empty is ``brief``.
+
+    Case does not matter; the aliases of :data:`ALIASES` are accepted. Anything else
+    raises :class:`BriefError`.
+    """
+    word = (text or "").strip().lower() or "brief"
+    kind = ALIASES.get(word, word)
+    if kind not in PERSONA_KINDS:
+        raise BriefError(f"unknown brief kind {word!r} (choose from {', '.join(PERSONA_KINDS)})")
+    return kind
+
+
 def template_name(kind: str) -> str:
     """The template file of a kind (``talking-points`` -> ``talking-points.j2``)."""
     kind = ALIASES.get(kind, kind)
-    if kind not in KINDS:
+    if kind not in KINDS and kind not in REPLY_KINDS:
         raise BriefError(f"unknown brief kind {kind!r} (choose from {', '.join(KINDS)})")
     return f"{kind}.j2"
 
@@ -186,6 +204,14 @@ class Renderer:
         except jinja2.TemplateError as exc:
             where = _template_line(exc.__traceback__) or name
             raise BriefError(f"template {where}: {exc.message or exc}") from None
+
+    def render_reply(self, kind: str, ctx: Mapping[str, Any]) -> str:
+        """A short mrkdwn reply as the template writes it: no directives, no blocks.
+
+        The template's own final newline is dropped.
+        """
+        text = self.render(kind, ctx)
+        return text[:-1] if text.endswith("\n") else text
 
     def parts(self, kind: str, ctx: Mapping[str, Any]) -> list[bk.Part]:
         """The rendered markup, parsed."""
@@ -266,6 +292,11 @@ def render_messages(
 ) -> list[dict[str, Any]]:
     """Render one kind as postable messages within Slack's limits."""
     return renderer(templates_dir).render_messages(kind, ctx)
+
+
+def render_reply(kind: str, ctx: Mapping[str, Any], *, templates_dir: Path | None = None) -> str:
+    """Render one reply kind (``REPLY_KINDS``) as the mrkdwn text of a short answer."""
+    return renderer(templates_dir).render_reply(kind, ctx)
 
 
 # -- filters ------------------------------------------------------------------------

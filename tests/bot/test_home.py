@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import select
 
 from bot.app import shutdown
-from bot.listeners.home import Home
+from bot.listeners.home.app_home_opened import Home
 from briefs.blocks import blocks_text
 from commands.feedback import add_feedback
 from commands.proposals import propose, set_message

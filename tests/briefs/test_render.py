@@ -302,3 +302,115 @@ def test_malformed_directive_in_an_override_names_the_template(tmp_path: Path) -
     (tmp_path / "catalog.j2").write_text('<field label="open>1\n')
     with pytest.raises(BriefError, match=r"catalog\.j2: malformed directive"):
         Renderer(tmp_path).render_text("catalog", samples.catalog())
+
+
+# --- /segment replies and brief kinds --------------------------------------------------
+
+
+def segment_show(**overrides: object) -> dict:
+    definition = {
+        "name": "trial",
+        "title": "Trial & co",
+        "tier": "tactical",
+        "owner": "U111",
+        "approvers": ["U222", "U333"],
+        "channel": "C111",
+        "rule": "plan = 'trial'",
+    }
+    stats = {"size": 12345, "as_of": "2026-09-01", "joined": 10, "left": 2, "change_pct": 1.25}
+    ctx = {
+        "name": "trial",
+        "status": "active",
+        "version": 3,
+        "cadence": "daily",
+        "definition": definition,
+        "criteria": "plan is trial",
+        "stats": stats,
+        "hidden": False,
+        "privacy_floor": 10,
+    }
+    return ctx | overrides
+
+
+def test_segment_show_reply_is_plain_mrkdwn_lines(renderer: Renderer) -> None:
+    assert renderer.render_reply("segment-show", segment_show()) == "\n".join(
+        [
+            "*Trial &amp; co* `trial` · tactical · v3 · active",
+            "Owner <@U111> · approvers <@U222>, <@U333> · channel C111 · cadence daily",
+            "*Rule* `plan = 'trial'`",
+            "*In words* plan is trial",
+            "*Size* 12,345 (+1.2%) as of 2026-09-01 · +10 joined, -2 left",
+        ]
+    )
+
+
+def test_segment_show_reply_hides_a_size_under_the_floor(renderer: Renderer) -> None:
+    text = renderer.render_reply("segment-show", segment_show(hidden=True))
+    assert text.endswith("*Size* fewer than 10 members as of 2026-09-01")
+    assert "12,345" not in text
+
+
+def test_segment_history_and_drift_replies(renderer: Renderer) -> None:
+    version = {
+        "version": 2,
+        "change_kind": "edit",
+        "created_at": "2026-09-01T10:00:00",
+        "author": "U111",
+        "approver": "U222",
+        "reason": "why",
+        "rule": "x = 1",
+    }
+    history = renderer.render_reply(
+        "segment-history", {"name": "trial", "versions": [version] * 3, "limit": 2}
+    )
+    assert history.splitlines() == [
+        "*History of* `trial`",
+        "• v2 edit on 2026-09-01 by <@U111>, approved by <@U222>: why",
+        "    `x = 1`",
+        "• v2 edit on 2026-09-01 by <@U111>, approved by <@U222>: why",
+        "    `x = 1`",
+        "_…and 1 older versions (`segops history`)._",
+    ]
+    alert = {"as_of": None, "severity": "warning", "kind": "size", "message": "m", "status": "open"}
+    drift = renderer.render_reply(
+        "segment-drift",
+        {
+            "name": "trial",
+            "points": [["d1", 1234], ["d2", None]],
+            "alerts": [alert],
+            "privacy_floor": 10,
+        },
+    )
+    assert drift == "\n".join(
+        [
+            "*Drift of* `trial`",
+            "• d1: 1,234",
+            "• d2: fewer than 10",
+            "*Recent alerts*",
+            "• — warning size: m (open)",
+        ]
+    )
+
+
+def test_a_reply_template_can_be_overridden(tmp_path: Path) -> None:
+    (tmp_path / "segment-show.j2").write_text("{{ name|mrkdwn }} v{{ version }}\n")
+    assert Renderer(tmp_path).render_reply("segment-show", segment_show()) == "trial v3"
+
+
+@pytest.mark.parametrize(
+    ("typed", "kind"),
+    [
+        ("", "brief"),
+        (None, "brief"),
+        ("persona", "brief"),
+        ("Talking_Points", "talking-points"),
+        ("DISCOVERY", "discovery"),
+    ],
+)
+def test_brief_kind_parses_what_users_type(typed: str | None, kind: str) -> None:
+    assert r.brief_kind(typed) == kind
+
+
+def test_brief_kind_refuses_an_unknown_kind() -> None:
+    with pytest.raises(BriefError, match="unknown brief kind 'catalog'"):
+        r.brief_kind("catalog")

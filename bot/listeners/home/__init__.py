@@ -1,110 +1,14 @@
-"""App Home: the segments a user owns with their health, and proposals awaiting them.
-
-An owner sees each of their segments with its status, last refresh, size trend, open
-alerts and how much field feedback came in lately, then the proposals they may decide
-with Approve / Reject buttons. A user who owns nothing sees the catalog (and any
-proposal waiting for them as an approver). Everyone sees how to use ``/persona`` and
-``/feedback``. Sizes under the privacy floor are not shown.
-"""
+"""App Home: ``app_home_opened`` publishes the user's Home tab (:mod:`.app_home_opened`)."""
 
 from __future__ import annotations
 
-import logging
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from slack_bolt import Ack, App
-from slack_sdk import WebClient
+from slack_bolt import App
 from sqlalchemy import Engine
 
-from bot.dedupe import mark_processed
-from briefs.render import render_blocks
-from commands import catalog, proposals
-from commands.feedback import list_feedback
+from bot.listeners.home.app_home_opened import Home
 from commands.settings import Settings
 
-logger = logging.getLogger(__name__)
-
 EVENTS = ("app_home_opened",)
-HOME_BLOCKS_MAX = 100
-SEGMENTS_SHOWN = 20
-PROPOSALS_SHOWN = 8
-FEEDBACK_DAYS = 30
-FEEDBACK_COUNTED = 500
-
-
-class Home:
-    """The App Home listener, bound to one engine and settings."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
-
-    def ack_now(self, ack: Ack) -> None:
-        ack()
-
-    def home_opened(self, body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
-        if event.get("tab", "home") == "home":
-            user = event["user"]
-            client.views_publish(user_id=user, view=self.home_view(user))
-        mark_processed(self.engine, body["event_id"])
-
-    def home_view(self, user: str) -> dict[str, Any]:
-        """The Home tab of ``user``."""
-        blocks = render_blocks(
-            "home", self.home_context(user), templates_dir=self.settings.templates_dir
-        )
-        return {"type": "home", "blocks": blocks[:HOME_BLOCKS_MAX]}
-
-    def home_context(self, user: str) -> dict[str, Any]:
-        """The ``home`` brief context of ``user`` (see ``briefs.render``)."""
-        summaries = catalog.list_segments(self.engine)
-        owned = [s for s in summaries if s.owner == user]
-        pending = proposals.pending_for(self.engine, user)
-        return {
-            "segments": [self._segment(s.name) for s in owned[:SEGMENTS_SHOWN]],
-            "more_segments": max(len(owned) - SEGMENTS_SHOWN, 0),
-            "pending": [
-                {
-                    "id": p.id,
-                    "kind": p.kind,
-                    "segment": p.segment,
-                    "proposer": p.proposer,
-                    "reason": p.reason,
-                    "created_at": p.created_at,
-                    "changes": p.changes,
-                }
-                for p in pending[:PROPOSALS_SHOWN]
-            ],
-            "more_pending": max(len(pending) - PROPOSALS_SHOWN, 0),
-            "catalog": [] if owned else [self._catalog_row(s.to_dict()) for s in summaries],
-            "feedback_days": FEEDBACK_DAYS,
-            "privacy_floor": self.settings.privacy_floor,
-        }
-
-    def _shown(self, size: int | None) -> int | None:
-        return None if size is None or size < self.settings.privacy_floor else size
-
-    def _catalog_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {"channel": None, "open_alerts": 0, **row, "size": self._shown(row.get("size"))}
-
-    def _segment(self, name: str) -> dict[str, Any]:
-        shown = catalog.show_segment(self.engine, name)
-        definition, stats = shown["definition"], shown["stats"] or {}
-        since = datetime.now(UTC) - timedelta(days=FEEDBACK_DAYS)
-        notes = list_feedback(self.engine, segment=name, limit=FEEDBACK_COUNTED)
-        return {
-            "name": shown["name"],
-            "title": definition.get("title") or shown["name"],
-            "tier": definition.get("tier") or "tactical",
-            "status": shown["status"],
-            "version": shown["version"],
-            "size": self._shown(stats.get("size")),
-            "as_of": stats.get("as_of"),
-            "trend": [[day, self._shown(size)] for day, size in stats.get("trend") or []],
-            "open_alerts": stats.get("open_alerts") or 0,
-            "feedback": sum(datetime.fromisoformat(n.created_at) >= since for n in notes),
-        }
 
 
 def register(app: App, *, engine: Engine, settings: Settings) -> None:

@@ -1,5 +1,8 @@
 """The input forms (modals) segops opens, and reading their submitted values.
 
+Modal views are Slack input forms rather than briefs, so they are built here; the
+feedback form's choices and lengths come from :mod:`commands.feedback`.
+
 Every input block uses ``action_id="value"`` so :func:`submitted` can read a
 submission as ``{block_id: value}``; ``private_metadata`` carries JSON context.
 """
@@ -10,12 +13,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from commands.feedback import IMPORTANCES, MAX_FIELD, MAX_TEXT, SENTIMENTS
+
 FEEDBACK_CALLBACK = "feedback_submit"
 PROPOSAL_CALLBACK = "propose_submit"
 SELECT_MAX_OPTIONS = 100
-TEXT_MAX = 3000
-SENTIMENTS = ("positive", "neutral", "negative")
-IMPORTANCES = ("low", "medium", "high")
+TEXT_MAX = 3000  # Slack's limit for a plain_text_input
 PROPOSAL_KINDS = (
     ("edit", "Change the rule or title"),
     ("rename", "Rename the segment"),
@@ -101,12 +104,12 @@ def feedback_modal(
         _input(
             "text",
             "What did you hear?",
-            _text(initial=text, multiline=True),
+            _text(initial=text, multiline=True, max_length=MAX_TEXT),
             hint="E-mail addresses, phone and card numbers are removed before saving.",
         ),
         _input("sentiment", "Sentiment", _select([(s, s) for s in SENTIMENTS]), optional=True),
         _input("importance", "Importance", _select([(i, i) for i in IMPORTANCES]), optional=True),
-        _input("reference", "Deal or account", _text(max_length=500), optional=True),
+        _input("reference", "Deal or account", _text(max_length=MAX_FIELD), optional=True),
     ]
     return _modal(FEEDBACK_CALLBACK, "Field feedback", "Log", blocks, metadata)
 

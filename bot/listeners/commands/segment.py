@@ -1,0 +1,186 @@
+"""``/segment <subcommand>``: list, show, history, drift, propose and refresh.
+
+The ack answers usage errors (and says a refresh has started); the lazy function
+runs the subcommand and answers through ``response_url``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt import Ack, Respond
+from slack_sdk import WebClient
+from sqlalchemy import Engine
+
+from bot.listeners.commands.words import split_words
+from bot.listeners.messages import post_proposal, problem
+from bot.listeners.views.modals import proposal_modal
+from bot.listeners.workspace import load_workspace_of
+from briefs.blocks import escape_mrkdwn as esc
+from briefs.render import render_messages, render_reply
+from commands import catalog, proposals, stats
+from commands.policy import is_hidden, visible_size
+from commands.settings import Settings
+from segments.errors import SegopsError
+
+SEGMENT_SUBCOMMANDS = ("help", "list", "show", "history", "drift", "propose", "refresh")
+NEEDS_NAME = ("show", "history", "drift", "propose")
+SEGMENT_USAGE = "\n".join(
+    [
+        "*segops* · `/segment <subcommand>`",
+        "• `list`: the segment catalog",
+        "• `show <segment>`: definition and latest stats",
+        "• `history <segment>`: every version, who changed it and why",
+        "• `drift <segment>`: size over time and recent alerts",
+        "• `propose <segment>`: propose a change in a form, or in one line:",
+        "    `propose <segment> rule: <new rule> reason: <why>` (also `rename: <name>`, `archive`)",
+        "• `refresh [segment]`: refresh now (every active segment without a name)",
+        "Also `/persona <segment> [brief|talking-points|discovery]` and "
+        "`/feedback <segment> <what you heard>`.",
+    ]
+)
+
+
+def segment_usage_error(text: str | None) -> str | None:
+    """The usage error for ``/segment`` text, or None when it can run."""
+    sub, rest = split_words(text)
+    if sub in ("", "help"):
+        return SEGMENT_USAGE
+    if sub not in SEGMENT_SUBCOMMANDS:
+        return f"unknown subcommand `{esc(sub)}`.\n{SEGMENT_USAGE}"
+    if sub in NEEDS_NAME and not rest:
+        return f"usage: `/segment {sub} <segment>`"
+    if sub == "propose" and len(rest.split()) > 1:
+        try:
+            proposals.parse_proposal_text(rest)
+        except SegopsError as error:
+            return f":warning: {esc(error)}\nOr `/segment propose <segment>` alone for a form."
+    return None
+
+
+class SegmentCommand:
+    """The ``/segment`` listener, bound to one engine and settings."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    def ack(self, ack: Ack, command: dict[str, Any]) -> None:
+        error = segment_usage_error(command.get("text"))
+        sub, _ = split_words(command.get("text"))
+        if error:
+            ack(text=error)
+        elif sub == "refresh":
+            ack(text="Refreshing… I will post the outcome here.")
+        else:
+            ack()
+
+    def run(self, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        if segment_usage_error(command.get("text")):
+            return
+        sub, rest = split_words(command.get("text"))
+        name = rest.split()[0].lower() if rest else ""
+        try:
+            if sub == "list":
+                self._list(respond)
+            elif sub == "show":
+                respond(text=self._show(name))
+            elif sub == "history":
+                respond(text=self._history(name))
+            elif sub == "drift":
+                respond(text=self._drift(name))
+            elif sub == "propose":
+                self._propose(rest, command, client, respond)
+            elif sub == "refresh":
+                respond(text=self._refresh(name or None))
+        except SegopsError as error:
+            respond(text=problem(error))
+
+    # subcommands -----------------------------------------------------------------------
+
+    def _list(self, respond: Respond) -> None:
+        rows = []
+        for summary in catalog.list_segments(self.engine):
+            row = {"channel": None, "open_alerts": 0, **summary.to_dict()}
+            if is_hidden(row.get("size"), self.settings.privacy_floor):
+                row["size"] = None
+            rows.append(row)
+        messages = render_messages(
+            "catalog", {"segments": rows}, templates_dir=self.settings.templates_dir
+        )
+        for message in messages:
+            respond(text=message["text"], blocks=message["blocks"])
+
+    def _show(self, name: str) -> str:
+        view = catalog.show_segment(self.engine, name)
+        floor = self.settings.privacy_floor
+        s = view.get("stats")
+        ctx = {**view, "hidden": bool(s) and is_hidden(s["size"], floor), "privacy_floor": floor}
+        return render_reply("segment-show", ctx, templates_dir=self.settings.templates_dir)
+
+    def _history(self, name: str, limit: int = 10) -> str:
+        ctx = {"name": name, "versions": catalog.history(self.engine, name), "limit": limit}
+        return render_reply("segment-history", ctx, templates_dir=self.settings.templates_dir)
+
+    def _drift(self, name: str) -> str:
+        floor = self.settings.privacy_floor
+        points = stats.size_trend(self.engine, name)
+        ctx = {
+            "name": name,
+            "points": [[as_of, visible_size(size, floor)] for as_of, size in points],
+            "alerts": stats.recent_alerts(self.engine, name, limit=5),
+            "privacy_floor": floor,
+        }
+        return render_reply("segment-drift", ctx, templates_dir=self.settings.templates_dir)
+
+    def _propose(
+        self, text: str, command: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        """``propose NAME`` opens the form; ``propose NAME rule: … reason: …`` proposes."""
+        if len(text.split()) == 1:
+            view = catalog.show_segment(self.engine, text.lower())
+            modal = proposal_modal(
+                segment=view["definition"],
+                metadata={"segment": view["name"], "channel": command.get("channel_id")},
+            )
+            client.views_open(trigger_id=command["trigger_id"], view=modal)
+            return
+        request = proposals.parse_proposal_text(text)
+        proposal = proposals.propose(
+            self.engine,
+            load_workspace_of(self.settings),
+            segment=request.segment,
+            proposer=command["user_id"],
+            kind=request.kind,
+            changes=request.changes,
+            reason=request.reason,
+        )
+        channel, _ts = post_proposal(
+            client, self.engine, self.settings, proposal, fallback_channel=command.get("channel_id")
+        )
+        respond(text=f":ballot_box_with_ballot: Proposal #{proposal.id} posted in <#{channel}>.")
+
+    def _refresh(self, only: str | None) -> str:
+        from commands.refresh import refresh  # the data engine loads only when a refresh runs
+
+        ws = load_workspace_of(self.settings)
+        if ws is None:
+            raise SegopsError("no workspace file configured: set SEGOPS_WORKSPACE")
+        as_of = datetime.now(UTC).date()
+        report = refresh(
+            self.engine,
+            ws,
+            as_of=as_of,
+            only=[only] if only else None,
+            templates_dir=self.settings.templates_dir,
+        )
+        lines = [f"*Refreshed* {len(report.segments)} segment(s) as of {as_of.isoformat()}"]
+        for outcome in report.segments:
+            size = (
+                f"fewer than {self.settings.privacy_floor}"
+                if is_hidden(outcome.size, self.settings.privacy_floor)
+                else f"{outcome.size:,}"
+            )
+            lines.append(f"• `{esc(outcome.segment)}` {esc(outcome.status)}: {size} members")
+        return "\n".join(lines)

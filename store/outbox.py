@@ -1,0 +1,115 @@
+"""Queries on ``outbox_message`` for the delivery loop (see :mod:`bot.delivery`).
+
+Due rows, the compare-and-set that claims and marks a row, the thread-root lookup,
+and killing a row with its fallback DM. Every function takes the caller's ``Session``
+and never commits; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from store.models import OutboxMessage
+
+DUE_STATUSES = ("pending", "sending")
+THREAD_DEPTH = 10
+
+
+def due_ids(
+    session: Session, *, now: datetime, limit: int, exclude: Collection[int] = ()
+) -> list[int]:
+    """Ids of up to ``limit`` due rows (pending or sending, due by ``now``) in id order."""
+    query = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.status.in_(DUE_STATUSES),  # type: ignore[attr-defined]
+            OutboxMessage.next_attempt_at <= now,
+        )
+        .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+        .limit(limit + len(exclude))
+    )
+    ids = [i for i in session.execute(query).scalars() if i not in exclude]
+    return ids[:limit]
+
+
+def find_due(session: Session, *, row_id: int, now: datetime) -> OutboxMessage | None:
+    """The row ``row_id`` if it is still due by ``now``, else None."""
+    found = session.get(OutboxMessage, row_id)
+    if found is None or found.status not in DUE_STATUSES or found.next_attempt_at > now:
+        return None
+    return found
+
+
+def compare_and_set(
+    session: Session, *, row_id: int, status: str, attempts: int, values: dict[str, Any]
+) -> bool:
+    """Set ``values`` if the row is still at (``status``, ``attempts``); whether it was."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == row_id,
+            OutboxMessage.status == status,
+            OutboxMessage.attempts == attempts,
+        )
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def thread_root(session: Session, *, thread_key: str) -> tuple[str | None, datetime | None]:
+    """(thread root ``ts`` of the referenced message, when to look again if unsent).
+
+    A missing or dead parent yields no thread: the reply is posted on its own.
+    """
+    key: str | None = thread_key
+    ts: str | None = None
+    for _ in range(THREAD_DEPTH):
+        if key is None:
+            break
+        parent = session.execute(
+            select(OutboxMessage).where(OutboxMessage.idempotency_key == key)
+        ).scalar_one_or_none()
+        if parent is None or parent.status == "dead":
+            break
+        if parent.status != "sent" or not parent.ts:
+            return None, parent.next_attempt_at
+        ts, key = parent.ts, parent.thread_key
+    return ts, None
+
+
+def kill(session: Session, *, row_id: int, attempts: int, reason: str) -> bool:
+    """Mark the row ``dead`` if it is still ``sending`` at ``attempts``; whether it was."""
+    return compare_and_set(
+        session,
+        row_id=row_id,
+        status="sending",
+        attempts=attempts,
+        values={"status": "dead", "last_error": reason},
+    )
+
+
+def add_fallback(session: Session, *, key: str, channel: str, text: str, now: datetime) -> bool:
+    """Queue the ``undeliverable`` DM ``key`` to ``channel`` unless it exists; whether new."""
+    exists = session.execute(
+        select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)
+    ).first()
+    if exists is not None:
+        return False
+    session.add(
+        OutboxMessage(
+            idempotency_key=key,
+            kind="undeliverable",
+            channel=channel,
+            text=text,
+            blocks=[],
+            files=[],
+            fallback_user=None,
+            next_attempt_at=now,
+        )
+    )
+    return True
