@@ -158,7 +158,7 @@ def list_cmd(json_out: JsonOpt = False) -> None:
     """The catalog: every segment with its tier, owner, version and latest size."""
     from commands.catalog import list_segments
 
-    rows = list_segments(_engine())
+    rows = list_segments(_engine(), privacy_floor=state.settings.privacy_floor)
     if json_out:
         _print_json([r.to_dict() for r in rows])
         return
@@ -190,7 +190,7 @@ def show(name: str, json_out: JsonOpt = False) -> None:
     """One segment's current definition and latest stats."""
     from commands.catalog import show_segment
 
-    view = show_segment(_engine(), name)
+    view = show_segment(_engine(), name, privacy_floor=state.settings.privacy_floor)
     if json_out:
         _print_json(view)
         return
@@ -203,7 +203,11 @@ def show(name: str, json_out: JsonOpt = False) -> None:
     if d.get("purpose"):
         out.print(f"[bold]purpose[/] {d['purpose']}")
     stats = view.get("stats")
-    if stats:
+    if stats and view["hidden"]:
+        out.print(
+            f"[bold]size[/] fewer than {view['privacy_floor']} members as of {stats['as_of']}"
+        )
+    elif stats:
         change = f" ({stats['change_pct']:+.1f}%)" if stats.get("change_pct") is not None else ""
         out.print(
             f"[bold]size[/] {stats['size']:,}{change} as of {stats['as_of']} · "
@@ -281,7 +285,7 @@ def drift(name: str, json_out: JsonOpt = False) -> None:
     from commands.stats import recent_alerts, size_trend
 
     engine = _engine()
-    points = size_trend(engine, name)
+    points = size_trend(engine, name, privacy_floor=state.settings.privacy_floor)
     alerts = recent_alerts(engine, name)
     if json_out:
         _print_json({"segment": name, "trend": points, "alerts": alerts})
@@ -289,8 +293,9 @@ def drift(name: str, json_out: JsonOpt = False) -> None:
     table = Table(title=f"{name}: size over time", title_justify="left")
     table.add_column("as of")
     table.add_column("size", justify="right")
+    floor = state.settings.privacy_floor
     for as_of_day, size in points:
-        table.add_row(as_of_day, f"{size:,}")
+        table.add_row(as_of_day, f"{size:,}" if size is not None else f"fewer than {floor}")
     out.print(table)
     if not alerts:
         out.print("no alerts")

@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from commands.errors import Refused
 from commands.lookup import current_definition, current_version, find_segment
+from commands.policy import is_hidden, visible_size, visible_stats
 from commands.stats import latest_stats
 from segments import rules
 from segments.workspace import SegmentDef, Workspace, dump_workspace
@@ -243,14 +244,21 @@ def history(engine: Engine, name: str) -> list[VersionView]:
         ]
 
 
-def list_segments(engine: Engine) -> list[SegmentSummary]:
-    """Every segment, active first, with its latest published size."""
+def active_names(engine: Engine) -> list[str]:
+    """The names of the active segments, by status then name (the catalog's order)."""
+    with session_scope(engine) as session:
+        rows = session.exec(select(Segment).order_by(Segment.status, Segment.name)).all()
+        return [s.name for s in rows if s.status == "active"]
+
+
+def list_segments(engine: Engine, *, privacy_floor: int) -> list[SegmentSummary]:
+    """Every segment, active first, with its latest published size (None under the floor)."""
     with session_scope(engine) as session:
         out = []
         for segment in session.exec(select(Segment).order_by(Segment.status, Segment.name)).all():
             version = current_version(session, segment)
             result, snapshot = current_result(session, segment=segment)
-            size = result.size if result is not None else None
+            size = visible_size(result.size, privacy_floor) if result is not None else None
             as_of = snapshot.as_of.isoformat() if snapshot is not None else None
             out.append(
                 SegmentSummary(
@@ -268,8 +276,12 @@ def list_segments(engine: Engine) -> list[SegmentSummary]:
         return out
 
 
-def show_segment(engine: Engine, name: str) -> dict[str, Any]:
-    """The current definition, its rule in plain words, and the latest stats."""
+def show_segment(engine: Engine, name: str, *, privacy_floor: int) -> dict[str, Any]:
+    """The current definition, its rule in plain words, and the latest stats.
+
+    Stats of a segment under ``privacy_floor`` are hidden (:func:`policy.visible_stats`);
+    ``hidden`` says so and ``privacy_floor`` carries the floor for the message.
+    """
     with session_scope(engine) as session:
         segment = find_segment(session, name)
         version = current_version(session, segment)
@@ -281,5 +293,7 @@ def show_segment(engine: Engine, name: str) -> dict[str, Any]:
             "cadence": segment.cadence,
             "definition": version.definition,
             "criteria": rules.describe(rules.parse(version.rule_text)),
-            "stats": stats.to_dict() if stats else None,
+            "stats": visible_stats(stats.to_dict() if stats else None, privacy_floor),
+            "hidden": bool(stats) and is_hidden(stats.size, privacy_floor),
+            "privacy_floor": privacy_floor,
         }

@@ -18,17 +18,16 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from briefs.render import ALIASES, PERSONA_KINDS, renderer
+from briefs.render import brief_kind, renderer
 from commands.feedback import themes
 from commands.lookup import find_segment
+from commands.policy import is_hidden, visible_size
 from commands.settings import Settings
 from segments import rules
-from segments.errors import SegopsError
 from store.db import session_scope
 from store.models import Feedback, Segment, SegmentResult, SegmentVersion, Snapshot
 from store.results import published_by_day
 
-BRIEF_KINDS = ("persona", "brief", "talking-points", "discovery")
 RECENT = 5
 TREND_POINTS = 12
 SEGMENT_KEYS = (
@@ -90,9 +89,9 @@ def _stats(session: Session, segment: Segment, floor: int) -> tuple[str | None, 
         return None, None
     size, previous, stored, as_of = row
     points = published_by_day(session, segment_id=segment.id, limit=TREND_POINTS * 2)
-    trend = [[day, value if value >= floor else None] for day, value in points]
-    hidden = size < floor
-    shown_previous = previous if previous is not None and previous >= floor else None
+    trend = [[day, visible_size(value, floor)] for day, value in points]
+    hidden = is_hidden(size, floor)
+    shown_previous = visible_size(previous, floor)
     change_pct = None
     if not hidden and shown_previous:
         change_pct = round(100.0 * (size - shown_previous) / shown_previous, 1)
@@ -155,19 +154,11 @@ def brief_context(engine: Engine, name: str, *, settings: Settings) -> dict[str,
         }
 
 
-def _kind(kind: str) -> str:
-    if kind not in BRIEF_KINDS:
-        raise SegopsError(f"unknown brief kind {kind!r}: choose one of {', '.join(BRIEF_KINDS)}")
-    canonical = ALIASES.get(kind, kind)
-    assert canonical in PERSONA_KINDS
-    return canonical
-
-
 def render_brief(
     engine: Engine, name: str, *, kind: str = "persona", settings: Settings
 ) -> dict[str, Any]:
     """Render one persona kind as Slack text, blocks and postable messages."""
-    canonical = _kind(kind)
+    canonical = brief_kind(kind)
     ctx = brief_context(engine, name, settings=settings)
     rendered = renderer(settings.templates_dir).render_all(canonical, ctx)
     return {

@@ -1,11 +1,15 @@
-"""The privacy floor: a segment size under it is never shown.
+"""The privacy floor: a segment size under it is never shown, on any path.
 
 :func:`is_hidden` says whether a size falls under the floor; :func:`visible_size` is
-the size as it may be shown (None when hidden or unknown). ``commands.persona``
-applies the same rule to the persona briefs' stats.
+the size as it may be shown (None when hidden or unknown); :func:`visible_stats` hides
+everything computed on a segment under the floor (its size, movement, KPI means and the
+small points of its trend). The catalog, stats and persona use cases apply them, so the
+CLI, Slack and the worker show the same numbers.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 def is_hidden(size: int | None, floor: int) -> bool:
@@ -16,3 +20,30 @@ def is_hidden(size: int | None, floor: int) -> bool:
 def visible_size(size: int | None, floor: int) -> int | None:
     """``size`` as it may be shown: None when it is unknown or under the privacy ``floor``."""
     return None if size is None or is_hidden(size, floor) else size
+
+
+def visible_stats(stats: dict[str, Any] | None, floor: int) -> dict[str, Any] | None:
+    """A stats dict (``SegmentStats.to_dict``) as it may be shown under the privacy ``floor``.
+
+    Under the floor the size, previous size, change, joined and left counts, KPI means
+    and leave reasons become None or empty and ``hidden`` is True; trend points under
+    the floor become None either way.
+    """
+    if stats is None:
+        return None
+    shown = dict(stats)
+    shown["trend"] = [[day, visible_size(size, floor)] for day, size in stats.get("trend") or []]
+    shown["hidden"] = is_hidden(stats.get("size"), floor)
+    if shown["hidden"]:
+        shown.update(
+            size=None,
+            previous_size=None,
+            change_pct=None,
+            joined=None,
+            left=None,
+            kpis={},
+            leave_reasons={},
+        )
+    elif is_hidden(stats.get("previous_size"), floor):
+        shown.update(previous_size=None, change_pct=None)
+    return shown

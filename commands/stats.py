@@ -9,6 +9,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from commands.lookup import current_version, find_segment
+from commands.policy import visible_size
 from segments import membership
 from store.db import session_scope
 from store.models import Alert, Segment, SegmentResult, Snapshot
@@ -133,7 +134,11 @@ def members(engine: Engine, name: str) -> list[str]:
         return keys
 
 
-def size_trend(engine: Engine, name: str) -> list[tuple[str, int]]:
-    """(as_of, size) of every published refresh of ``name``, oldest first."""
+def size_trend(engine: Engine, name: str, *, privacy_floor: int) -> list[tuple[str, int | None]]:
+    """(as_of, size) of every published refresh of ``name``, oldest first.
+
+    A size under ``privacy_floor`` is None.
+    """
     with session_scope(engine) as session:
-        return trend(session, find_segment(session, name))
+        points = trend(session, find_segment(session, name))
+    return [(day, visible_size(size, privacy_floor)) for day, size in points]

@@ -22,7 +22,7 @@ workers' clocks need not agree) and with this machine's clock on SQLite (whose
 callers all share one machine). ``now=`` overrides both, for tests.
 
 A holder must treat its lease as lost ``ttl`` seconds after it *started* the call
-that granted it (see ``bot.scheduler``), which is never later than the expiry any
+that granted it (see ``worker.leader``), which is never later than the expiry any
 other caller sees. Session-level advisory locks were not used: they vanish with the
 connection (a server restart, a pooler in transaction mode) while the old holder
 still believes it leads, and they say nothing about when they were last confirmed.

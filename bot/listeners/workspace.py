@@ -16,4 +16,4 @@ def load_workspace_of(settings: Settings) -> Workspace | None:
 
 def active_segment_names(engine: Engine) -> list[str]:
     """The names of the active segments, in catalog order (for a segment picker)."""
-    return [s.name for s in catalog.list_segments(engine) if s.status == "active"]
+    return catalog.active_names(engine)

@@ -61,6 +61,7 @@ def workspace(tmp_path, monkeypatch) -> Path:
     path.write_text(yaml.safe_dump(WORKSPACE, sort_keys=False))
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("SEGOPS_WORKSPACE", str(path))
+    monkeypatch.setenv("SEGOPS_PRIVACY_FLOOR", "1")  # these segments have 2 and 4 members
     return path
 
 

@@ -127,7 +127,7 @@ def test_every_kind_renders_text_blocks_and_messages(engine, fx, kind):
 
 
 def test_unknown_kind_lists_the_kinds(engine, fx):
-    with pytest.raises(SegopsError, match="persona, brief, talking-points, discovery"):
+    with pytest.raises(SegopsError, match="brief, talking-points, discovery"):
         render_brief(engine, "enterprise", kind="summary", settings=settings())
 
 

@@ -34,7 +34,9 @@ class AlertPropose:
             return
         try:
             ctx = alerts.alert_context(self.engine, alert_id)
-            shown = catalog.show_segment(self.engine, ctx["segment"]["name"])
+            shown = catalog.show_segment(
+                self.engine, ctx["segment"]["name"], privacy_floor=self.settings.privacy_floor
+            )
         except SegopsError as error:
             note(body, respond, client, problem(error))
             return

@@ -20,7 +20,7 @@ from bot.listeners.workspace import load_workspace_of
 from briefs.blocks import escape_mrkdwn as esc
 from briefs.render import render_messages, render_reply
 from commands import catalog, proposals, stats
-from commands.policy import is_hidden, visible_size
+from commands.policy import is_hidden
 from commands.settings import Settings
 from segments.errors import SegopsError
 
@@ -101,11 +101,9 @@ class SegmentCommand:
 
     def _list(self, respond: Respond) -> None:
         rows = []
-        for summary in catalog.list_segments(self.engine):
-            row = {"channel": None, "open_alerts": 0, **summary.to_dict()}
-            if is_hidden(row.get("size"), self.settings.privacy_floor):
-                row["size"] = None
-            rows.append(row)
+        floor = self.settings.privacy_floor
+        for summary in catalog.list_segments(self.engine, privacy_floor=floor):
+            rows.append({"channel": None, "open_alerts": 0, **summary.to_dict()})
         messages = render_messages(
             "catalog", {"segments": rows}, templates_dir=self.settings.templates_dir
         )
@@ -113,11 +111,8 @@ class SegmentCommand:
             respond(text=message["text"], blocks=message["blocks"])
 
     def _show(self, name: str) -> str:
-        view = catalog.show_segment(self.engine, name)
-        floor = self.settings.privacy_floor
-        s = view.get("stats")
-        ctx = {**view, "hidden": bool(s) and is_hidden(s["size"], floor), "privacy_floor": floor}
-        return render_reply("segment-show", ctx, templates_dir=self.settings.templates_dir)
+        view = catalog.show_segment(self.engine, name, privacy_floor=self.settings.privacy_floor)
+        return render_reply("segment-show", view, templates_dir=self.settings.templates_dir)
 
     def _history(self, name: str, limit: int = 10) -> str:
         ctx = {"name": name, "versions": catalog.history(self.engine, name), "limit": limit}
@@ -125,10 +120,10 @@ class SegmentCommand:
 
     def _drift(self, name: str) -> str:
         floor = self.settings.privacy_floor
-        points = stats.size_trend(self.engine, name)
+        points = stats.size_trend(self.engine, name, privacy_floor=floor)
         ctx = {
             "name": name,
-            "points": [[as_of, visible_size(size, floor)] for as_of, size in points],
+            "points": [list(point) for point in points],
             "alerts": stats.recent_alerts(self.engine, name, limit=5),
             "privacy_floor": floor,
         }
@@ -139,7 +134,9 @@ class SegmentCommand:
     ) -> None:
         """``propose NAME`` opens the form; ``propose NAME rule: … reason: …`` proposes."""
         if len(text.split()) == 1:
-            view = catalog.show_segment(self.engine, text.lower())
+            view = catalog.show_segment(
+                self.engine, text.lower(), privacy_floor=self.settings.privacy_floor
+            )
             modal = proposal_modal(
                 segment=view["definition"],
                 metadata={"segment": view["name"], "channel": command.get("channel_id")},

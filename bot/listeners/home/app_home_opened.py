@@ -21,7 +21,6 @@ from bot.dedupe import mark_processed
 from briefs.render import render_blocks
 from commands import catalog, proposals
 from commands.feedback import list_feedback
-from commands.policy import visible_size
 from commands.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ class Home:
 
     def home_context(self, user: str) -> dict[str, Any]:
         """The ``home`` brief context of ``user`` (see ``briefs.render``)."""
-        summaries = catalog.list_segments(self.engine)
+        summaries = catalog.list_segments(self.engine, privacy_floor=self.settings.privacy_floor)
         owned = [s for s in summaries if s.owner == user]
         pending = proposals.pending_for(self.engine, user)
         return {
@@ -82,14 +81,11 @@ class Home:
             "privacy_floor": self.settings.privacy_floor,
         }
 
-    def _shown(self, size: int | None) -> int | None:
-        return visible_size(size, self.settings.privacy_floor)
-
     def _catalog_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {"channel": None, "open_alerts": 0, **row, "size": self._shown(row.get("size"))}
+        return {"channel": None, "open_alerts": 0, **row}
 
     def _segment(self, name: str) -> dict[str, Any]:
-        shown = catalog.show_segment(self.engine, name)
+        shown = catalog.show_segment(self.engine, name, privacy_floor=self.settings.privacy_floor)
         definition, stats = shown["definition"], shown["stats"] or {}
         since = datetime.now(UTC) - timedelta(days=FEEDBACK_DAYS)
         notes = list_feedback(self.engine, segment=name, limit=FEEDBACK_COUNTED)
@@ -99,9 +95,9 @@ class Home:
             "tier": definition.get("tier") or "tactical",
             "status": shown["status"],
             "version": shown["version"],
-            "size": self._shown(stats.get("size")),
+            "size": stats.get("size"),
             "as_of": stats.get("as_of"),
-            "trend": [[day, self._shown(size)] for day, size in stats.get("trend") or []],
+            "trend": stats.get("trend") or [],
             "open_alerts": stats.get("open_alerts") or 0,
             "feedback": sum(datetime.fromisoformat(n.created_at) >= since for n in notes),
         }

@@ -56,7 +56,9 @@ class FeedbackSubmission:
             errors["segment"] = "Choose a segment."
             return errors
         try:
-            shown = catalog.show_segment(self.engine, name)
+            shown = catalog.show_segment(
+                self.engine, name, privacy_floor=self.settings.privacy_floor
+            )
         except SegopsError as error:
             errors["segment"] = str(error)
         else:

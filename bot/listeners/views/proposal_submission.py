@@ -53,7 +53,11 @@ class ProposalSubmission:
         user, channel = body["user"]["id"], context.get("channel")
         kind = values.get("kind") or "edit"
         try:
-            current = catalog.show_segment(self.engine, context.get("segment") or "")["definition"]
+            current = catalog.show_segment(
+                self.engine,
+                context.get("segment") or "",
+                privacy_floor=self.settings.privacy_floor,
+            )["definition"]
             proposal = proposals.propose(
                 self.engine,
                 load_workspace_of(self.settings),
