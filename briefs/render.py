@@ -72,7 +72,7 @@ Kinds and their contexts (percentages are percent points: 4.2 means +4.2 %):
     Reject buttons); more_pending: int; catalog: [catalog rows] (shown when the user
     owns nothing); feedback_days: int; privacy_floor: int.
 
-Reply kinds (``REPLY_KINDS``) are short answers to ``/segment show|history|drift``,
+Reply kinds (``REPLY_KINDS``) are short answers to ``/segment show|history|drift|refresh``,
 rendered as written (:meth:`Renderer.render_reply`: mrkdwn text, no directives, no
 blocks); each template documents its context in its opening comment.
 """
@@ -112,7 +112,12 @@ KINDS: tuple[str, ...] = (
     "proposal-reminder",
     "home",
 )
-REPLY_KINDS: tuple[str, ...] = ("segment-show", "segment-history", "segment-drift")
+REPLY_KINDS: tuple[str, ...] = (
+    "segment-show",
+    "segment-history",
+    "segment-drift",
+    "segment-refresh",
+)
 PERSONA_KINDS: tuple[str, ...] = ("brief", "talking-points", "discovery")
 ALIASES = {"persona": "brief", "talking_points": "talking-points"}
 ICONS = {

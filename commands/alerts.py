@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, select
 
-from commands.errors import NotAuthorised
+from commands.errors import NotAuthorised, person
 from commands.notify import POSTED_WITH, QUALITY_PREFIX, _kpi_rows, _segment_ctx, alert_item
 from segments.errors import SegopsError
 from store.db import session_scope
@@ -74,8 +74,8 @@ def state(alert: Alert, now: datetime) -> str:
     return alert.status
 
 
-def _mentions(users: list[str]) -> str:
-    return ", ".join(f"<@{u}>" for u in users)
+def _people(users: list[str]) -> str:
+    return ", ".join(person(u) for u in users)
 
 
 def _load(session: Session, alert_id: int) -> tuple[Alert, Segment]:
@@ -118,11 +118,12 @@ def acknowledge(engine: Engine, *, alert_id: int, user: str) -> AlertView:
         alert, segment = _load(session, alert_id)
         approvers = list(segment.approvers or [])
         if user != segment.owner and user not in approvers:
-            who = f"the owner <@{segment.owner}>"
+            who = f"the owner {person(segment.owner)}"
             if approvers:
-                who += f" or approvers {_mentions(approvers)}"
+                who += f" or approvers {_people(approvers)}"
             raise NotAuthorised(
-                f"only {who} can acknowledge alert #{alert_id} on segment '{segment.name}'"
+                f"only {who} can acknowledge alert #{alert_id} on segment '{segment.name}'",
+                users=[segment.owner, *approvers],
             )
         changed = session.exec(
             update(Alert)
@@ -156,7 +157,9 @@ def mute(
         alert, segment = _load(session, alert_id)
         if user != segment.owner:
             raise NotAuthorised(
-                f"only the owner <@{segment.owner}> can mute alerts on segment '{segment.name}'"
+                f"only the owner {person(segment.owner)} can mute alerts "
+                f"on segment '{segment.name}'",
+                users=[segment.owner],
             )
         silent_or_open = [
             Alert.status != "acknowledged",

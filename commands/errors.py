@@ -20,7 +20,21 @@ class UnknownSegment(SegopsError):
         super().__init__(f"unknown segment '{name}'{hint}")
 
 
-class NotAuthorised(SegopsError):
+def person(user: str) -> str:
+    """How an error names a person: ``@U0123``. The error lists the ids it names in
+    ``users`` so a transport can turn them into mentions (Slack) or leave them (CLI)."""
+    return f"@{user}"
+
+
+class NamesPeople(SegopsError):
+    """An error whose text names people with :func:`person`; ``users`` lists their ids."""
+
+    def __init__(self, message: str, *, users: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.users = tuple(dict.fromkeys(users))
+
+
+class NotAuthorised(NamesPeople):
     """The user may not do this."""
 
 
@@ -28,7 +42,7 @@ class StaleProposal(SegopsError):
     """The segment changed since the proposal was made."""
 
 
-class AlreadyDecided(SegopsError):
+class AlreadyDecided(NamesPeople):
     """The proposal was already approved or rejected."""
 
 

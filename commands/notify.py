@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from sqlmodel import Session, select
 from briefs.render import renderer
 from commands.stats import kpi_trend, trend
 from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
+from store.outbox import add_message
 
 QUALITY_PREFIX = "quality_"
 
@@ -39,41 +40,6 @@ def drift_fingerprint(segment: str, kind: str, details: dict[str, Any] | None) -
     """Same segment, kind and column means "the same drift" for muting and acknowledging."""
     column = (details or {}).get("column") or ""
     return hashlib.sha256(f"{segment}|{kind}|{column}".encode()).hexdigest()
-
-
-def queue(
-    session: Session,
-    *,
-    key: str,
-    kind: str,
-    channel: str | None,
-    messages: Sequence[dict[str, Any]],
-    fallback_user: str | None,
-    files: list[dict[str, Any]] | None = None,
-) -> list[OutboxMessage]:
-    """Add a (possibly split) message to the outbox; later parts go in the first's thread."""
-    rows = []
-    target = channel or fallback_user
-    if target is None:
-        return rows
-    existing = session.exec(select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key))
-    if existing.first() is not None:
-        return rows
-    for index, message in enumerate(messages):
-        row = OutboxMessage(
-            idempotency_key=key if index == 0 else f"{key}#{index + 1}",
-            kind=kind,
-            channel=target,
-            thread_key=None if index == 0 else key,
-            text=message["text"],
-            blocks=message["blocks"],
-            files=(files or []) if index == 0 else [],
-            fallback_user=fallback_user,
-        )
-        session.add(row)
-        rows.append(row)
-    session.flush()
-    return rows
 
 
 def alert_item(alert: Alert, status: str | None = None) -> dict[str, Any]:
@@ -220,7 +186,7 @@ def _queue_summary(session, snapshot, channel, items, as_of, charts, r) -> list[
         files = [chart_file(series, title=title, name=f"sizes-{slug}-{as_of}")]
     if len(contexts) == 1:
         messages = r.render_messages("refresh-summary", contexts[0])
-        return queue(
+        return add_message(
             session,
             key=key,
             kind="refresh_summary",
@@ -232,7 +198,7 @@ def _queue_summary(session, snapshot, channel, items, as_of, charts, r) -> list[
     group = r.render_messages(
         "refresh-group", {"channel": channel, "as_of": as_of, "summaries": contexts}
     )
-    rows = queue(
+    rows = add_message(
         session,
         key=key,
         kind="refresh_summary",
@@ -316,7 +282,7 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
                 kpi=kpi,
             )
         ]
-    rows = queue(
+    rows = add_message(
         session,
         key=f"drift:{snapshot.id}:{segment.name}",
         kind="drift_alert",
@@ -358,7 +324,7 @@ def _queue_blocked(session, snapshot, outcome, segment, r) -> list[OutboxMessage
         ],
         "current": current,
     }
-    return queue(
+    return add_message(
         session,
         key=f"blocked:{snapshot.id}:{segment.name}",
         kind="blocked_alert",

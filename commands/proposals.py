@@ -38,7 +38,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from commands.catalog import record_version
-from commands.errors import AlreadyDecided, NotAuthorised, Refused, StaleProposal
+from commands.errors import AlreadyDecided, NotAuthorised, Refused, StaleProposal, person
 from commands.lookup import find_segment
 from segments import rules
 from segments.errors import SegopsError
@@ -456,8 +456,8 @@ def _stored_changes(
 # --- deciding --------------------------------------------------------------------------
 
 
-def _mention_list(users: list[str]) -> str:
-    return ", ".join(f"<@{u}>" for u in users)
+def _people(users: list[str]) -> str:
+    return ", ".join(person(u) for u in users)
 
 
 def authorise(
@@ -467,16 +467,19 @@ def authorise(
     approvers = list(segment.approvers or [])
     is_owner = user == segment.owner
     if not is_owner and user not in approvers:
-        who = f"the owner <@{segment.owner}>"
+        who = f"the owner {person(segment.owner)}"
         if approvers:
-            who += f" or approvers {_mention_list(approvers)}"
-        raise NotAuthorised(f"only {who} can decide on proposal #{proposal_id}")
+            who += f" or approvers {_people(approvers)}"
+        raise NotAuthorised(
+            f"only {who} can decide on proposal #{proposal_id}", users=[segment.owner, *approvers]
+        )
     if approve and user == proposer and not (is_owner and segment.tier != "core"):
         others = [u for u in [segment.owner, *approvers] if u != user]
-        ask = f": ask {_mention_list(others)}" if others else ""
+        ask = f": ask {_people(others)}" if others else ""
         why = "core segment" if segment.tier == "core" else "segment you do not own"
         raise NotAuthorised(
-            f"you proposed #{proposal_id} and cannot approve your own change to a {why}{ask}"
+            f"you proposed #{proposal_id} and cannot approve your own change to a {why}{ask}",
+            users=others,
         )
 
 
@@ -497,8 +500,11 @@ def _decision(proposal: Proposal, segment_name: str, version: int | None) -> Dec
 
 
 def _already(proposal: Proposal, segment_name: str) -> AlreadyDecided:
-    by = f" by <@{proposal.decided_by}>" if proposal.decided_by else ""
-    error = AlreadyDecided(f"proposal #{proposal.id} was already {proposal.status}{by}")
+    by = f" by {person(proposal.decided_by)}" if proposal.decided_by else ""
+    error = AlreadyDecided(
+        f"proposal #{proposal.id} was already {proposal.status}{by}",
+        users=[proposal.decided_by] if proposal.decided_by else [],
+    )
     error.decision = _decision(proposal, segment_name, None)  # type: ignore[attr-defined]
     return error
 

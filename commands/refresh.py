@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from pyroaring import BitMap
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from commands.lookup import current_definition, find_segment
@@ -39,7 +38,9 @@ from segments.errors import SegopsError
 from segments.evaluate import evaluate_all
 from segments.workspace import SegmentDef, Workspace
 from store.db import session_scope
-from store.models import Alert, Entity, Segment, SegmentResult, Snapshot
+from store.entities import add_entity_keys, entity_keys
+from store.models import Alert, Segment, SegmentResult, Snapshot
+from store.results import past_sizes, recent_profiles
 
 Progress = Callable[[str], None]
 HISTORY = 12
@@ -172,67 +173,6 @@ def _all_rules(session: Session) -> dict[str, rules.Rule]:
     return out
 
 
-def _known_keys(session: Session) -> pd.Index:
-    """The entity dictionary in dense-id order (string dtype: fast hash lookups)."""
-    # The DB-API cursor directly: a million rows through the ORM result layer cost ~1 s.
-    cursor = session.connection().connection.driver_connection.cursor()
-    try:
-        cursor.execute("SELECT key FROM entity ORDER BY id")
-        keys = [row[0] for row in cursor.fetchall()]
-    finally:
-        cursor.close()
-    return pd.Index(keys, dtype="str")
-
-
-def _store_new_keys(session: Session, start: int, keys: list[str]) -> None:
-    """Append new keys to the entity dictionary, in the refresh's transaction.
-
-    A first refresh can add a million keys, so this uses the driver's bulk path:
-    ``executemany`` on SQLite, ``COPY`` on PostgreSQL (psycopg 3), Core otherwise.
-    """
-    if not keys:
-        return
-    connection = session.connection()
-    dialect = connection.dialect
-    rows = list(zip(range(start, start + len(keys)), keys, strict=True))
-    raw = connection.connection.driver_connection
-    if dialect.name == "sqlite":
-        cursor = raw.cursor()
-        try:
-            cursor.executemany("INSERT INTO entity (id, key) VALUES (?, ?)", rows)
-        finally:
-            cursor.close()
-    elif dialect.name == "postgresql" and dialect.driver == "psycopg":
-        with raw.cursor() as cursor, cursor.copy("COPY entity (id, key) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    else:
-        table = Entity.__table__  # type: ignore[attr-defined]
-        for i in range(0, len(rows), 50_000):
-            chunk = [{"id": i, "key": k} for i, k in rows[i : i + 50_000]]
-            connection.execute(insert(table), chunk)
-
-
-def _history_profiles(session: Session) -> list[dict[str, Any]]:
-    snaps = session.exec(
-        select(Snapshot)
-        .where(Snapshot.status != "blocked")
-        .order_by(Snapshot.as_of.desc(), Snapshot.id.desc())  # type: ignore[attr-defined]
-        .limit(HISTORY)
-    ).all()
-    return [s.profile for s in reversed(snaps) if s.profile]
-
-
-def _past_sizes(session: Session, segment: Segment) -> list[int]:
-    rows = session.exec(
-        select(SegmentResult.size)
-        .where(SegmentResult.segment_id == segment.id, SegmentResult.status == "published")
-        .order_by(SegmentResult.id.desc())  # type: ignore[union-attr]
-        .limit(HISTORY)
-    ).all()
-    return list(reversed(rows))
-
-
 def _lineage(definition: SegmentDef, dataset: sources.Dataset, all_rules) -> tuple[set, set]:
     """Frame columns and sources a segment depends on, through segment references."""
     columns: set[str] = set()
@@ -276,7 +216,7 @@ def refresh(
     with session_scope(engine) as session:
         chosen = _active(session, only)
         all_rules = _all_rules(session)
-        history = _history_profiles(session)
+        history = recent_profiles(session, limit=HISTORY)
     say("load")
     with timer.phase("load"):
         dataset = sources.load_dataset(ws, as_of=as_of, progress=progress)
@@ -292,7 +232,7 @@ def refresh(
 
     with session_scope(engine) as session:
         with timer.phase("bitmaps"):
-            known = _known_keys(session)
+            known = entity_keys(session)
             ids, new_keys = membership.assign_ids(dataset.frame.index, known)
         with timer.phase("drift"):
             profiles = drift.ProfileColumns(dataset.frame, dataset.schema, as_of=as_of)
@@ -312,7 +252,7 @@ def refresh(
             )
 
         with timer.phase("persist"):
-            _store_new_keys(session, len(known), new_keys)
+            add_entity_keys(session, start=len(known), keys=new_keys)
             statuses = {o.status for o in outcomes}
             snapshot = Snapshot(
                 as_of=as_of,
@@ -457,7 +397,7 @@ def _drift(
     found = drift.detect(
         size=int(mask.sum()),
         previous_size=previous_size,
-        history_sizes=_past_sizes(session, segment),
+        history_sizes=past_sizes(session, segment_id=segment.id, limit=HISTORY),
         stats=stats,
         previous_stats=previous_profile,
         kpis=kpi_columns,

@@ -1,13 +1,13 @@
-"""Queries on ``outbox_message`` for the delivery loop (see :mod:`bot.delivery`).
-
-Due rows, the compare-and-set that claims and marks a row, the thread-root lookup,
-and killing a row with its fallback DM. Every function takes the caller's ``Session``
+"""Store functions of ``outbox_message``: queueing a message once per idempotency key
+(:func:`add_message`), and for the delivery loop (see :mod:`bot.delivery`) the due
+rows, the compare-and-set that claims and marks a row, the thread-root lookup, and
+killing a row with its fallback DM. Every function takes the caller's ``Session``
 and never commits; the caller owns the transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -113,3 +113,48 @@ def add_fallback(session: Session, *, key: str, channel: str, text: str, now: da
         )
     )
     return True
+
+
+def add_message(
+    session: Session,
+    *,
+    key: str,
+    kind: str,
+    channel: str | None,
+    messages: Sequence[dict[str, Any]],
+    fallback_user: str | None,
+    files: list[dict[str, Any]] | None = None,
+) -> list[OutboxMessage]:
+    """Add a (possibly split) message to the outbox; later parts go in the first's thread.
+
+    ``channel`` falls back to ``fallback_user`` (a DM); with neither, or when ``key`` is
+    already queued, nothing is added. Returns the rows added.
+    """
+    rows = []
+    target = channel or fallback_user
+    if target is None:
+        return rows
+    existing = session.exec(select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key))
+    if existing.first() is not None:
+        return rows
+    for index, message in enumerate(messages):
+        row = OutboxMessage(
+            idempotency_key=key if index == 0 else f"{key}#{index + 1}",
+            kind=kind,
+            channel=target,
+            thread_key=None if index == 0 else key,
+            text=message["text"],
+            blocks=message["blocks"],
+            files=(files or []) if index == 0 else [],
+            fallback_user=fallback_user,
+        )
+        session.add(row)
+        rows.append(row)
+    session.flush()
+    return rows
+
+
+def is_queued(session: Session, *, key: str) -> bool:
+    """Whether a message with idempotency ``key`` is in the outbox (in any state)."""
+    found = session.exec(select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key))
+    return found.first() is not None

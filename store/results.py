@@ -61,3 +61,25 @@ def open_alert_count(session: Session, *, segment_id: int) -> int:
             select(Alert.id).where(Alert.segment_id == segment_id, Alert.status == "open")
         ).all()
     )
+
+
+def recent_profiles(session: Session, *, limit: int) -> list[dict[str, Any]]:
+    """The data profiles of the ``limit`` newest snapshots that were not blocked, oldest first."""
+    snaps = session.exec(
+        select(Snapshot)
+        .where(Snapshot.status != "blocked")
+        .order_by(Snapshot.as_of.desc(), Snapshot.id.desc())  # type: ignore[attr-defined]
+        .limit(limit)
+    ).all()
+    return [s.profile for s in reversed(snaps) if s.profile]
+
+
+def past_sizes(session: Session, *, segment_id: int, limit: int) -> list[int]:
+    """Sizes of the segment's ``limit`` newest published results, oldest first."""
+    rows = session.exec(
+        select(SegmentResult.size)
+        .where(SegmentResult.segment_id == segment_id, SegmentResult.status == "published")
+        .order_by(SegmentResult.id.desc())  # type: ignore[union-attr]
+        .limit(limit)
+    ).all()
+    return list(reversed(rows))

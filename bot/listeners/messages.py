@@ -24,12 +24,13 @@ from segments.errors import SegopsError
 
 logger = logging.getLogger(__name__)
 
-_MENTION = re.compile(r"&lt;([@#][UWC][A-Z0-9]+)&gt;")
-
 
 def problem(error: SegopsError) -> str:
-    """The one-line, user-facing text of an error: escaped, user mentions kept."""
-    text = _MENTION.sub(r"<\1>", escape_mrkdwn(error))
+    """The one-line, user-facing text of an error: escaped, the people it names mentioned."""
+    text = escape_mrkdwn(error)
+    for user in getattr(error, "users", ()):
+        shown = escape_mrkdwn(user)
+        text = re.sub(rf"@{re.escape(shown)}\b", lambda _m, u=shown: f"<@{u}>", text)
     if isinstance(error, NotAuthorised):
         return ":no_entry: Not authorised: " + text
     return ":warning: " + text

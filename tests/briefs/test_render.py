@@ -414,3 +414,19 @@ def test_brief_kind_parses_what_users_type(typed: str | None, kind: str) -> None
 def test_brief_kind_refuses_an_unknown_kind() -> None:
     with pytest.raises(BriefError, match="unknown brief kind 'catalog'"):
         r.brief_kind("catalog")
+
+
+def test_the_refresh_reply_hides_sizes_under_the_floor(renderer: Renderer) -> None:
+    ctx = {
+        "as_of": "2026-06-30",
+        "segments": [
+            {"segment": "trial", "status": "published", "size": None},
+            {"segment": "power_<users>", "status": "blocked", "size": 12_345},
+        ],
+        "privacy_floor": 10,
+    }
+    assert renderer.render_reply("segment-refresh", ctx).splitlines() == [
+        "*Refreshed* 2 segment(s) as of 2026-06-30",
+        "• `trial` published: fewer than 10 members",
+        "• `power_&lt;users&gt;` blocked: 12,345 members",
+    ]

@@ -86,7 +86,7 @@ def test_an_approver_may_acknowledge(engine, fx):
 
 def test_anyone_else_may_not_acknowledge_and_nothing_changes(engine, fx):
     alert_id = stored_alert(engine)
-    only = f"only the owner <@{OWNER}> or approvers <@{APPROVER}>"
+    only = f"only the owner @{OWNER} or approvers @{APPROVER}"
     with pytest.raises(NotAuthorised, match=only):
         acknowledge(engine, alert_id=alert_id, user=PROPOSER)
     row = alert_row(engine, alert_id)
@@ -136,7 +136,7 @@ def test_the_owner_mutes_for_seven_days(engine, fx):
 
 def test_an_approver_may_not_mute(engine, fx):
     alert_id = stored_alert(engine)
-    with pytest.raises(NotAuthorised, match=f"only the owner <@{OWNER}> can mute"):
+    with pytest.raises(NotAuthorised, match=f"only the owner @{OWNER} can mute"):
         mute(engine, alert_id=alert_id, user=APPROVER, now=NOW)
     row = alert_row(engine, alert_id)
     assert (row.status, row.muted_until) == ("open", None)

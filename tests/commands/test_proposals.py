@@ -290,7 +290,7 @@ def test_who_may_approve(engine, fx, segment, proposer, decider, allowed):
 
 def test_a_stranger_is_told_who_can_decide(engine, fx):
     view = edit(engine)
-    expected = f"only the owner <@U111> or approvers <@U222> can decide on proposal #{view.id}"
+    expected = f"only the owner @U111 or approvers @U222 can decide on proposal #{view.id}"
     with pytest.raises(NotAuthorised, match=expected):
         decide(engine, proposal_id=view.id, user=STRANGER, approve=False, via="reaction")
 
@@ -350,7 +350,7 @@ def test_reject_writes_no_version_and_records_the_decider(engine, fx):
 def test_a_second_decision_is_already_decided_and_applies_nothing(engine, fx):
     view = edit(engine)
     decide(engine, proposal_id=view.id, user=OWNER, approve=True, via="button")
-    with pytest.raises(AlreadyDecided, match=f"#{view.id} was already approved by <@U111>"):
+    with pytest.raises(AlreadyDecided, match=f"#{view.id} was already approved by @U111"):
         decide(engine, proposal_id=view.id, user=APPROVER, approve=True, via="reaction")
     assert count(engine, SegmentVersion) == 5
 

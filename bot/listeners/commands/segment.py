@@ -20,7 +20,7 @@ from bot.listeners.workspace import load_workspace_of
 from briefs.blocks import escape_mrkdwn as esc
 from briefs.render import render_messages, render_reply
 from commands import catalog, proposals, stats
-from commands.policy import is_hidden
+from commands.policy import visible_size
 from commands.settings import Settings
 from segments.errors import SegopsError
 
@@ -172,12 +172,13 @@ class SegmentCommand:
             only=[only] if only else None,
             templates_dir=self.settings.templates_dir,
         )
-        lines = [f"*Refreshed* {len(report.segments)} segment(s) as of {as_of.isoformat()}"]
-        for outcome in report.segments:
-            size = (
-                f"fewer than {self.settings.privacy_floor}"
-                if is_hidden(outcome.size, self.settings.privacy_floor)
-                else f"{outcome.size:,}"
-            )
-            lines.append(f"• `{esc(outcome.segment)}` {esc(outcome.status)}: {size} members")
-        return "\n".join(lines)
+        floor = self.settings.privacy_floor
+        ctx = {
+            "as_of": as_of.isoformat(),
+            "segments": [
+                {"segment": o.segment, "status": o.status, "size": visible_size(o.size, floor)}
+                for o in report.segments
+            ],
+            "privacy_floor": floor,
+        }
+        return render_reply("segment-refresh", ctx, templates_dir=self.settings.templates_dir)

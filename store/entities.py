@@ -1,0 +1,56 @@
+"""Store functions of the entity dictionary: every entity key ever seen, by dense id.
+
+Dense ids index the membership bitmaps. Keyword-only after the session, never
+committing: the refresh owns the transaction.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import insert
+from sqlmodel import Session
+
+from store.models import Entity
+
+BULK_CHUNK = 50_000
+
+
+def entity_keys(session: Session) -> pd.Index:
+    """The entity dictionary in dense-id order (string dtype: fast hash lookups)."""
+    # The DB-API cursor directly: a million rows through the ORM result layer cost ~1 s.
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        cursor.execute("SELECT key FROM entity ORDER BY id")
+        keys = [row[0] for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+    return pd.Index(keys, dtype="str")
+
+
+def add_entity_keys(session: Session, *, start: int, keys: list[str]) -> None:
+    """Append new keys to the entity dictionary, in the refresh's transaction.
+
+    A first refresh can add a million keys, so this uses the driver's bulk path:
+    ``executemany`` on SQLite, ``COPY`` on PostgreSQL (psycopg 3), Core otherwise.
+    """
+    if not keys:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    rows = list(zip(range(start, start + len(keys)), keys, strict=True))
+    raw = connection.connection.driver_connection
+    if dialect.name == "sqlite":
+        cursor = raw.cursor()
+        try:
+            cursor.executemany("INSERT INTO entity (id, key) VALUES (?, ?)", rows)
+        finally:
+            cursor.close()
+    elif dialect.name == "postgresql" and dialect.driver == "psycopg":
+        with raw.cursor() as cursor, cursor.copy("COPY entity (id, key) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        table = Entity.__table__  # type: ignore[attr-defined]
+        for i in range(0, len(rows), BULK_CHUNK):
+            chunk = [{"id": i, "key": k} for i, k in rows[i : i + BULK_CHUNK]]
+            connection.execute(insert(table), chunk)
