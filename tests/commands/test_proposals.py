@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import func, select
 
-from commands import proposals
 from commands.catalog import history
 from commands.errors import AlreadyDecided, NotAuthorised, Refused, StaleProposal, UnknownSegment
 from commands.proposals import (
     decide,
+    deciding,
     find_by_message,
     parse_proposal_text,
     pending_for,
@@ -382,14 +382,14 @@ def test_concurrent_decisions_apply_exactly_once(engine, fx):
 
 def race(monkeypatch, action) -> None:
     """Run ``action`` right after the next decision passed its checks, before it claims."""
-    real = proposals.authorise
+    real = deciding.authorise
 
     def authorise_then_race(**kwargs) -> None:
         real(**kwargs)
-        monkeypatch.setattr(proposals, "authorise", real)
+        monkeypatch.setattr(deciding, "authorise", real)
         action()
 
-    monkeypatch.setattr(proposals, "authorise", authorise_then_race)
+    monkeypatch.setattr(deciding, "authorise", authorise_then_race)
 
 
 def test_a_decision_that_loses_the_race_after_its_checks_applies_nothing(engine, fx, monkeypatch):

@@ -1,7 +1,8 @@
 """The input forms (modals) segops opens, and reading their submitted values.
 
 Modal views are Slack input forms rather than briefs, so they are built here; the
-feedback form's choices and lengths come from :mod:`commands.feedback`.
+feedback form's choices and lengths come from :mod:`commands.feedback`, the proposal
+form's kinds from :mod:`commands.proposals`.
 
 Every input block uses ``action_id="value"`` so :func:`submitted` can read a
 submission as ``{block_id: value}``; ``private_metadata`` carries JSON context.
@@ -14,17 +15,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from commands.feedback import IMPORTANCES, MAX_FIELD, MAX_TEXT, SENTIMENTS
+from commands.proposals import KINDS
 
 FEEDBACK_CALLBACK = "feedback_submit"
 PROPOSAL_CALLBACK = "propose_submit"
 SELECT_MAX_OPTIONS = 100
 TEXT_MAX = 3000  # Slack's limit for a plain_text_input
-PROPOSAL_KINDS = (
-    ("edit", "Change the rule or title"),
-    ("rename", "Rename the segment"),
-    ("archive", "Archive the segment"),
-    ("persona", "Update the persona summary"),
-)
+PROPOSAL_KIND_LABELS = {
+    "edit": "Change the rule or title",
+    "rename": "Rename the segment",
+    "archive": "Archive the segment",
+    "persona": "Update the persona summary",
+}
+# The kinds and their order come from commands.proposals; a kind without a label fails here.
+PROPOSAL_KINDS = tuple((kind, PROPOSAL_KIND_LABELS[kind]) for kind in KINDS)
 
 
 def _plain(text: str) -> dict[str, Any]:

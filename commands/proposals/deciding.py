@@ -1,0 +1,176 @@
+"""Deciding a proposal: who may decide (:func:`authorise`), claiming the decision exactly
+once, refusing stale proposals, and applying an approved change as a new version.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session
+
+from commands.catalog import record_version
+from commands.errors import AlreadyDecided, NotAuthorised, StaleProposal, person
+from commands.proposals.definition import (
+    active_definitions,
+    build_definition,
+    check_references,
+)
+from commands.proposals.views import DecisionView, decision_view
+from segments.errors import SegopsError
+from segments.workspace import SegmentDef
+from store.db import session_scope
+from store.models import Proposal, Segment, SegmentVersion
+
+VIAS = ("button", "reaction", "cli")
+CHANGE_KIND = {"edit": "edit", "persona": "edit", "rename": "rename", "archive": "archive"}
+
+
+def _people(users: list[str]) -> str:
+    return ", ".join(person(u) for u in users)
+
+
+def authorise(
+    *, segment: Segment, proposal_id: int, proposer: str, user: str, approve: bool
+) -> None:
+    """Raise NotAuthorised unless ``user`` may take this decision."""
+    approvers = list(segment.approvers or [])
+    is_owner = user == segment.owner
+    if not is_owner and user not in approvers:
+        who = f"the owner {person(segment.owner)}"
+        if approvers:
+            who += f" or approvers {_people(approvers)}"
+        raise NotAuthorised(
+            f"only {who} can decide on proposal #{proposal_id}", users=[segment.owner, *approvers]
+        )
+    if approve and user == proposer and not (is_owner and segment.tier != "core"):
+        others = [u for u in [segment.owner, *approvers] if u != user]
+        ask = f": ask {_people(others)}" if others else ""
+        why = "core segment" if segment.tier == "core" else "segment you do not own"
+        raise NotAuthorised(
+            f"you proposed #{proposal_id} and cannot approve your own change to a {why}{ask}",
+            users=others,
+        )
+
+
+def _already(proposal: Proposal, segment_name: str) -> AlreadyDecided:
+    by = f" by {person(proposal.decided_by)}" if proposal.decided_by else ""
+    error = AlreadyDecided(
+        f"proposal #{proposal.id} was already {proposal.status}{by}",
+        users=[proposal.decided_by] if proposal.decided_by else [],
+    )
+    error.decision = decision_view(proposal, segment_name, None)  # type: ignore[attr-defined]
+    return error
+
+
+def decide(engine: Engine, *, proposal_id: int, user: str, approve: bool, via: str) -> DecisionView:
+    """Approve or reject a pending proposal exactly once.
+
+    Raises NotAuthorised, AlreadyDecided (someone decided first: Slack treats it as a
+    quiet no-op), or StaleProposal (the segment changed since; the proposal is marked
+    stale). The exceptions carry ``.decision`` where a message update is useful.
+    """
+    if via not in VIAS:
+        raise SegopsError(f"decision via {via!r} must be one of {', '.join(VIAS)}")
+    with session_scope(engine) as session:
+        proposal = session.get(Proposal, proposal_id)
+        if proposal is None:
+            raise SegopsError(f"no proposal #{proposal_id}")
+        segment = session.get(Segment, proposal.segment_id)
+        authorise(
+            segment=segment,
+            proposal_id=proposal.id,
+            proposer=proposal.proposer,
+            user=user,
+            approve=approve,
+        )
+        if proposal.status == "stale":
+            raise _stale(proposal.id, segment.name, decision_view(proposal, segment.name, None))
+        if proposal.status != "pending":
+            raise _already(proposal, segment.name)
+
+    now = datetime.now(UTC)
+    status = "approved" if approve else "rejected"
+    stale = False
+    version_number: int | None = None
+    with session_scope(engine) as session:
+        # Claim the decision first: the one writer whose conditional update matches wins.
+        claimed = session.exec(
+            update(Proposal)
+            .where(Proposal.id == proposal_id, Proposal.status == "pending")
+            .values(status=status, decided_by=user, decided_at=now, decision_via=via)
+        ).rowcount
+        if claimed != 1:
+            session.rollback()
+            proposal = session.get(Proposal, proposal_id)
+            raise _already(proposal, session.get(Segment, proposal.segment_id).name)
+        base_version_id = proposal.base_version_id
+        # Lock the segment row at the version the proposal was made against.
+        current = session.exec(
+            update(Segment)
+            .where(Segment.id == segment.id, Segment.current_version_id == base_version_id)
+            .values(current_version_id=Segment.current_version_id)
+        ).rowcount
+        if current != 1:
+            stale = True
+            session.exec(
+                update(Proposal)
+                .where(Proposal.id == proposal_id)
+                .values(status="stale", decided_by=None, decision_via=None, decided_at=now)
+            )
+        elif approve:
+            version_number = _apply(session, proposal_id=proposal_id, approver=user)
+        proposal = session.get(Proposal, proposal_id)
+        session.refresh(proposal)
+        segment = session.get(Segment, proposal.segment_id)
+        session.refresh(segment)
+        decision = decision_view(proposal, segment.name, version_number)
+    if stale:
+        raise _stale(proposal_id, segment.name, decision)
+    return decision
+
+
+def _stale(proposal_id: int, segment_name: str, decision: DecisionView) -> StaleProposal:
+    error = StaleProposal(
+        f"proposal #{proposal_id} is stale: segment '{segment_name}' changed since it "
+        "was made; propose the change again against the current version"
+    )
+    error.decision = decision  # type: ignore[attr-defined]
+    return error
+
+
+def _apply(session: Session, *, proposal_id: int, approver: str) -> int:
+    """Record the approved change as the segment's next version (same transaction)."""
+    proposal = session.get(Proposal, proposal_id)
+    session.refresh(proposal)
+    segment = session.get(Segment, proposal.segment_id)
+    session.refresh(segment)
+    base = session.get(SegmentVersion, proposal.base_version_id)
+    current = SegmentDef.model_validate(base.definition)
+    new = build_definition(current, proposal.kind, _replayable(proposal))
+    if new.name != current.name or new.status == "archived":
+        definitions = active_definitions(session)
+        if new.name != current.name and new.name in definitions:
+            raise SegopsError(f"a segment named '{new.name}' already exists")
+        check_references(definitions, current, new)
+    version = record_version(
+        session,
+        segment=segment,
+        definition=new,
+        change_kind=CHANGE_KIND[proposal.kind],
+        author=proposal.proposer,
+        approver=approver,
+        reason=proposal.reason,
+    )
+    session.exec(
+        update(Proposal).where(Proposal.id == proposal_id).values(applied_version_id=version.id)
+    )
+    return version.version
+
+
+def _replayable(proposal: Proposal) -> dict[str, Any]:
+    changes = dict(proposal.changes)
+    if proposal.kind == "archive":
+        return {"status": "archived"}
+    return changes

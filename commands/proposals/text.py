@@ -1,0 +1,85 @@
+"""The one-line Slack form of a proposal and its parser, :func:`parse_proposal_text`.
+
+``/segment propose`` takes one of::
+
+    trial rule: plan = 'trial' and seats >= 3 reason: reps ignore one-seat trials
+    trial rename: trials reason: plural like the others
+    trial archive reason: replaced by self-serve
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from segments.errors import SegopsError
+
+USAGE = (
+    "usage: NAME rule: NEW RULE reason: WHY | NAME rename: NEW-NAME reason: WHY "
+    "| NAME archive reason: WHY"
+)
+
+
+@dataclass(frozen=True)
+class ProposalRequest:
+    """A parsed ``/segment propose`` text."""
+
+    segment: str
+    kind: str
+    changes: dict[str, Any]
+    reason: str
+
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+_HEAD = re.compile(r"\s*(?P<name>[^\s:]+)\s+(?P<verb>rule|rename|archive)\b\s*:?", re.I)
+_REASON = re.compile(r"reason\s*:", re.I)
+
+
+def _find_reason(text: str) -> int | None:
+    """Offset of the first ``reason:`` outside quotes, or None."""
+    quote: str | None = None
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif ch in "'\"`":
+            quote = ch
+        elif (i == 0 or not text[i - 1].isalnum()) and _REASON.match(text, i):
+            return i
+        i += 1
+    return None
+
+
+def parse_proposal_text(text: str) -> ProposalRequest:
+    """Parse ``NAME rule: RULE reason: WHY`` (or ``rename: NEW`` / ``archive``)."""
+    # Slack escapes &, < and > in command text and may curl quotes.
+    cleaned = html.unescape(text or "").translate(_QUOTES).strip()
+    head = _HEAD.match(cleaned)
+    if not head:
+        raise SegopsError(f"cannot read the proposal: {USAGE}")
+    name, verb = head.group("name"), head.group("verb").lower()
+    body = cleaned[head.end() :]
+    at = _find_reason(body)
+    if at is None:
+        raise SegopsError(f"a proposal needs a reason ('reason: WHY'): {USAGE}")
+    value, reason = body[:at].strip(), body[at:].split(":", 1)[1].strip()
+    if not reason:
+        raise SegopsError(f"the reason is empty: {USAGE}")
+    if verb == "rule":
+        if not value:
+            raise SegopsError(f"the new rule is empty: {USAGE}")
+        return ProposalRequest(name, "edit", {"rule": value}, reason)
+    if verb == "rename":
+        if not value or len(value.split()) != 1:
+            raise SegopsError(f"rename needs one new name: {USAGE}")
+        return ProposalRequest(name, "rename", {"name": value}, reason)
+    if value:
+        raise SegopsError(f"unexpected text after 'archive': {value!r}: {USAGE}")
+    return ProposalRequest(name, "archive", {"status": "archived"}, reason)
