@@ -27,13 +27,13 @@ def print_report(report) -> None:
     table = Table(title=f"Refresh {report.as_of}", title_justify="left")
     for col in ("segment", "status", "size", "change", "joined", "left", "alerts"):
         table.add_column(col, justify="right" if col in ("size", "joined", "left") else "left")
-    colours = {"published": "green", "blocked": "red", "unchanged": "dim"}
+    colours = {"published": "green", "blocked": "red", "unchanged": "dim", "skipped": "yellow"}
     for s in report.segments:
         change = "new"
         if s.previous_size is not None:
             delta = s.size - s.previous_size
             change = f"{delta:+,}"
-        alerts = "; ".join(f"{a.severity}: {a.message}" for a in s.alerts) or "—"
+        alerts = s.note or "; ".join(f"{a.severity}: {a.message}" for a in s.alerts) or "—"
         table.add_row(
             s.segment,
             f"[{colours.get(s.status, 'white')}]{s.status}[/]",

@@ -11,6 +11,16 @@ The path of one refresh (see DESIGN.md):
 6. store everything in ONE transaction and mark it current, so a crash at any
    point leaves the previous snapshot current and nothing half-written.
 
+One refresh runs at a time per database: a refresh holds the ``refresh`` lease
+(:mod:`store.lease`), renewed while it runs; a second one is refused at once with
+:class:`RefreshRunning`. A lease left by a process that died on this host is taken
+over at once; one from another host expires after ``REFRESH_LEASE_TTL`` seconds.
+
+A refresh never writes catalog fields: it reads each segment's definition before
+loading and, when it publishes, claims the segment with a conditional update on the
+version it computed. A segment whose definition changed (or that was archived)
+meanwhile is ``skipped`` with a note, never reverted.
+
 A segment whose data fails the gate is ``blocked``: its previous result stays
 current and ``quality_*`` alerts are recorded. Re-running an ``as_of`` that is
 already published on the same data writes nothing and reports ``unchanged``.
@@ -18,7 +28,11 @@ already published on the same data writes nothing and reports ``unchanged``.
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +42,8 @@ from typing import Any
 
 import numpy as np
 from pyroaring import BitMap
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from commands.lookup import current_definition, find_segment
@@ -37,6 +52,7 @@ from segments import drift, membership, quality, rules, sources
 from segments.errors import SegopsError
 from segments.evaluate import evaluate_all
 from segments.workspace import SegmentDef, Workspace
+from store import lease
 from store.db import session_scope
 from store.entities import add_entity_keys, entity_keys
 from store.models import Alert, Segment, SegmentResult, Snapshot
@@ -44,6 +60,60 @@ from store.results import past_sizes, recent_profiles
 
 Progress = Callable[[str], None]
 HISTORY = 12
+REFRESH_LEASE = "refresh"
+REFRESH_LEASE_TTL = 60.0
+
+
+class RefreshRunning(SegopsError):
+    """Another refresh holds the refresh lease."""
+
+
+def _alive_here(holder: str) -> bool:
+    """Whether ``holder`` ("host:pid:tag") names a process still alive on this host."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True  # another host: only its lease's expiry can tell
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def exclusive_refresh(engine: Engine) -> Iterator[None]:
+    """Hold the refresh lease for the block, renewing it; RefreshRunning if it is taken."""
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    if lease.acquire(engine, name=REFRESH_LEASE, holder=holder, ttl=REFRESH_LEASE_TTL) is None:
+        current = lease.current(engine, name=REFRESH_LEASE)
+        if current is not None and not _alive_here(current.holder):
+            lease.release(engine, name=REFRESH_LEASE, holder=current.holder)
+        if lease.acquire(engine, name=REFRESH_LEASE, holder=holder, ttl=REFRESH_LEASE_TTL) is None:
+            current = lease.current(engine, name=REFRESH_LEASE)
+            who = current.holder.rsplit(":", 1)[0] if current else "another process"
+            raise RefreshRunning(
+                f"another refresh is running ({who}); try again when it has finished"
+            )
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(REFRESH_LEASE_TTL / 3):
+            try:
+                lease.acquire(engine, name=REFRESH_LEASE, holder=holder, ttl=REFRESH_LEASE_TTL)
+            except SQLAlchemyError:  # a busy database: the next round renews
+                continue
+
+    keeper = threading.Thread(target=renew, name="segops-refresh-lease", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
+        lease.release(engine, name=REFRESH_LEASE, holder=holder)
 
 
 @dataclass
@@ -71,9 +141,10 @@ class SegmentOutcome:
     leave_reasons: dict[str, int] = field(default_factory=dict)
     kpis: dict[str, dict[str, float | None]] = field(default_factory=dict)
     quality_failures: list[str] = field(default_factory=list)
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "segment": self.segment,
             "status": self.status,
             "size": self.size,
@@ -82,6 +153,9 @@ class SegmentOutcome:
             "left": self.left,
             "alerts": [a.to_dict() for a in self.alerts],
         }
+        if self.note:
+            data["note"] = self.note
+        return data
 
 
 @dataclass
@@ -209,7 +283,32 @@ def refresh(
     ``progress`` is called with each phase name: ``load``, ``quality``, ``evaluate``,
     and ``commit`` just before the one transaction that publishes is committed.
     ``templates_dir`` (``SEGOPS_TEMPLATES``) overrides the templates of the queued messages.
+    Raises :class:`RefreshRunning` when another refresh is running.
     """
+    with exclusive_refresh(engine):
+        return _refresh(
+            engine,
+            ws,
+            as_of=as_of,
+            only=only,
+            progress=progress,
+            after_evaluate=after_evaluate,
+            notify=notify,
+            templates_dir=templates_dir,
+        )
+
+
+def _refresh(
+    engine: Engine,
+    ws: Workspace,
+    *,
+    as_of: date,
+    only: Iterable[str] | None,
+    progress: Progress | None,
+    after_evaluate: Callable[[], None] | None,
+    notify: bool,
+    templates_dir: Path | None,
+) -> RefreshReport:
     say = progress or (lambda _msg: None)
     timer = _Timer()
     started = time.perf_counter()
@@ -240,7 +339,8 @@ def refresh(
         outcomes: list[SegmentOutcome] = []
         pending: list[tuple[Segment, SegmentDef, SegmentOutcome, dict, BitMap | None]] = []
         for segment, definition in chosen:
-            segment = session.merge(segment)
+            # ``segment`` was read before loading: it is never added to this session, so
+            # nothing it holds can overwrite a catalog change committed meanwhile.
             outcome, stats, bitmap = _evaluate_segment(session, run, segment, definition)
             outcomes.append(outcome)
             pending.append((segment, definition, outcome, stats, bitmap))
@@ -252,8 +352,14 @@ def refresh(
             )
 
         with timer.phase("persist"):
+            pending = [item for item in pending if _claim(session, item[0], item[2])]
+            if not pending:
+                timer.timings["total"] = time.perf_counter() - started
+                return RefreshReport(
+                    as_of=as_of, segments=outcomes, snapshot_id=None, timings=timer.timings
+                )
             add_entity_keys(session, start=len(known), keys=new_keys)
-            statuses = {o.status for o in outcomes}
+            statuses = {o.status for o in outcomes if o.status != "skipped"}
             snapshot = Snapshot(
                 as_of=as_of,
                 status=statuses.pop() if len(statuses) == 1 else "partial",
@@ -455,10 +561,43 @@ def _persist_outcome(
             )
         )
     if outcome.status == "published":
-        segment.current_result_id = result.id
-        segment.updated_at = datetime.now(UTC)
-        session.add(segment)
+        session.execute(
+            update(Segment)
+            .where(Segment.id == segment.id)  # type: ignore[arg-type]
+            .values(current_result_id=result.id, updated_at=datetime.now(UTC))
+        )
     session.flush()
+
+
+def _claim(session: Session, segment: Segment, outcome: SegmentOutcome) -> bool:
+    """Hold the segment for publishing, if it is still the definition this refresh computed.
+
+    The conditional update is the refresh's first write: on SQLite it takes the write
+    lock, on PostgreSQL the row lock, both held until the commit, so no catalog change
+    can slip in between this check and the publish. A segment changed (a new version,
+    archived) since the refresh read it is left alone and reported ``skipped``.
+    """
+    if outcome.status == "unchanged":
+        return False
+    held = session.execute(
+        update(Segment)
+        .where(
+            Segment.id == segment.id,  # type: ignore[arg-type]
+            Segment.current_version_id == segment.current_version_id,
+            Segment.status == "active",
+        )
+        .values(updated_at=Segment.updated_at)
+    ).rowcount
+    if held == 1:
+        return True
+    outcome.status = "skipped"
+    outcome.joined = outcome.left = 0
+    outcome.alerts = []
+    outcome.note = (
+        "definition changed during the refresh: nothing published; "
+        "the next refresh computes the new definition"
+    )
+    return False
 
 
 def _jsonable(value: Any) -> Any:

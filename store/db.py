@@ -2,7 +2,8 @@
 
 SQLite (the default) runs in WAL mode with a 5 s busy timeout and enforced foreign
 keys; PostgreSQL is reached through psycopg 3 (``postgresql+psycopg://``; plain
-``postgresql://`` and ``postgres://`` URLs are rewritten to it).
+``postgresql://`` and ``postgres://`` URLs are rewritten to it). Migrations run in one
+transaction, one process at a time (:func:`_lock_for_migration`).
 
     engine = make_engine("sqlite:///var/segops.db")
     upgrade(engine)                       # idempotent: a no-op when already at head
@@ -118,15 +119,34 @@ def downgrade(target: Engine | str | URL, revision: str) -> None:
     _run(command.downgrade, target, revision)
 
 
+MIGRATION_LOCK = 7_241_903_551  # PostgreSQL advisory lock key of segops migrations
+
+
 def _run(step: Callable[[Config, str], None], target: Engine | str | URL, revision: str) -> None:
     engine = target if isinstance(target, Engine) else make_engine(target)
     try:
         with engine.connect() as connection:
+            _lock_for_migration(connection)
             step(alembic_config(connection), revision)
             connection.commit()
     finally:
         if engine is not target:
             engine.dispose()
+
+
+def _lock_for_migration(connection: Connection) -> None:
+    """Make a migration one transaction that only one process runs at a time.
+
+    SQLite: ``BEGIN IMMEDIATE`` takes the write lock first, and pysqlite then runs the
+    DDL inside that transaction, so a killed ``segops init`` leaves nothing half-made.
+    PostgreSQL (transactional DDL already): a transaction-level advisory lock. Either
+    way a second process starting at the same moment waits, then finds the schema at
+    head and does nothing.
+    """
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -13,10 +16,20 @@ import pandas as pd
 import pytest
 from sqlmodel import func, select
 
+from commands.refresh import REFRESH_LEASE, RefreshRunning
 from commands.stats import members
 from segments import membership
+from store import lease
 from store.db import make_engine, session_scope
-from store.models import Alert, Entity, OutboxMessage, Segment, SegmentResult, Snapshot
+from store.models import (
+    Alert,
+    Entity,
+    OutboxMessage,
+    Segment,
+    SegmentResult,
+    SegmentVersion,
+    Snapshot,
+)
 from tests import factories
 from tests.factories import AS_OF
 
@@ -210,3 +223,99 @@ def test_queued_refresh_messages_use_the_users_template_folder(engine, tmp_path)
         ).all()
     assert texts
     assert all(t.startswith("Our own") for t in texts)
+
+
+# --- catalog changes committed while a refresh runs -----------------------------------
+
+
+def _current_version(engine, name: str) -> tuple[int, str, int | None]:
+    with session_scope(engine) as session:
+        segment = session.exec(select(Segment).where(Segment.name == name)).one()
+        version = session.get(SegmentVersion, segment.current_version_id)
+        return version.version, segment.status, segment.current_result_id
+
+
+def test_a_rule_applied_during_a_refresh_is_never_reverted(engine, tmp_path):
+    fx = factories.refreshed(engine, tmp_path, as_of=AS_OF - timedelta(days=30))
+    before = _current_version(engine, "enterprise")
+    fx.segment("enterprise")["rule"] = "plan = 'enterprise' and seats >= 100"
+    fx.write_workspace()
+
+    def apply_meanwhile() -> None:  # after loading and evaluating, before publishing
+        fx.apply(engine, reason="tighter enterprise rule")
+
+    report = fx.refresh(engine, AS_OF, after_evaluate=apply_meanwhile)
+    version, status, result_id = _current_version(engine, "enterprise")
+    assert (version, status) == (before[0] + 1, "active")
+    assert result_id == before[2]  # the old result stays current until the next refresh
+    outcome = next(o for o in report.segments if o.segment == "enterprise")
+    assert outcome.status == "skipped" and "definition changed" in outcome.note
+    assert outcome.to_dict()["note"] == outcome.note
+    others = [o for o in report.segments if o.segment != "enterprise"]
+    assert others and "skipped" not in {o.status for o in others}
+
+    again = fx.refresh(engine, AS_OF)
+    enterprise = next(o for o in again.segments if o.segment == "enterprise")
+    assert enterprise.status == "published"
+    with session_scope(engine) as session:
+        segment = session.exec(select(Segment).where(Segment.name == "enterprise")).one()
+        result = session.get(SegmentResult, segment.current_result_id)
+        assert result.version_id == segment.current_version_id
+
+
+def test_an_archive_during_a_refresh_stays_archived(engine, tmp_path):
+    fx = factories.refreshed(engine, tmp_path, as_of=AS_OF - timedelta(days=30))
+    fx.segments = [s for s in fx.segments if s["name"] != "smb"]
+    fx.write_workspace()
+    report = fx.refresh(
+        engine, AS_OF, after_evaluate=lambda: fx.apply(engine, reason="smb retired")
+    )
+    assert _current_version(engine, "smb")[1] == "archived"
+    assert next(o for o in report.segments if o.segment == "smb").status == "skipped"
+
+
+def test_when_every_segment_changed_nothing_is_published(engine, tmp_path):
+    fx = factories.refreshed(engine, tmp_path, as_of=AS_OF - timedelta(days=30))
+    snapshots = count(engine, Snapshot)
+    for segment in fx.segments:
+        segment["title"] = segment["title"] + " (renamed)"
+    fx.write_workspace()
+    report = fx.refresh(engine, AS_OF, after_evaluate=lambda: fx.apply(engine, reason="titles"))
+    assert {o.status for o in report.segments} == {"skipped"}
+    assert report.snapshot_id is None and count(engine, Snapshot) == snapshots
+
+
+# --- one refresh at a time ------------------------------------------------------------
+
+
+def test_a_second_refresh_while_one_runs_is_refused_with_a_clear_message(engine, tmp_path):
+    fx = factories.applied(engine, tmp_path)
+    refused: list[Exception] = []
+
+    def second_refresh() -> None:
+        with pytest.raises(RefreshRunning, match="another refresh is running") as caught:
+            fx.refresh(engine, AS_OF)
+        refused.append(caught.value)
+
+    report = fx.refresh(engine, AS_OF, after_evaluate=second_refresh)
+    assert refused and report.snapshot_id is not None
+    assert count(engine, Snapshot) == 1
+    assert fx.refresh(engine, AS_OF).snapshot_id is None  # the lease was released: unchanged
+
+
+def test_a_refresh_lease_held_elsewhere_refuses_and_one_left_by_a_dead_process_does_not(
+    engine, tmp_path
+):
+    fx = factories.applied(engine, tmp_path)
+    lease.acquire(engine, name=REFRESH_LEASE, holder="other-host:123:abc", ttl=60)
+    with pytest.raises(RefreshRunning, match=r"\(other-host:123\)"):
+        fx.refresh(engine, AS_OF)
+    assert count(engine, Snapshot) == 0
+    lease.release(engine, name=REFRESH_LEASE, holder="other-host:123:abc")
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid that no longer runs
+    lease.acquire(
+        engine, name=REFRESH_LEASE, holder=f"{socket.gethostname()}:{child.pid}:dead", ttl=60
+    )
+    assert fx.refresh(engine, AS_OF).snapshot_id is not None

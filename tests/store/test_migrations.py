@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from sqlmodel import select
 
 from store.db import (
     ALEMBIC_INI,
+    _run,
     alembic_config,
     current_revision,
     downgrade,
@@ -200,3 +204,75 @@ def test_upgrade_to_0002_tells_each_posted_drift_alert_its_message(empty_engine:
     downgrade(empty_engine, "0001")
     with session_scope(empty_engine) as session:
         assert all(a.details == {"k": 1} for a in session.exec(select(Alert)).all())
+
+
+def test_upgrades_started_together_on_a_fresh_database_both_succeed(empty_url: str) -> None:
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def migrate() -> None:
+        engine = make_engine(empty_url)
+        try:
+            start.wait()
+            upgrade(engine)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=migrate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    engine = make_engine(empty_url)
+    try:
+        assert current_revision(engine) == head_revision()
+        assert _schema_diff(engine) == []
+    finally:
+        engine.dispose()
+
+
+CHILD_UPGRADE = """
+import sys
+from store.db import upgrade
+print("go", flush=True)
+upgrade(sys.argv[1])
+print("done", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_an_init_killed_at_any_moment_leaves_a_database_init_can_finish(tmp_path: Path) -> None:
+    for delay in (0.0, 0.05, 0.1, 0.2, 0.4):
+        url = f"sqlite:///{tmp_path / f'killed-{delay}.db'}"
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD_UPGRADE, url], stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout is not None and child.stdout.readline().strip() == "go"
+        time.sleep(delay)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+            assert current_revision(engine) == head_revision()
+            assert _schema_diff(engine) == []
+        finally:
+            engine.dispose()
+
+
+def test_a_failing_migration_step_leaves_no_table_behind(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'atomic.db'}")
+
+    def create_then_fail(config, revision) -> None:
+        config.attributes["connection"].exec_driver_sql("CREATE TABLE half (id INTEGER)")
+        raise RuntimeError("interrupted")
+
+    try:
+        with pytest.raises(RuntimeError):
+            _run(create_then_fail, engine, "head")
+        assert "half" not in _tables(engine)
+    finally:
+        engine.dispose()
