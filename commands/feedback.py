@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 
 from commands.lookup import find_segment
 from segments.errors import SegopsError
-from store.db import session_scope
+from store.db import WRITE_BUDGET, DatabaseBusy, session_scope, write
 from store.models import Feedback, Segment
 
 MAX_TEXT = 3000
@@ -177,6 +177,14 @@ def _optional(name: str, value: str | None) -> str | None:
     return value
 
 
+class FeedbackNotSaved(SegopsError):
+    """The feedback could not be stored; ``text`` is what the person wrote, to give back."""
+
+    def __init__(self, message: str, text: str) -> None:
+        super().__init__(message)
+        self.text = text
+
+
 def add_feedback(
     engine: Engine,
     *,
@@ -188,8 +196,14 @@ def add_feedback(
     reference: str | None = None,
     permalink: str | None = None,
     origin: str,
+    budget: float = WRITE_BUDGET,
 ) -> FeedbackView:
-    """Validate, redact and store one observation; nothing is written on error."""
+    """Validate, redact and store one observation; nothing is written on error.
+
+    A database that stays busy (SQLite locked by a long write) is retried for up to
+    ``budget`` seconds (``SEGOPS_WRITE_BUDGET``); then :class:`FeedbackNotSaved` carries the text
+    back so the person can send it again. Stored means acknowledged, never less.
+    """
     body = (text or "").strip()
     if not body:
         raise SegopsError("feedback text is empty: say what you heard from the customer")
@@ -203,7 +217,8 @@ def add_feedback(
     importance = _choice("importance", importance, IMPORTANCES)
     reference = _optional("reference", reference)
     permalink = _optional("permalink", permalink)
-    with session_scope(engine) as session:
+
+    def store(session: Session) -> FeedbackView:
         row_segment = find_segment(session, segment)
         if row_segment.status == "archived":
             raise SegopsError(f"segment '{row_segment.name}' is archived: feedback is closed")
@@ -220,6 +235,13 @@ def add_feedback(
         session.add(row)
         session.flush()
         return _view(row, row_segment.name)
+
+    try:
+        return write(engine, store, budget=budget)
+    except DatabaseBusy as busy:
+        raise FeedbackNotSaved(
+            f"{busy}: your feedback was not stored; send it again", body
+        ) from None
 
 
 def list_feedback(

@@ -16,17 +16,24 @@ Alembic's ``alembic.ini`` and ``migrations/`` ship inside this package, so
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
+
+from segments.errors import SegopsError
+
+T = TypeVar("T")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ALEMBIC_INI = PACKAGE_DIR / "alembic.ini"
@@ -80,6 +87,54 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
+
+
+WRITE_BUDGET = 20.0  # seconds a user-facing write keeps trying against a busy database
+
+
+class DatabaseBusy(SegopsError):
+    """A write kept finding the database locked for longer than its budget."""
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether ``error`` means "try again": SQLite locked or busy, a PostgreSQL
+    serialization failure or deadlock."""
+    if not isinstance(error, OperationalError | DBAPIError):
+        return False
+    text = str(getattr(error, "orig", error)).lower()
+    code = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return "database is locked" in text or "database is busy" in text or code in ("40001", "40P01")
+
+
+def write(
+    engine: Engine,
+    work: Callable[[Session], T],
+    *,
+    budget: float = WRITE_BUDGET,
+    pause: float = 0.05,
+) -> T:
+    """Run ``work(session)`` in one transaction, again while the database is busy.
+
+    Each attempt is a whole transaction (nothing of a failed attempt remains); SQLite
+    itself waits up to its busy timeout inside an attempt. After ``budget`` seconds of
+    a busy database it raises :class:`DatabaseBusy`, so a caller can tell the person
+    instead of losing their input.
+    """
+    deadline = time.monotonic() + budget
+    delay = pause
+    while True:
+        try:
+            with session_scope(engine) as session:
+                return work(session)
+        except (OperationalError, DBAPIError) as error:
+            if not is_busy(error):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise DatabaseBusy(
+                    f"the database stayed busy for {budget:.0f} s and nothing was saved"
+                ) from None
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 1.0)
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from briefs.blocks import blocks_text, escape_mrkdwn
 from briefs.render import render_messages
 from commands import alerts, proposals
 from commands.errors import NotAuthorised
+from commands.feedback import FeedbackNotSaved
 from commands.settings import Settings
 from segments.errors import SegopsError
 
@@ -33,6 +34,9 @@ def problem(error: SegopsError) -> str:
         text = re.sub(rf"@{re.escape(shown)}\b", lambda _m, u=shown: f"<@{u}>", text)
     if isinstance(error, NotAuthorised):
         return ":no_entry: Not authorised: " + text
+    if isinstance(error, FeedbackNotSaved):  # give the person back what they wrote
+        quoted = "\n".join(f"> {line}" for line in escape_mrkdwn(error.text).splitlines())
+        return f":warning: {text}\nWhat you wrote:\n{quoted}"
     return ":warning: " + text
 
 

@@ -59,6 +59,7 @@ class FeedbackCommand:
                 author=command["user_id"],
                 text=note,
                 origin="slack",
+                budget=self.settings.write_budget,
             )
         except SegopsError as error:
             respond(text=problem(error))

@@ -90,6 +90,7 @@ class FeedbackSubmission:
                 reference=values.get("reference"),
                 permalink=permalink,
                 origin="slack",
+                budget=self.settings.write_budget,
             )
         except SegopsError as error:
             tell(client, user, channel, problem(error))
