@@ -439,8 +439,32 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    check: Annotated[
+        bool, typer.Option("--check", help="Report the leader and the jobs; exit 1 if unwell.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
     """Run the scheduler (one leader per database) and outbox delivery."""
+    if check:
+        from worker.leader import check as check_worker
+
+        health = check_worker(state.settings)
+        if json_out:
+            _print_json(health.to_dict())
+        else:
+            lease_line = (
+                f"leader {health.leader}, lease until {health.lease_expires:%Y-%m-%d %H:%M:%S} UTC"
+                if health.leader and health.lease_expires
+                else "no worker has led yet"
+            )
+            out.print(("ok" if health.healthy else "unwell") + f": {lease_line}")
+            for job in health.jobs:
+                when = f"{job.next_run:%Y-%m-%d %H:%M} UTC" if job.next_run else "paused"
+                out.print(f"  {job.id}: next run {when}" + (" · overdue" if job.overdue else ""))
+        if not health.healthy:
+            raise typer.Exit(1)
+        return
     from worker import run_worker
 
     run_worker(state.settings, workspace=state.workspace_option or state.settings.workspace)

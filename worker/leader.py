@@ -44,7 +44,8 @@ import socket
 import threading
 import time
 import uuid
-from datetime import UTC
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,12 +71,14 @@ from worker.scheduler import (
     REFRESH_PREFIX,
     RETRY_PREFIX,
     Configure,
+    JobState,
     LeaderScheduler,
     SyncResult,
     build_scheduler,
     catalog_state,
     ensure_job,
     remove_job,
+    stored_jobs,
     sync_jobs,
 )
 
@@ -168,6 +171,12 @@ class Worker:
             return False
         self._valid_until = started + self.ttl - min(1.0, self.ttl / 10)
         self._held = True
+        if self.scheduler is not None and not self.scheduler.alive:
+            # Never lead with a dead scheduler: give the lease up so a standby (or this
+            # worker, next round, with a new scheduler) takes over.
+            logger.error("scheduler_thread_dead worker=%s", self.worker_id)
+            self._abandon()
+            return False
         if not self.leading:
             try:
                 self._lead()
@@ -175,6 +184,22 @@ class Worker:
                 logger.warning("leadership_start_failed worker=%s", self.worker_id, exc_info=True)
                 return False
         return True
+
+    def _abandon(self) -> None:
+        """Drop a scheduler whose thread died and release the lease."""
+        scheduler, self.scheduler = self.scheduler, None
+        jobs.clear_active(self)
+        if scheduler is not None:
+            try:
+                scheduler.shutdown(wait=False)
+            except Exception:  # noqa: BLE001 - a dead scheduler may fail to stop cleanly
+                logger.warning("scheduler_shutdown_failed worker=%s", self.worker_id, exc_info=True)
+        try:
+            lease.release(self.engine, name=self.lease_name, holder=self.worker_id)
+        except SQLAlchemyError:
+            logger.warning("lease_release_failed worker=%s", self.worker_id, exc_info=True)
+        self._held = False
+        self._valid_until = 0.0
 
     def _lead(self) -> None:
         if self.scheduler is None:
@@ -374,5 +399,51 @@ def run_worker(
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: stop.set())
         Worker(settings, engine=engine, **options).run(stop)
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class Health:
+    """What ``segops worker --check`` reports: the leader's lease and the stored jobs."""
+
+    leader: str | None
+    lease_expires: datetime | None
+    leading: bool
+    jobs: list[JobState]
+
+    @property
+    def healthy(self) -> bool:
+        return self.leading and not any(job.overdue for job in self.jobs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "leader": self.leader,
+            "lease_expires": self.lease_expires.isoformat() if self.lease_expires else None,
+            "jobs": [
+                {
+                    "id": j.id,
+                    "next_run": j.next_run.isoformat() if j.next_run else None,
+                    "overdue": j.overdue,
+                }
+                for j in self.jobs
+            ],
+        }
+
+
+def check(settings: Settings, *, lease_name: str = LEASE_NAME) -> Health:
+    """The worker's health from the database: a live leader, and no job left overdue."""
+    engine = make_engine(settings.database_url)
+    try:
+        now = datetime.now(UTC)
+        current = lease.current(engine, name=lease_name)
+        leading = current is not None and current.expires_at > now
+        return Health(
+            leader=current.holder if current else None,
+            lease_expires=current.expires_at if current else None,
+            leading=leading,
+            jobs=stored_jobs(engine, now=now),
+        )
     finally:
         engine.dispose()

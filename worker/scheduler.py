@@ -35,7 +35,7 @@ import logging
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -60,6 +60,8 @@ PERSISTENT = "default"
 LOCAL = "local"
 REFRESH_EXECUTOR = "refresh"
 JOB_THREADS = 4
+OVERDUE_AFTER = 60.0  # seconds past its run time after which a stored job counts as overdue
+PASS_RETRY = 5.0  # seconds before the scheduler looks for due jobs again after a failed pass
 
 JOB_OPTIONS: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
 HOUSEKEEPING: dict[str, tuple[str, BaseTrigger]] = {
@@ -105,6 +107,9 @@ class LeaderScheduler(BackgroundScheduler):
     The guard is checked each time the scheduler looks for due jobs, so no job is
     submitted after the lease may have passed to another worker.
 
+    A pass that fails (the job store's database locked, say) is logged and retried after
+    ``PASS_RETRY`` seconds instead of ending the scheduler thread.
+
     It also looks for due jobs only while running: APScheduler 3's scheduler thread
     makes one last pass after ``shutdown()`` has stopped the executors, which fails to
     submit the jobs due at that moment yet moves their next run time on in the job
@@ -123,7 +128,19 @@ class LeaderScheduler(BackgroundScheduler):
             logger.warning("scheduler_paused reason=lease_not_confirmed")
             self.pause()
             return None
-        return super()._process_jobs()
+        try:
+            return super()._process_jobs()
+        except Exception:  # noqa: BLE001 - e.g. the job store's database is locked
+            # APScheduler 3 lets a failing job-store update escape and end its thread,
+            # which would leave a leader that renews its lease and runs nothing.
+            logger.exception("scheduler_pass_failed retry_in=%ss", PASS_RETRY)
+            return PASS_RETRY
+
+    @property
+    def alive(self) -> bool:
+        """Whether the scheduler thread still runs (False once it has died or stopped)."""
+        thread = getattr(self, "_thread", None)
+        return thread is not None and thread.is_alive()
 
 
 def build_scheduler(
@@ -258,3 +275,32 @@ def rename_moved_jobs(engine: Engine, jobs_table: str = JOBS_TABLE) -> int:
     if moved:
         logger.info("jobs_renamed count=%d", moved)
     return moved
+
+
+@dataclass
+class JobState:
+    """One persistent job as the job store holds it."""
+
+    id: str
+    next_run: datetime | None
+    overdue: bool
+
+
+def stored_jobs(engine: Engine, *, now: datetime, jobs_table: str = JOBS_TABLE) -> list[JobState]:
+    """The persistent jobs and their next run, read straight from the job store table.
+
+    ``overdue``: the next run is more than a minute past ``now`` (no leader ran it).
+    """
+    if not inspect(engine).has_table(jobs_table):
+        return []
+    table = Table(jobs_table, MetaData(), autoload_with=engine)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa_select(table.c.id, table.c.next_run_time).order_by(table.c.id)
+        ).all()
+    out = []
+    for job_id, stamp in rows:
+        moment = datetime.fromtimestamp(stamp, UTC) if stamp is not None else None
+        late = moment is not None and (now - moment).total_seconds() > OVERDUE_AFTER
+        out.append(JobState(job_id, moment, late))
+    return out

@@ -31,7 +31,7 @@ from store.db import make_engine, session_scope, upgrade
 from store.models import Alert, Segment, SlackEvent, utcnow
 from worker import leader as worker_module
 from worker.jobs import run_prune_events, run_refresh
-from worker.leader import Worker, run_worker
+from worker.leader import Worker, check, run_worker
 from worker.scheduler import (
     JOB_OPTIONS,
     MOVED_FUNCTIONS,
@@ -572,3 +572,77 @@ def test_the_delivery_client_leaves_retries_to_the_outbox(engine):
     worker = Worker(settings, engine=engine)
     assert worker._delivery_client().retry_handlers == []
     assert build_client(settings).retry_handlers != []  # the web app keeps the SDK default
+
+
+# --- a leader that leads ----------------------------------------------------------------
+
+
+def _hold_write_lock(engine, seconds: float) -> threading.Thread:
+    """Another connection holds SQLite's write lock for ``seconds`` (longer than its 5 s
+    busy wait, so the job store's writes fail meanwhile)."""
+    other = make_engine(engine.url)
+    taken = threading.Event()
+
+    def hold() -> None:
+        with other.connect() as connection:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            taken.set()
+            time.sleep(seconds)
+            connection.rollback()
+        other.dispose()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert taken.wait(10)
+    return thread
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_jobs_resume_after_the_job_store_s_database_was_locked(make_worker, engine):
+    RUNS.clear()
+
+    def every_second(scheduler) -> None:
+        scheduler.add_job(
+            PROBE,
+            "interval",
+            seconds=1,
+            id="probe",
+            args=["tick"],
+            jobstore=PERSISTENT,
+            **JOB_OPTIONS,
+        )
+
+    worker = make_worker("a", configure=every_second, ttl=30.0, renew_every=0.5)
+    assert worker.step()
+    wait_for(lambda: len(RUNS) >= 1)
+    holder = _hold_write_lock(engine, seconds=7)
+    holder.join()
+    ran = len(RUNS)
+    wait_for(lambda: len(RUNS) >= ran + 2, timeout=20)
+    assert worker.scheduler.alive and worker.leading
+
+
+def test_a_leader_whose_scheduler_stopped_gives_the_lease_to_the_standby(make_worker, engine):
+    leader, standby = make_worker("a"), make_worker("b")
+    assert leader.step() and not standby.step()
+    leader.scheduler.shutdown(wait=False)  # the scheduler thread is gone
+    wait_for(lambda: not leader.scheduler.alive)
+    assert not leader.step()  # it does not keep renewing a lease it cannot use
+    assert lease.current(engine, name="scheduler").expires_at <= utcnow()
+    assert standby.step() and standby.leading
+    assert not leader.step()  # and it stands by now
+
+
+def test_the_health_check_sees_a_live_leader_and_its_jobs_then_none(make_worker, engine):
+    settings = Settings(DATABASE_URL=engine.url.render_as_string(hide_password=False))
+    assert check(settings).healthy is False and check(settings).leader is None
+    worker = make_worker("a")
+    assert worker.step()
+    health = check(settings)
+    assert health.healthy and health.leader == "a"
+    assert {"catalog-health", "feedback-digest", "prune-events"} <= {j.id for j in health.jobs}
+    assert not any(j.overdue for j in health.jobs)
+    worker.close()
+    after = check(settings)
+    assert not after.healthy and after.to_dict()["leader"] == "a"
