@@ -82,8 +82,8 @@ def _sqlite_file(url: URL) -> Path | None:
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # before WAL: it locks
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
@@ -175,6 +175,7 @@ def downgrade(target: Engine | str | URL, revision: str) -> None:
 
 
 MIGRATION_LOCK = 7_241_903_551  # PostgreSQL advisory lock key of segops migrations
+MIGRATION_WAIT = 120.0  # seconds a SQLite migration waits for another one to finish
 
 
 def _run(step: Callable[[Config, str], None], target: Engine | str | URL, revision: str) -> None:
@@ -199,7 +200,16 @@ def _lock_for_migration(connection: Connection) -> None:
     head and does nothing.
     """
     if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        deadline = time.monotonic() + MIGRATION_WAIT
+        while True:  # another process migrating holds the write lock: wait our turn
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as error:
+                if not is_busy(error) or time.monotonic() > deadline:
+                    raise
+                connection.rollback()
+                time.sleep(0.1)
     elif connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
 

@@ -8,12 +8,15 @@ and :func:`fallback_text` the DM that tells a user a message could not be delive
 from __future__ import annotations
 
 import random
+import re
 import urllib.error
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
+
+from briefs.blocks import escape_mrkdwn
 
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP = timedelta(minutes=30)
@@ -112,9 +115,12 @@ def classify(error: SlackApiError, *, maybe_posted: bool) -> Exception:
     return Dead(code)
 
 
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
+
+
 def fallback_text(*, kind: str, channel: str, text: str, reason: str) -> str:
     """The DM to a message's fallback user: where it was going, why not, and its text."""
-    where = f"<#{channel}>" if channel[:1] in ("C", "G") else channel
+    where = f"<#{channel}>" if _CHANNEL_ID.fullmatch(channel) else escape_mrkdwn(channel)
     quoted = text if len(text) <= FALLBACK_QUOTE_CHARS else text[:FALLBACK_QUOTE_CHARS] + "…"
     quoted = "\n".join("> " + line for line in quoted.splitlines()) or "> (no text)"
     return (

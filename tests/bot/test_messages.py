@@ -28,3 +28,14 @@ def test_text_typed_by_users_cannot_open_a_mention_or_a_link() -> None:
     assert problem(error) == ":warning: unknown segment '&lt;!channel&gt; &lt;https://x|y&gt;'"
     hostile = NotAuthorised("only @<!here> may", users=["<!here>"])
     assert "<!here>" not in problem(hostile)
+
+
+def test_the_dead_letter_dm_escapes_a_channel_given_by_name() -> None:
+    from bot.delivery.errors import fallback_text
+
+    by_id = fallback_text(kind="drift_alert", channel="C111", text="Drift", reason="not_in_channel")
+    assert by_id.startswith("I could not post a drift_alert message to <#C111>: not_in_channel.")
+    hostile = fallback_text(
+        kind="drift_alert", channel="#growth <!channel>", text="Drift", reason="channel_not_found"
+    )
+    assert "<!channel>" not in hostile and "#growth &lt;!channel&gt;" in hostile
