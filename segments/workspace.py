@@ -41,9 +41,17 @@ A workspace is one YAML file. Paths inside it are relative to the file::
         kpis: [seats]
         persona: {summary: Heavy daily users on paid plans}
 
-``load_workspace`` validates the whole file (shape, rule syntax, columns known to
-the sources, segment references, reference cycles) and raises one
-:class:`WorkspaceError` naming the file, the segment and the problem.
+``load_workspace`` validates the whole file (shape, names, rule syntax and size, columns
+known to the sources, segment references, reference cycles, where file sources lead and
+that SQL queries only read) and raises one :class:`WorkspaceError` naming the file, the
+segment or source and the problem.
+
+Names are matched whole (``re.fullmatch``): segment names are slugs (``[a-z][a-z0-9-]*``, at
+most 63 characters); source, feature and score names are identifiers
+(``[A-Za-z_][A-Za-z0-9_]*``, at most 63), as rules write them. A file source must stay inside
+the workspace file's folder or the data roots, an allow-list set by the caller
+(``data_roots=``) or the ``SEGOPS_DATA_ROOTS`` environment variable, never by the file
+itself; see :mod:`segments.access`.
 """
 
 from __future__ import annotations
@@ -51,25 +59,43 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from segments.access import (
+    DATA_ROOTS_ENV,
+    AccessError,
+    check_query,
+    contained,
+    contained_tree,
+)
+from segments.access import data_roots as allowed_roots
 from segments.errors import SegopsError
 from segments.rules.checks import order_segments, validate
 from segments.rules.parser import parse
 from segments.rules.text import to_text
-from segments.rules.tree import dependencies
+from segments.rules.tree import Rule, dependencies
 from segments.schema import Schema
 
 Kind = Literal["number", "string", "bool", "date"]
 Tier = Literal["core", "strategic", "tactical"]
 CADENCES = ("daily", "weekly", "monthly", "quarterly")
 DEFAULT_CADENCE = {"core": "weekly", "strategic": "quarterly", "tactical": "monthly"}
-SLUG = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-CRON_FIELD = re.compile(r"^[\d*/,\-a-zA-Z?#LW]+$")
+SLUG = re.compile(r"[a-z][a-z0-9-]{0,62}")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+CRON_FIELD = re.compile(r"[\d*/,\-a-zA-Z?#LW]+")
 
 
 class WorkspaceError(SegopsError):
@@ -193,7 +219,7 @@ class SegmentDef(_Model):
     @field_validator("name")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not SLUG.match(value):
+        if not SLUG.fullmatch(value):
             raise ValueError(
                 f"name {value!r} must be a slug: lower-case letters, digits and '-', "
                 "starting with a letter"
@@ -206,7 +232,7 @@ class SegmentDef(_Model):
         if value is None or value in CADENCES:
             return value
         fields = value.split()
-        if len(fields) != 5 or not all(CRON_FIELD.match(f) for f in fields):
+        if len(fields) != 5 or not all(CRON_FIELD.fullmatch(f) for f in fields):
             raise ValueError(
                 f"cadence {value!r} must be daily, weekly, monthly, quarterly "
                 "or a 5-field cron string"
@@ -217,10 +243,15 @@ class SegmentDef(_Model):
     def effective_cadence(self) -> str:
         return self.cadence or DEFAULT_CADENCE[self.tier]
 
+    def tree(self) -> Rule:
+        """The parsed rule (RuleError when invalid); the parser reuses the tree of a text
+        it has seen, so validation, fingerprint and canonical form parse it once."""
+        return parse(self.rule)
+
     def canonical(self) -> dict[str, Any]:
         """The definition as a plain dict, with the rule in canonical text form."""
         data = self.model_dump(mode="json")
-        data["rule"] = to_text(parse(self.rule))
+        data["rule"] = to_text(self.tree())
         return data
 
     def fingerprint(self) -> str:
@@ -240,6 +271,7 @@ class Workspace(_Model):
     segments: list[SegmentDef] = Field(default_factory=list)
     base_dir: Path = Field(default=Path("."), exclude=True)
     path: Path | None = Field(default=None, exclude=True)
+    _data_roots: tuple[Path, ...] | None = PrivateAttr(default=None)
 
     def segment(self, name: str) -> SegmentDef:
         for seg in self.segments:
@@ -259,6 +291,23 @@ class Workspace(_Model):
     def resolve_path(self, relative: str) -> Path:
         path = Path(relative)
         return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def data_roots(self) -> tuple[Path, ...]:
+        """Folders besides the workspace's own that file sources may read: those given
+        when the file was loaded, else ``SEGOPS_DATA_ROOTS``."""
+        return self._data_roots if self._data_roots is not None else allowed_roots()
+
+    def data_path(self, relative: str, *, entries: bool = True) -> Path:
+        """A file source's path, resolved; AccessError when it leads outside the workspace
+        folder and the data roots (with ``entries``, for a directory any entry below it)."""
+        check = contained_tree if entries else contained
+        return check(
+            self.resolve_path(relative),
+            shown=relative,
+            base_dir=self.base_dir,
+            roots=self.data_roots,
+        )
 
 
 def declared_schema(ws: Workspace) -> Schema:
@@ -302,22 +351,44 @@ def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     return "field " + ".".join(str(p) for p in loc)
 
 
-def parse_workspace(data: Any, *, origin: str, base_dir: Path) -> Workspace:
-    """Validate already-loaded YAML data; raise WorkspaceError on the first problem."""
+def parse_workspace(
+    data: Any,
+    *,
+    origin: str,
+    base_dir: Path,
+    data_roots: Iterable[str | Path] | None = None,
+) -> Workspace:
+    """Validate already-loaded YAML data; raise WorkspaceError on the first problem.
+
+    ``data_roots`` (absolute folders) is the allow-list of file-source folders besides
+    ``base_dir``; None reads ``SEGOPS_DATA_ROOTS``.
+    """
     if not isinstance(data, dict):
         raise WorkspaceError(f"{origin}: expected a mapping with 'sources' and 'segments'")
+    if "data_roots" in data:
+        raise WorkspaceError(
+            f"{origin}: data_roots cannot be set in the workspace file; "
+            f"whoever runs segops sets {DATA_ROOTS_ENV}"
+        )
+    try:
+        roots = allowed_roots(data_roots)
+    except AccessError as exc:
+        raise WorkspaceError(f"{origin}: {exc}") from None
     try:
         ws = Workspace.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
         err = exc.errors()[0]
         msg = err["msg"].removeprefix("Value error, ")
         raise WorkspaceError(f"{origin}: {_where(err['loc'], data)}: {msg}") from None
+    ws._data_roots = roots
     check_workspace(ws, origin=origin)
     return ws
 
 
-def load_workspace(path: str | Path) -> Workspace:
-    """Read and fully validate a workspace file."""
+def load_workspace(
+    path: str | Path, *, data_roots: Iterable[str | Path] | None = None
+) -> Workspace:
+    """Read and fully validate a workspace file (``data_roots``: see parse_workspace)."""
     path = Path(path)
     if not path.is_file():
         raise WorkspaceError(f"{path}: workspace file not found")
@@ -328,13 +399,25 @@ def load_workspace(path: str | Path) -> Workspace:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise WorkspaceError(f"{path}: {problem}{where}") from None
-    ws = parse_workspace(data, origin=str(path), base_dir=path.resolve().parent)
+    ws = parse_workspace(
+        data, origin=str(path), base_dir=path.resolve().parent, data_roots=data_roots
+    )
     ws.path = path
     return ws
 
 
 def check_workspace(ws: Workspace, *, origin: str) -> None:
-    """Cross-field checks: references between sources, features, scores and segments."""
+    """Cross-field checks: names, where sources lead, references between sources, features,
+    scores and segments, and the rules."""
+    for group, names in (("source", ws.sources), ("feature", ws.features), ("score", ws.scores)):
+        for name in names:
+            if not NAME.fullmatch(name):
+                raise WorkspaceError(
+                    f"{origin}: {group} name {name!r} must be letters, digits and '_', "
+                    "starting with a letter or '_' (at most 63 characters)"
+                )
+    for name, src in ws.sources.items():
+        _check_access(ws, name, src, origin)
     for name, src in ws.sources.items():
         if src.map_via is not None:
             target = ws.sources.get(src.map_via)
@@ -382,7 +465,7 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
     deps: dict[str, set[str]] = {}
     for seg in ws.segments:
         try:
-            rule = parse(seg.rule)
+            rule = seg.tree()
         except SegopsError as exc:
             raise WorkspaceError(f"{origin}: segment {seg.name!r}: rule: {exc}") from None
         problems = validate(rule, schema, segments=names)
@@ -403,6 +486,17 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
         order_segments(deps)
     except SegopsError as exc:
         raise WorkspaceError(f"{origin}: {exc}") from None
+
+
+def _check_access(ws: Workspace, name: str, src: SourceConfig, origin: str) -> None:
+    """A file source stays inside the allowed folders; a SQL query is one read-only SELECT."""
+    try:
+        if src.format in ("csv", "parquet"):
+            ws.data_path(src.path or "", entries=False)
+        elif src.query is not None:
+            check_query(src.query, src.url)
+    except AccessError as exc:
+        raise WorkspaceError(f"{origin}: source {name!r}: {exc}") from None
 
 
 def _check_score_cycles(ws: Workspace, origin: str) -> None:

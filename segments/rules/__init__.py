@@ -41,15 +41,26 @@ selects the same rows in pandas, on SQLite and on PostgreSQL, row for row:
 * text is ordered by code point (Python, Arrow, SQLite's BINARY collation);
   on PostgreSQL ordering comparisons use ``COLLATE "C"`` for the same result.
 
-Modules: ``tree`` (the nodes, their JSON form, walking the tree), ``text``
-(the canonical text), ``parser`` (text to tree, with positioned errors),
-``checks`` (validation against a schema, segment order), ``words`` (plain
+Limits (``limits``): rule text is at most 20,000 characters, a tree nests at most 50
+levels and holds at most 500 conditions; past them a :class:`RuleLimitError` (a
+``RuleError``) names the limit, raised before parsing (length) or as the nodes are built
+(depth, conditions), in the text and the JSON form alike.
+
+Modules: ``tree`` (the nodes, their JSON form, walking the tree), ``limits`` (the
+bounds above), ``text`` (the canonical text), ``parser`` (text to tree, with positioned
+errors), ``checks`` (validation against a schema, segment order), ``words`` (plain
 words), ``mask`` (the pandas compiler) and ``sql`` (the SQL compiler).
 """
 
 from __future__ import annotations
 
 from segments.rules.checks import literal_problem, order_segments, parse_date, validate
+from segments.rules.limits import (
+    MAX_RULE_CONDITIONS,
+    MAX_RULE_DEPTH,
+    MAX_RULE_LENGTH,
+    RuleLimitError,
+)
 from segments.rules.mask import to_mask
 from segments.rules.parser import parse
 from segments.rules.sql import to_sql
@@ -76,6 +87,9 @@ from segments.rules.words import describe
 from segments.schema import RuleError
 
 __all__ = [
+    "MAX_RULE_CONDITIONS",
+    "MAX_RULE_DEPTH",
+    "MAX_RULE_LENGTH",
     "OPS",
     "All",
     "AnyOf",
@@ -84,6 +98,7 @@ __all__ = [
     "Not",
     "Rule",
     "RuleError",
+    "RuleLimitError",
     "Span",
     "all_of",
     "any_of",

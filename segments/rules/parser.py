@@ -1,17 +1,25 @@
 """Rule text to the tree: the lark grammar (``rule_grammar.lark``), the transformer that
-builds nodes while the LALR parser reduces, and the positioned error messages."""
+builds nodes while the LALR parser reduces, and the positioned error messages.
+
+Text longer than :data:`~segments.rules.limits.MAX_RULE_LENGTH` is refused before the
+lexer sees it; the nodes refuse depth and condition counts past their limits as the
+parser reduces, so a hostile rule stops at the first node too many. Trees are immutable,
+so the tree of a text parsed before is reused: validating, fingerprinting and storing a
+segment parse its rule once."""
 
 from __future__ import annotations
 
 import math
 import re
 import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
+from segments.rules.limits import MAX_RULE_LENGTH, too_long
 from segments.rules.text import _quote
 from segments.rules.tree import All, AnyOf, Condition, InSegment, Not, Rule, Scalar, Span
 from segments.schema import RuleError
@@ -135,10 +143,26 @@ def _parser() -> Lark:
         return _parser_instance
 
 
+_MEMO_LENGTH = 4_000  # longer texts are parsed anew (bounds the memo's memory)
+
+
 def parse(text: str) -> Rule:
     """Parse rule text into a tree; RuleError with the position of the first problem."""
     if not isinstance(text, str):
         raise RuleError(f"a rule must be text, got {type(text).__name__}")
+    if len(text) > MAX_RULE_LENGTH:
+        raise too_long(len(text))
+    if len(text) <= _MEMO_LENGTH:
+        return _parse_memo(text)
+    return _parse(text)
+
+
+@lru_cache(maxsize=2048)
+def _parse_memo(text: str) -> Rule:
+    return _parse(text)
+
+
+def _parse(text: str) -> Rule:
     if not text.strip():
         raise RuleError("empty rule")
     try:

@@ -1,5 +1,8 @@
 """The typed rule tree: condition, and/or/not and in_segment nodes, their JSON form
 (``rule_to_dict`` / ``rule_from_dict``) and walks over the tree (columns, dependencies).
+
+Every node knows its ``depth`` and the number of ``conditions`` under it, and refuses to
+be built beyond the limits of :mod:`segments.rules.limits`.
 """
 
 from __future__ import annotations
@@ -7,8 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
+from segments.rules.limits import (
+    MAX_RULE_CONDITIONS,
+    MAX_RULE_DEPTH,
+    RuleLimitError,
+    too_deep,
+    too_many_conditions,
+)
 from segments.schema import RuleError
 
 Scalar = str | int | float | bool
@@ -41,6 +51,9 @@ class Condition:
     op: str
     value: Scalar | tuple[Scalar, ...] | None = None
     span: Span | None = field(default=None, compare=False, repr=False)
+
+    depth: ClassVar[int] = 1
+    conditions: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.column, str) or not self.column:
@@ -96,14 +109,32 @@ def _flatten(kind: type, items: Iterable[Rule], word: str) -> tuple[Rule, ...]:
     return tuple(flat)
 
 
+def _measure(node: Any, children: Iterable[Rule]) -> None:
+    """Set ``depth`` and ``conditions`` of a branch node; RuleError past a limit."""
+    depth = 0
+    conditions = 0
+    for child in children:
+        depth = max(depth, child.depth)
+        conditions += child.conditions
+    if depth + 1 > MAX_RULE_DEPTH:
+        raise too_deep()
+    if conditions > MAX_RULE_CONDITIONS:
+        raise too_many_conditions()
+    object.__setattr__(node, "depth", depth + 1)
+    object.__setattr__(node, "conditions", conditions)
+
+
 @dataclass(frozen=True)
 class All:
     """Every item holds. Nested ``All`` items are flattened; at least two items."""
 
     items: tuple[Rule, ...]
+    depth: int = field(init=False, compare=False, repr=False)
+    conditions: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "items", _flatten(All, self.items, "and"))
+        _measure(self, self.items)
 
     def to_dict(self) -> dict[str, Any]:
         return {"op": "and", "items": [item.to_dict() for item in self.items]}
@@ -118,9 +149,12 @@ class AnyOf:
     """At least one item holds. Nested ``AnyOf`` items are flattened; at least two items."""
 
     items: tuple[Rule, ...]
+    depth: int = field(init=False, compare=False, repr=False)
+    conditions: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "items", _flatten(AnyOf, self.items, "or"))
+        _measure(self, self.items)
 
     def to_dict(self) -> dict[str, Any]:
         return {"op": "or", "items": [item.to_dict() for item in self.items]}
@@ -135,10 +169,13 @@ class Not:
     """The item does not hold (plain negation: true where the item is false)."""
 
     item: Rule
+    depth: int = field(init=False, compare=False, repr=False)
+    conditions: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.item, Condition | All | AnyOf | Not | InSegment):
             raise RuleError(f"'not' needs a rule, got {self.item!r}")
+        _measure(self, (self.item,))
 
     def to_dict(self) -> dict[str, Any]:
         return {"op": "not", "item": self.item.to_dict()}
@@ -154,6 +191,9 @@ class InSegment:
 
     name: str
     span: Span | None = field(default=None, compare=False, repr=False)
+
+    depth: ClassVar[int] = 1
+    conditions: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -218,8 +258,12 @@ def rule_to_dict(rule: Rule) -> dict[str, Any]:
 
 
 def rule_from_dict(data: Any) -> Rule:
-    """Build a rule from its JSON form; RuleError naming the path on malformed input."""
-    return _from_dict(data, "rule")
+    """Build a rule from its JSON form; RuleError naming the path on malformed input.
+
+    The limits on depth and conditions are checked on the way down, before any deeper
+    object is read.
+    """
+    return _from_dict(data, "rule", 1, [0])
 
 
 def _typed_from_dict(cls: type, data: Mapping[str, Any]) -> Any:
@@ -229,7 +273,10 @@ def _typed_from_dict(cls: type, data: Mapping[str, Any]) -> Any:
     return rule
 
 
-def _from_dict(data: Any, path: str) -> Rule:
+def _from_dict(data: Any, path: str, depth: int, seen: list[int]) -> Rule:
+    """One node at ``depth``; ``seen[0]`` counts the conditions read so far."""
+    if depth > MAX_RULE_DEPTH:
+        raise too_deep()
     if not isinstance(data, Mapping):
         raise RuleError(f"{path}: expected an object with an 'op' key, got {data!r}")
     op = data.get("op")
@@ -251,11 +298,20 @@ def _from_dict(data: Any, path: str) -> Rule:
             items = data["items"]
             if not isinstance(items, list | tuple):
                 raise RuleError(f"{path}.items: expected a list of rules")
-            built = [_from_dict(item, f"{path}.items[{i}]") for i, item in enumerate(items)]
+            if seen[0] + len(items) > MAX_RULE_CONDITIONS:
+                raise too_many_conditions()
+            built = [
+                _from_dict(item, f"{path}.items[{i}]", depth + 1, seen)
+                for i, item in enumerate(items)
+            ]
             return All(tuple(built)) if op == "and" else AnyOf(tuple(built))
         if op == "not":
             keys({"op", "item"}, {"op", "item"})
-            return Not(_from_dict(data["item"], f"{path}.item"))
+            return Not(_from_dict(data["item"], f"{path}.item", depth + 1, seen))
+        if op in ("in_segment", *OPS):
+            seen[0] += 1
+            if seen[0] > MAX_RULE_CONDITIONS:
+                raise too_many_conditions()
         if op == "in_segment":
             keys({"op", "segment"}, {"op", "segment"})
             return InSegment(data["segment"])
@@ -271,7 +327,7 @@ def _from_dict(data: Any, path: str) -> Rule:
                 value = tuple(value)
             return Condition(data["column"], op, value)
     except RuleError as exc:
-        if exc.message.startswith(path):
+        if isinstance(exc, RuleLimitError) or exc.message.startswith(path):
             raise
         raise RuleError(f"{path}: {exc.message}") from None
     raise RuleError(f"{path}: unknown op {op!r}")

@@ -1,5 +1,6 @@
 """Reading one source: the wanted columns by format (CSV, Parquet, SQL), the columns the data
-lacks, and read failures as :class:`SourceError`."""
+lacks, and read failures as :class:`SourceError`. File paths and queries are checked again
+here, just before the read (:mod:`segments.access`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
+from segments.access import AccessError
 from segments.errors import SegopsError
 from segments.sources.files import _read_csv, _read_parquet
 from segments.sources.sql import _read_sql
@@ -35,11 +37,13 @@ def _read(
     wanted = list(dict.fromkeys(c for c in wanted if c))
     try:
         if cfg.format == "csv":
-            table, names = _read_csv(ws.resolve_path(cfg.path or ""), wanted, text, dictionary)
+            table, names = _read_csv(ws.data_path(cfg.path or ""), wanted, text, dictionary)
         elif cfg.format == "parquet":
-            table, names = _read_parquet(ws.resolve_path(cfg.path or ""), wanted, dictionary)
+            table, names = _read_parquet(ws.data_path(cfg.path or ""), wanted, dictionary)
         else:
             table, names = _read_sql(cfg, wanted, before)
+    except AccessError as exc:
+        raise SourceError(f"source {name!r}: {exc}") from None
     except FileNotFoundError:
         raise SourceError(f"source {name!r}: file not found: {cfg.path}") from None
     except sa.exc.NoSuchTableError:

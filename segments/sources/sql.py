@@ -1,5 +1,8 @@
 """SQL sources: the wanted columns of a table or query through a SQLAlchemy URL, with the
-as_of cut of events pushed down."""
+as_of cut of events pushed down.
+
+A query is checked to be one read-only SELECT before it runs, and every read runs in a
+read-only transaction where the database has one (see :mod:`segments.access`)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
+from segments.access import check_query, read_only
 from segments.workspace import SourceConfig
 
 
@@ -16,10 +20,12 @@ def _read_sql(
     cfg: SourceConfig, wanted: list[str], before: pd.Timestamp | None
 ) -> tuple[pa.Table, set[str]]:
     """Select only the wanted columns; cut events at ``before`` (+1 day slack) in SQL."""
+    if not cfg.table:
+        check_query(cfg.query or "", cfg.url)
     engine = sa.create_engine(cfg.url or "")
     time_col = cfg.timestamp if cfg.kind == "events" else None
     try:
-        with engine.connect() as conn:
+        with engine.connect() as conn, read_only(conn):
             if cfg.table:
                 schema_name, _, table_name = cfg.table.rpartition(".")
                 table = sa.Table(

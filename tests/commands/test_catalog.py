@@ -222,3 +222,63 @@ def test_name_clashes_and_score_cycles_are_refused(tmp_path, extra, message):
     data.update(extra)
     with pytest.raises(WorkspaceError, match=message):
         load_workspace(write(tmp_path, data))
+
+
+def rows(engine) -> tuple[int, int]:
+    with session_scope(engine) as session:
+        segments = session.exec(select(func.count()).select_from(Segment)).one()
+        return segments, session.exec(select(func.count()).select_from(SegmentVersion)).one()
+
+
+def _hostile_query(data: dict, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'source.db'}"
+    data["sources"]["warehouse"] = {
+        "kind": "entity",
+        "url": url,
+        "query": "select 1 as account_id; drop table segment",
+        "id": "account_id",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_hostile_query, "source 'warehouse': query must be a single SELECT statement"),
+        (
+            lambda d, _: d["sources"]["crm"].update(path="../../etc/passwd"),
+            "source 'crm': path '../../etc/passwd' resolves to",
+        ),
+        (
+            lambda d, _: d["segments"][1].update(rule="not " * 1_000 + "seats >= 50"),
+            "segment 'big-paying': rule: rule nests more than 50 levels deep",
+        ),
+        (
+            lambda d, _: d["segments"][1].update(rule="seats >= 50 " + " " * 30_000),
+            "rule is 30,012 characters long; the limit is 20,000",
+        ),
+        (
+            lambda d, _: d["segments"][1].update(rule=" or ".join(["seats = 1"] * 501)),
+            "more than 500 conditions",
+        ),
+        (lambda d, _: d["segments"][1].update(name="big-paying\n"), "must be a slug"),
+        (
+            lambda d, _: d["sources"].update({"crm\n": d["sources"].pop("crm")}),
+            "source name 'crm\\n' must be",
+        ),
+    ],
+)
+def test_hostile_workspace_is_refused_and_nothing_is_written(engine, tmp_path, change, message):
+    apply_workspace(engine, load_workspace(write(tmp_path, BASE)), reason=None, author="U1")
+    before = rows(engine)
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data["segments"][0]["title"] = "Paying accounts, renamed"  # a change that would be written
+    change(data, tmp_path)
+    path = write(tmp_path, data)
+
+    with pytest.raises(WorkspaceError) as info:
+        apply_workspace(engine, load_workspace(path), reason="edit", author="U1")
+
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+    assert rows(engine) == before == (2, 2)
