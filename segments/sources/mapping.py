@@ -62,6 +62,7 @@ def _load_mapping(name: str, cfg: SourceConfig, ws: Workspace) -> tuple[_Mapping
     mapping = _Mapping(
         keys=trimmed.filter(pa.array(ok)), ids=ids.filter(pa.array(ok)), case=cfg.id_case
     )
+    blank = int(np.count_nonzero(~ok))
     source = LoadedSource(
         name=name,
         config=cfg,
@@ -70,9 +71,15 @@ def _load_mapping(name: str, cfg: SourceConfig, ws: Workspace) -> tuple[_Mapping
         max_timestamp=None,
         duplicate_ids=int(conflicting),
         missing_columns=[c for c in missing if c in cfg.columns],
-        unmapped=int(np.count_nonzero(~ok)),
+        unmapped=blank,
+        id_stats={"rows": table.num_rows, "blank": blank, "unresolved": 0},
     )
     return mapping, source
+
+
+def _unresolved(mapping: _Mapping, universe: pa.Array) -> int:
+    """Rows of a mapping (with a key and an id) whose id is not a known entity."""
+    return int(np.count_nonzero(_lookup(mapping.ids, universe, ()) < 0))
 
 
 def _id_text(raw: pa.ChunkedArray, cfg: SourceConfig, mappings: dict[str, _Mapping]) -> pa.Array:
