@@ -554,26 +554,24 @@ def _judge_ids(m: _Measure, t: QualityThresholds) -> Check:
     share = float(m.value or 0.0)
     over, jumped, usual = _against(m, t.max_id_share, t.max_id_jump, t.null_history_min)
     column, _, reach = m.note.partition("|")
-    median = f"median {_pct(usual)}" if usual is not None else ""
     if m.kind == "blank_ids":
         what = f"of {column} values are blank"
         none = f"{m.label}: no blank {column} values"
     else:
-        verb = "no longer" if jumped and not over else "do not"
-        what = f"of {column} ids {verb} {reach}"
+        what = f"of {column} ids {'no longer' if jumped else 'do not'} {reach}"
         none = f"{m.label}: all {column} ids {reach}"
-    if m.count == 0 and not jumped:
+    if m.count == 0:
         message = none
     else:
-        message = f"{m.label}: {_pct(share)} {what}"
+        notes = [f"median {_pct(usual)}"] if usual is not None else []
         if over:
-            message += f" (limit {_pct(t.max_id_share)})"
+            notes.append(f"limit {_pct(t.max_id_share)}")
         elif jumped:
-            message += f" ({median}, limit +{_num(t.max_id_jump * 100)} points)"
-        elif median:
-            message += f" ({median})"
-    passed = not (over or jumped)
-    return _check(m, passed, message, observed=share, threshold=t.max_id_share, baseline=usual)
+            notes.append(f"limit +{_num(t.max_id_jump * 100)} points")
+        message = f"{m.label}: {_pct(share)} {what}"
+        message += f" ({', '.join(notes)})" if notes else ""
+    limit = t.max_id_jump if jumped and not over else t.max_id_share
+    return _check(m, not (over or jumped), message, observed=share, threshold=limit, baseline=usual)
 
 
 def _judge_invalid(m: _Measure, t: QualityThresholds) -> Check:
@@ -593,14 +591,14 @@ def _judge_invalid(m: _Measure, t: QualityThresholds) -> Check:
     if m.examples:
         shown = ", ".join(repr(e[:_EXAMPLE_CHARS]) for e in m.examples)
         message += f" (e.g. {shown})"
+    notes = [f"usually {_pct(usual)}"] if usual is not None else []
     if over:
-        message += f"; limit {_pct(t.max_invalid_share)}"
-    elif jumped and usual is not None:
-        message += f"; usually {_pct(usual)}, limit +{_num(t.max_invalid_jump * 100)} points"
-    elif usual is not None:
-        message += f"; usually {_pct(usual)}"
-    passed = not (over or jumped)
-    return _check(m, passed, message, observed=share, threshold=t.max_invalid_share, baseline=usual)
+        notes.append(f"limit {_pct(t.max_invalid_share)}")
+    elif jumped:
+        notes.append(f"limit +{_num(t.max_invalid_jump * 100)} points")
+    message += f"; {', '.join(notes)}" if notes else ""
+    limit = t.max_invalid_jump if jumped and not over else t.max_invalid_share
+    return _check(m, not (over or jumped), message, observed=share, threshold=limit, baseline=usual)
 
 
 def _judge_missing(m: _Measure) -> Check:
