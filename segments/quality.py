@@ -568,7 +568,8 @@ def _judge_ids(m: _Measure, t: QualityThresholds) -> Check:
             notes.append(f"limit {_pct(t.max_id_share)}")
         elif jumped:
             notes.append(f"limit +{_num(t.max_id_jump * 100)} points")
-        message = f"{m.label}: {_pct(share)} {what}"
+        shown = "<0.1%" if share < 0.0005 else _pct(share)  # never "0%" of a nonzero count
+        message = f"{m.label}: {shown} {what}"
         message += f" ({', '.join(notes)})" if notes else ""
     limit = t.max_id_jump if jumped and not over else t.max_id_share
     return _check(m, not (over or jumped), message, observed=share, threshold=limit, baseline=usual)

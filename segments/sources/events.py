@@ -86,9 +86,9 @@ def _event_positions(
         return pos, empty, len(missing) - empty
     mapping = mappings[cfg.map_via]
     cases = mapping.cases(cfg.id_case)
-    keys, ids = mapping.table(cases)
+    keys, _ids = mapping.table(cases)
     row = _lookup(text, keys, cases)
-    target = np.append(_lookup(pa.chunked_array([ids]), universe, ()), -1)
+    target = np.append(mapping.locate(universe)[mapping.rows[cases]], -1)
     pos = target[row]  # row -1 picks the trailing -1
     unmapped = int(np.count_nonzero(row < 0))
     return pos, unmapped, int(np.count_nonzero(pos < 0)) - unmapped
