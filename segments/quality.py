@@ -16,6 +16,10 @@ Checks (``severity`` is ``"critical"`` when a check fails, ``"info"`` when it pa
 ``freshness``
     Entity sources with a ``timestamp`` column and every events source: whole days from
     the newest row's day to as_of must not exceed ``max_age_days``. No timestamp fails.
+    Entity timestamps more than ``max_future_days`` after as_of (a 2099 typo) are not
+    counted and the message says how many there were; when every timestamp is that late
+    the export postdates as_of (a refresh of an earlier day) and the check passes.
+    Events after as_of are cut by the loader and never count.
 ``row_count``
     Relative change of the source's rows against the last profile in history that has
     the source must not exceed ``max_row_change``. No history passes.
@@ -29,17 +33,37 @@ Checks (``severity`` is ``"critical"`` when a check fails, ``"info"`` when it pa
 ``missing_columns``
     A declared (or configured event/value/created/timestamp) column absent from the data
     always fails; the loader filled it with nulls so evaluation still runs.
+``blank_ids``
+    The share of a source's rows whose id is empty after trimming (a mapping: key or id)
+    fails above ``max_id_share``, even on a first run, and fails when it rises more than
+    ``max_id_jump`` above the median of its past shares (``null_history_min`` runs).
+``unresolved_ids``
+    The same two limits for the ids that are there but lead to no known entity: an events
+    or entity source's ids unmapped through ``map_via``, events whose id is not in the
+    entity set, a mapping's ids that no entity source has. Measured where it can happen:
+    for sources with ``map_via``, and for events and mappings beside entity sources.
+``invalid_values``
+    Per parsed column (declared number, date and bool columns; the timestamp, created and
+    value columns), the share of present values that did not parse, or were infinite,
+    and became null: above ``max_invalid_share`` it fails even on a first run, so a
+    column that is entirely unparseable never publishes, and it fails when it rises more
+    than ``max_invalid_jump`` above the median of its history. Text that is blank, or
+    that the CSV reader takes as null (``NA``, ``n/a``, ``null``), is missing rather than
+    invalid and shows in the null rate.
 
-A check on a frame column (null_rate, a missing declared entity column) blocks the
-segments that use that column; the other checks block the segments whose columns come
-from that source, or that name it in ``sources_used``. Columns used through a score count
-as its inputs too.
+A check on a frame column (null_rate, a missing declared entity column, invalid values of
+a declared entity column) blocks the segments that use that column; the other checks,
+blank and unresolved ids among them, block the segments whose columns come from that
+source, or that name it in ``sources_used``. Columns used through a score count as its
+inputs too.
 
 The profile (JSON) is what the next runs compare against::
 
     {"as_of": "2026-01-31",
      "sources": {"crm": {"rows": 1000, "max_timestamp": "2026-01-30T10:00:00"}},
-     "columns": {"plan": 0.02, "logins_30d": 0.0}}
+     "columns": {"plan": 0.02, "logins_30d": 0.0},
+     "ids": {"crm": {"rows": 1000, "blank": 0, "unresolved": 0}},
+     "values": {"crm": {"seats": {"present": 990, "invalid": 2}}}}
 """
 
 from __future__ import annotations
@@ -47,8 +71,10 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from segments.sources.dataset import Dataset
@@ -58,6 +84,8 @@ from segments.workspace import QualityThresholds, SegmentDef, Workspace
 Thresholds = Callable[[str, SegmentDef | None], QualityThresholds]
 _EPSILON = 1e-9
 _ROLES = ("id", "key", "timestamp", "event", "value", "created")
+_NOUNS = {"number": ("number", "numbers"), "date": ("date", "dates"), "bool": ("bool", "bools")}
+_EXAMPLE_CHARS = 30
 
 
 @dataclass(frozen=True)
@@ -89,6 +117,34 @@ class _Measure:
     value: float | None
     past: tuple[float, ...] = ()
     note: str = ""
+    count: int = 0
+    total: int = 0
+    examples: tuple[str, ...] = ()
+    stamps: _Stamps | None = field(default=None, compare=False)
+
+
+class _Stamps:
+    """An entity source's timestamps, split once per future tolerance."""
+
+    def __init__(self, values: np.ndarray, as_of: date) -> None:
+        self.values = values
+        self.as_of = pd.Timestamp(as_of)
+        self._splits: dict[float, tuple[float | None, int]] = {}
+
+    def split(self, future_days: float) -> tuple[float | None, int]:
+        """Age in whole days of the newest timestamp no later than ``future_days`` after
+        as_of (None: there is none), and how many timestamps are later than that."""
+        if future_days not in self._splits:
+            end = self.as_of + pd.Timedelta(days=1) + pd.Timedelta(days=future_days)
+            late = self.values >= end.to_datetime64()
+            future = int(np.count_nonzero(late))
+            kept = self.values[~late] if future else self.values
+            age = None
+            if len(kept):
+                newest = pd.Timestamp(kept.max()).normalize()
+                age = float(max((self.as_of - newest).days, 0))
+            self._splits[future_days] = (age, future)
+        return self._splits[future_days]
 
 
 @dataclass(frozen=True)
@@ -177,6 +233,7 @@ def run_gate(dataset: Dataset, ws: Workspace, *, history: list[dict[str, Any]]) 
         owner[fname] = feat.source
     labels = {frame: qualified for qualified, frame in dataset.schema.aliases.items()}
 
+    has_entities = any(cfg.kind == "entity" for cfg in ws.sources.values())
     for name, src in dataset.sources.items():
         cfg = src.config
         if cfg.kind == "events" or (cfg.kind == "entity" and cfg.timestamp):
@@ -187,6 +244,26 @@ def run_gate(dataset: Dataset, ws: Workspace, *, history: list[dict[str, Any]]) 
             note = "mapping" if cfg.kind == "mapping" else ""
             measures.append(
                 _Measure("duplicates", name, None, name, float(src.duplicate_ids), note=note)
+            )
+        measures.extend(_id_measures(name, src, ws, history, has_entities))
+        for column, stats in src.values.items():
+            frame_name = None
+            if cfg.kind == "entity" and column in cfg.columns:
+                frame_name = dataset.schema.aliases.get(f"{name}.{column}", column)
+            share = stats.invalid / stats.present if stats.present else 0.0
+            measures.append(
+                _Measure(
+                    "invalid_values",
+                    name,
+                    frame_name,
+                    f"{name}.{column}",
+                    share,
+                    past=_past_invalid(history, name, column),
+                    note=stats.kind,
+                    count=stats.invalid,
+                    total=stats.present,
+                    examples=stats.examples,
+                )
             )
         for column in src.missing_columns:
             frame_name = None
@@ -223,6 +300,15 @@ def run_gate(dataset: Dataset, ws: Workspace, *, history: list[dict[str, Any]]) 
             for name, src in dataset.sources.items()
         },
         "columns": columns_profile,
+        "ids": {name: dict(src.id_stats) for name, src in dataset.sources.items()},
+        "values": {
+            name: {
+                column: {"present": stats.present, "invalid": stats.invalid}
+                for column, stats in src.values.items()
+            }
+            for name, src in dataset.sources.items()
+            if src.values
+        },
     }
     inputs = {
         name: {dataset.schema.resolve(c) for c in score.weights}
@@ -243,11 +329,71 @@ def run_gate(dataset: Dataset, ws: Workspace, *, history: list[dict[str, Any]]) 
 
 def _freshness(name: str, src: LoadedSource, dataset: Dataset) -> _Measure:
     newest = src.max_timestamp
+    if src.timestamps is not None and newest is not None:
+        stamps = _Stamps(src.timestamps, dataset.as_of)
+        return _Measure("freshness", name, None, name, None, stamps=stamps)
     if newest is None:
         note = "empty" if src.rows == 0 else src.config.timestamp or ""
         return _Measure("freshness", name, None, name, None, note=note)
     age = (pd.Timestamp(dataset.as_of) - newest.normalize()).days
     return _Measure("freshness", name, None, name, float(max(age, 0)))
+
+
+def _id_measures(
+    name: str,
+    src: LoadedSource,
+    ws: Workspace,
+    history: list[dict[str, Any]],
+    has_entities: bool,
+) -> list[_Measure]:
+    """Blank ids for every source; unresolved ids where ids can fail to lead to an entity."""
+    cfg = src.config
+    stats = src.id_stats
+    rows = int(stats.get("rows", src.rows))
+    if cfg.kind == "mapping":
+        blank_label, id_label = f"{cfg.key} or {cfg.id}", cfg.id
+    else:
+        blank_label = id_label = cfg.id
+    if cfg.map_via:
+        target = ws.sources[cfg.map_via].id if cfg.map_via in ws.sources else "id"
+        reach = f"map to a known {target} through {cfg.map_via}"
+    else:
+        reach = "match a known entity"
+    found = [("blank_ids", int(stats.get("blank", 0)), blank_label)]
+    if cfg.map_via or (has_entities and cfg.kind in ("events", "mapping")):
+        found.append(("unresolved_ids", int(stats.get("unresolved", 0)), f"{id_label}|{reach}"))
+    return [
+        _Measure(
+            kind,
+            name,
+            None,
+            name,
+            count / rows if rows else 0.0,
+            past=_past_id_shares(history, name, kind.removesuffix("_ids")),
+            note=note,
+            count=count,
+            total=rows,
+        )
+        for kind, count, note in found
+    ]
+
+
+def _past_id_shares(history: list[dict[str, Any]], name: str, key: str) -> tuple[float, ...]:
+    shares = []
+    for profile in history:
+        entry = (profile.get("ids") or {}).get(name)
+        if isinstance(entry, dict) and entry.get("rows") and entry.get(key) is not None:
+            shares.append(float(entry[key]) / float(entry["rows"]))
+    return tuple(shares)
+
+
+def _past_invalid(history: list[dict[str, Any]], name: str, column: str) -> tuple[float, ...]:
+    shares = []
+    for profile in history:
+        entry = ((profile.get("values") or {}).get(name) or {}).get(column)
+        if isinstance(entry, dict) and entry.get("present") and entry.get("invalid") is not None:
+            shares.append(float(entry["invalid"]) / float(entry["present"]))
+    return tuple(shares)
 
 
 def _previous_rows(history: list[dict[str, Any]], name: str) -> tuple[float, ...]:
@@ -270,6 +416,10 @@ def _judge(m: _Measure, t: QualityThresholds) -> Check:
         return _judge_nulls(m, t)
     if m.kind == "duplicates":
         return _judge_duplicates(m, t)
+    if m.kind in ("blank_ids", "unresolved_ids"):
+        return _judge_ids(m, t)
+    if m.kind == "invalid_values":
+        return _judge_invalid(m, t)
     return _judge_missing(m)
 
 
@@ -287,6 +437,8 @@ def _check(m: _Measure, passed: bool, message: str, **numbers: float | None) -> 
 
 def _judge_freshness(m: _Measure, t: QualityThresholds) -> Check:
     limit = t.max_age_days
+    if m.stamps is not None:
+        return _judge_stamps(m, m.stamps, t)
     if m.value is None:
         if m.note == "empty":
             message = f"{m.label}: no rows, so freshness is unknown"
@@ -298,6 +450,25 @@ def _judge_freshness(m: _Measure, t: QualityThresholds) -> Check:
     unit = "day" if age == 1 else "days"
     message = f"{m.label}: newest row is {age} {unit} old (limit {_num(limit)})"
     return _check(m, age <= limit + _EPSILON, message, observed=m.value, threshold=limit)
+
+
+def _judge_stamps(m: _Measure, stamps: _Stamps, t: QualityThresholds) -> Check:
+    """Freshness on the timestamps no later than ``max_future_days`` after as_of."""
+    limit = t.max_age_days
+    age, future = stamps.split(t.max_future_days)
+    after = f"more than {_num(t.max_future_days)} {_plural(t.max_future_days, 'day')} after as_of"
+    if age is None:
+        message = (
+            f"{m.label}: all {future:,} timestamps are {after}, so the data was exported "
+            "later and is not stale"
+        )
+        return _check(m, True, message, observed=0.0, threshold=limit)
+    days = int(age)
+    message = f"{m.label}: newest row is {days} {_plural(days, 'day')} old (limit {_num(limit)})"
+    if future:
+        verb = "was" if future == 1 else "were"
+        message += f"; {future:,} {_plural(future, 'row')} dated {after} {verb} not counted"
+    return _check(m, age <= limit + _EPSILON, message, observed=age, threshold=limit)
 
 
 def _judge_rows(m: _Measure, t: QualityThresholds) -> Check:
@@ -368,6 +539,69 @@ def _judge_duplicates(m: _Measure, t: QualityThresholds) -> Check:
     return _check(m, count <= limit, message, observed=float(count), threshold=float(limit))
 
 
+def _against(
+    m: _Measure, ceiling: float, jump: float, history_min: int
+) -> tuple[bool, bool, float | None]:
+    """(over the ceiling, jumped above the usual share, the usual share or None)."""
+    share = float(m.value or 0.0)
+    usual = statistics.median(m.past) if len(m.past) >= history_min else None
+    over = share > ceiling + _EPSILON
+    jumped = usual is not None and share - usual > jump + _EPSILON
+    return over, jumped, usual
+
+
+def _judge_ids(m: _Measure, t: QualityThresholds) -> Check:
+    share = float(m.value or 0.0)
+    over, jumped, usual = _against(m, t.max_id_share, t.max_id_jump, t.null_history_min)
+    column, _, reach = m.note.partition("|")
+    if m.kind == "blank_ids":
+        what = f"of {column} values are blank"
+        none = f"{m.label}: no blank {column} values"
+    else:
+        what = f"of {column} ids {'no longer' if jumped else 'do not'} {reach}"
+        none = f"{m.label}: all {column} ids {reach}"
+    if m.count == 0:
+        message = none
+    else:
+        notes = [f"median {_pct(usual)}"] if usual is not None else []
+        if over:
+            notes.append(f"limit {_pct(t.max_id_share)}")
+        elif jumped:
+            notes.append(f"limit +{_num(t.max_id_jump * 100)} points")
+        shown = "<0.1%" if share < 0.0005 else _pct(share)  # never "0%" of a nonzero count
+        message = f"{m.label}: {shown} {what}"
+        message += f" ({', '.join(notes)})" if notes else ""
+    limit = t.max_id_jump if jumped and not over else t.max_id_share
+    return _check(m, not (over or jumped), message, observed=share, threshold=limit, baseline=usual)
+
+
+def _judge_invalid(m: _Measure, t: QualityThresholds) -> Check:
+    share = float(m.value or 0.0)
+    over, jumped, usual = _against(m, t.max_invalid_share, t.max_invalid_jump, t.null_history_min)
+    one, many = _NOUNS.get(m.note, ("value", "values"))
+    if m.count == 0:
+        if m.total == 0:
+            message = f"{m.label}: no values to read as {many}"
+        else:
+            message = f"{m.label}: all {m.total:,} values are {many}"
+        return _check(m, True, message, observed=0.0, threshold=t.max_invalid_share)
+    if m.count == m.total:
+        message = f"{m.label}: none of the {m.total:,} values is a {one}"
+    else:
+        message = f"{m.label}: {m.count:,} of {m.total:,} values are not {many}"
+    if m.examples:
+        shown = ", ".join(repr(e[:_EXAMPLE_CHARS]) for e in m.examples)
+        message += f" (e.g. {shown})"
+    notes = [f"usually {_pct(usual)}"] if usual is not None else []
+    if over:
+        notes.append(f"limit {_pct(t.max_invalid_share)}")
+    elif jumped:
+        notes.append(f"limit +{_num(t.max_invalid_jump * 100)} points")
+    message += f"; {', '.join(notes)}" if notes else ""
+    limit = t.max_invalid_jump if jumped and not over else t.max_invalid_share
+    return _check(m, not (over or jumped), message, observed=share, threshold=limit, baseline=usual)
+
+
 def _judge_missing(m: _Measure) -> Check:
     column, _, role = m.note.partition("|")
     if m.column is not None:
@@ -393,6 +627,10 @@ def _pct(share: float) -> str:
     if percent == 0 or percent >= 10 or abs(percent - round(percent)) < 0.05:
         return f"{percent:.0f}%"
     return f"{percent:.1f}%"
+
+
+def _plural(count: float, noun: str) -> str:
+    return noun if count == 1 else f"{noun}s"
 
 
 def _signed_pct(share: float) -> str:

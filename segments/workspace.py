@@ -107,13 +107,24 @@ class _Model(BaseModel):
 
 
 class QualityThresholds(_Model):
-    """Quality-gate thresholds; set per workspace, per source or per segment."""
+    """Quality-gate thresholds; set per workspace, per source or per segment.
+
+    Shares are 0-1 and jumps are in share points above the median of the history (which
+    needs ``null_history_min`` past runs): ``max_id_share``/``max_id_jump`` for blank and
+    unresolved ids, ``max_invalid_share``/``max_invalid_jump`` for values that do not
+    parse; ``max_future_days`` is how far after as_of a timestamp may be and still count
+    for freshness."""
 
     max_age_days: float = Field(default=3, ge=0)
     max_row_change: float = Field(default=0.25, ge=0)
     max_null_jump: float = Field(default=0.10, ge=0, le=1)
     null_history_min: int = Field(default=2, ge=1)
     max_duplicate_ids: int = Field(default=0, ge=0)
+    max_id_share: float = Field(default=0.5, ge=0, le=1)
+    max_id_jump: float = Field(default=0.10, ge=0, le=1)
+    max_invalid_share: float = Field(default=0.02, ge=0, le=1)
+    max_invalid_jump: float = Field(default=0.001, ge=0, le=1)
+    max_future_days: float = Field(default=1, ge=0)
 
 
 class SourceConfig(_Model):

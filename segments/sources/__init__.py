@@ -30,14 +30,17 @@ Semantics:
   folded by the source's and then the mapping's ``id_case``) and replaced by the mapping's
   ``id`` (folded by the mapping's ``id_case``); a mapping key listed twice keeps its first row.
   Rows whose id is empty or unmapped are dropped and counted (``unmapped``); events whose id
-  is not an entity are dropped and counted (``unknown``).
+  is not an entity are dropped and counted (``unknown``). ``id_stats`` splits each source's
+  rows into ``blank`` ids and ``unresolved`` ones (unmapped, unknown, or a mapping's ids that
+  no entity source has), for the quality gate.
 * **Entities** are the union of the entity sources' ids, in order of first appearance
   (with no entity source: the ids seen in events). Within one entity source a repeated id
   keeps its first row (``duplicate_ids`` counts the ids that repeat). Entity sources are
   outer-joined on id; a column declared by several entity sources is ``source.column``.
 * **Kinds**: number -> float64, string -> category, bool -> boolean, date ->
-  datetime64[ns] (naive UTC). Values that do not parse become null, which the quality
-  gate's null-rate check sees. Only declared columns reach the frame; a declared column
+  datetime64[ns] (naive UTC). Values that do not parse, and infinite numbers, become null;
+  each source's ``values`` counts them per column (present, invalid, a few examples) for
+  the quality gate. Only declared columns reach the frame; a declared column
   absent from the data is added as all-null and listed in ``missing_columns``.
 * **Features** aggregate one events source per entity over ``window_days`` days ending at
   as_of (as_of and the N-1 days before it; no window = all history), optionally only the

@@ -26,7 +26,7 @@ from segments.sources.events import (
 from segments.sources.features import _feature, _Selection
 from segments.sources.ids import _universe
 from segments.sources.loaded import LoadedSource
-from segments.sources.mapping import _id_text, _load_mapping, _Mapping
+from segments.sources.mapping import _id_text, _load_mapping, _Mapping, _unresolved
 from segments.sources.scores import _scores
 from segments.workspace import Workspace, declared_schema
 
@@ -43,6 +43,11 @@ class Dataset:
     lineage: dict[str, set[str]]
     as_of: date
     config_digest: str = ""
+
+    @property
+    def id_stats(self) -> dict[str, dict[str, int]]:
+        """Each source's ``{"rows", "blank", "unresolved"}`` id counts."""
+        return {name: dict(src.id_stats) for name, src in self.sources.items()}
 
     @cached_property
     def fingerprint(self) -> str:
@@ -89,6 +94,8 @@ def load_dataset(ws: Workspace, *, as_of: date, progress: Progress | None = None
             name: _event_positions(ev, ws.sources[name], mappings, universe)
             for name, ev in events.items()
         }
+        for name, mapping in mappings.items():
+            loaded[name].id_stats["unresolved"] = _unresolved(mapping, universe)
     else:
         texts = [_id_text(ev.raw_ids, ws.sources[n], mappings) for n, ev in events.items()]
         universe, positions = _universe(texts)

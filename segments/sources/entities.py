@@ -11,8 +11,9 @@ import pandas as pd
 import pyarrow as pa
 
 from segments.schema import Schema
-from segments.sources.kinds import _coerce, _empty, _scatter, _timestamps
-from segments.sources.loaded import LoadedSource
+from segments.sources.ids import _blank
+from segments.sources.kinds import _coerce, _empty, _scatter, _timestamps, _value_stats
+from segments.sources.loaded import LoadedSource, ValueStats
 from segments.sources.mapping import _id_text, _Mapping
 from segments.sources.read import _read, _require
 from segments.workspace import SourceConfig, Workspace
@@ -27,6 +28,7 @@ class _EntityRows:
     rows: int
     max_timestamp: pd.Timestamp | None
     missing: list[str]
+    stamps: np.ndarray | None = None
 
 
 def _read_entity(
@@ -45,14 +47,19 @@ def _read_entity(
         keep = np.isnat(created) | (created < before.to_datetime64())
         if not keep.all():
             table = table.filter(pa.array(keep))
-    max_ts = None
+    max_ts = stamps = None
     if cfg.timestamp and cfg.timestamp not in missing:
         stamps = _timestamps(table[cfg.timestamp])
         stamps = stamps[~np.isnat(stamps)]
         max_ts = pd.Timestamp(stamps.max()) if len(stamps) else None
     ids = _id_text(table[cfg.id], cfg, mappings)
     return _EntityRows(
-        ids=ids, table=table, rows=table.num_rows, max_timestamp=max_ts, missing=missing
+        ids=ids,
+        table=table,
+        rows=table.num_rows,
+        max_timestamp=max_ts,
+        missing=missing,
+        stamps=stamps,
     )
 
 
@@ -68,6 +75,8 @@ def _join_entity(
     """Add the source's declared columns to ``columns`` (first row per id wins)."""
     n = len(id_dtype.categories)
     ok = positions >= 0
+    dropped = np.flatnonzero(~ok)
+    blank = _blank(rows.table[cfg.id], dropped)
     kept = np.flatnonzero(ok)
     pos = positions[kept]
     first = ~pd.Series(pos).duplicated().to_numpy()
@@ -76,18 +85,22 @@ def _join_entity(
         cfg.id: pd.Categorical.from_codes(pos, dtype=id_dtype, validate=False)
     }
     table = rows.table.take(pa.array(kept)) if len(kept) < rows.table.num_rows else rows.table
+    value_stats: dict[str, ValueStats] = {}
     for column, kind in cfg.columns.items():
         frame_name = schema.aliases.get(f"{name}.{column}", column)
         if column in rows.missing:
             values = _empty(kind, len(kept))
         else:
             values = _coerce(table[column], kind)
+            if kind != "string":
+                value_stats[column] = _value_stats(table[column], kind, values)
         if column != cfg.id:
             frame_cols[column] = values
         columns[frame_name] = _scatter(values[first], pos[first], n)
     for extra in (cfg.created, cfg.timestamp):
         if extra and extra not in frame_cols and extra not in rows.missing:
             frame_cols[extra] = _timestamps(table[extra])
+            value_stats[extra] = _value_stats(table[extra], "date", frame_cols[extra])
     return LoadedSource(
         name=name,
         config=cfg,
@@ -96,5 +109,8 @@ def _join_entity(
         max_timestamp=rows.max_timestamp,
         duplicate_ids=duplicates,
         missing_columns=[c for c in rows.missing if c != cfg.id],
-        unmapped=int(np.count_nonzero(~ok)),
+        unmapped=len(dropped),
+        id_stats={"rows": rows.rows, "blank": blank, "unresolved": len(dropped) - blank},
+        values=value_stats,
+        timestamps=rows.stamps,
     )

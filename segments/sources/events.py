@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from segments.sources.ids import _as_text, _fold, _lookup, _valid
-from segments.sources.kinds import _numbers, _timestamps
-from segments.sources.loaded import LoadedSource
+from segments.sources.ids import _as_text, _blank, _fold, _lookup, _valid
+from segments.sources.kinds import _numbers, _timestamps, _value_stats
+from segments.sources.loaded import LoadedSource, ValueStats
 from segments.sources.mapping import _Mapping
 from segments.sources.read import _read, _require
 from segments.workspace import SourceConfig, Workspace
@@ -29,6 +29,7 @@ class _EventRows:
     rows: int
     max_timestamp: pd.Timestamp | None
     missing: list[str]
+    values: dict[str, ValueStats]
 
 
 @dataclass
@@ -56,6 +57,7 @@ def _read_events(name: str, cfg: SourceConfig, ws: Workspace, before: pd.Timesta
     )
     _require(name, cfg, missing, "id", "timestamp")
     ts = _timestamps(table[cfg.timestamp or ""])
+    values = {cfg.timestamp or "": _value_stats(table[cfg.timestamp or ""], "date", ts)}
     keep = ~np.isnat(ts) & (ts < before.to_datetime64())
     if not keep.all():
         table = table.filter(pa.array(keep))
@@ -68,6 +70,7 @@ def _read_events(name: str, cfg: SourceConfig, ws: Workspace, before: pd.Timesta
         rows=table.num_rows,
         max_timestamp=max_ts,
         missing=missing,
+        values=values,
     )
 
 
@@ -83,9 +86,9 @@ def _event_positions(
         return pos, empty, len(missing) - empty
     mapping = mappings[cfg.map_via]
     cases = mapping.cases(cfg.id_case)
-    keys, ids = mapping.table(cases)
+    keys, _ids = mapping.table(cases)
     row = _lookup(text, keys, cases)
-    target = np.append(_lookup(pa.chunked_array([ids]), universe, ()), -1)
+    target = np.append(mapping.locate(universe)[mapping.rows[cases]], -1)
     pos = target[row]  # row -1 picks the trailing -1
     unmapped = int(np.count_nonzero(row < 0))
     return pos, unmapped, int(np.count_nonzero(pos < 0)) - unmapped
@@ -119,12 +122,16 @@ def _finish_events(
 ) -> tuple[_EventArrays, LoadedSource]:
     keep = pos >= 0
     all_kept = bool(keep.all())
+    dropped = np.flatnonzero(~keep)
+    blank = _blank(ev.raw_ids, dropped)
     table = ev.table if all_kept else ev.table.filter(pa.array(keep))
     n = table.num_rows
     event_col = table[cfg.event] if cfg.event and cfg.event not in ev.missing else None
     codes, names = _event_codes(event_col, n)
+    values = dict(ev.values)
     if cfg.value and cfg.value not in ev.missing:
         value = _numbers(table[cfg.value])
+        values[cfg.value] = _value_stats(table[cfg.value], "number", value)
     else:
         value = np.full(n, np.nan)
     arrays = _EventArrays(
@@ -153,5 +160,7 @@ def _finish_events(
         missing_columns=ev.missing,
         unmapped=unmapped,
         unknown=unknown,
+        id_stats={"rows": ev.rows, "blank": blank, "unresolved": len(dropped) - blank},
+        values=values,
     )
     return arrays, source

@@ -45,6 +45,17 @@ def _valid(arr: Any) -> np.ndarray:
     return pc.fill_null(pc.greater(pc.utf8_length(arr), 0), False).to_numpy(zero_copy_only=False)
 
 
+def _blank(raw: pa.ChunkedArray | pa.Array, rows: np.ndarray) -> int:
+    """How many of ``rows`` (positions in ``raw``, an id column as read) are empty after
+    trimming; only those rows are looked at, so a clean source costs nothing."""
+    if not len(rows):
+        return 0
+    taken = raw.take(pa.array(rows))
+    if isinstance(taken, pa.Array):
+        taken = pa.chunked_array([taken])
+    return int(np.count_nonzero(~_valid(_fold(_as_text(taken), ()))))
+
+
 def _lookup(values: pa.ChunkedArray, keys: pa.Array, cases: Sequence[str]) -> np.ndarray:
     """Position of each folded value among ``keys`` (unique, folded), -1 when absent.
 

@@ -1,5 +1,6 @@
 """Declared kinds to frame columns: timestamps, numbers, booleans and categories from Arrow
-arrays, all-null columns, and placing rows at entity positions."""
+arrays, all-null columns, placing rows at entity positions, and counting the values that did not
+parse."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from segments.sources.ids import _as_text, _fold
+from segments.sources.ids import _as_text, _fold, _valid
+from segments.sources.loaded import ValueStats
 
 _NAT = np.datetime64("NaT", "ns")
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
+_SAMPLE = 64  # invalid rows looked at for examples
+_EXAMPLES = 3
 
 
 def _timestamps(arr: pa.ChunkedArray) -> np.ndarray:
@@ -57,6 +61,13 @@ def _as_ns(values: np.ndarray) -> np.ndarray:
 
 
 def _numbers(arr: pa.ChunkedArray) -> np.ndarray:
+    """float64; NaN where null, unparseable or infinite."""
+    values = _raw_numbers(arr)
+    infinite = np.isinf(values)
+    return np.where(infinite, np.nan, values) if infinite.any() else values
+
+
+def _raw_numbers(arr: pa.ChunkedArray) -> np.ndarray:
     kind = arr.type
     if pa.types.is_dictionary(kind):
         arr = arr.cast(kind.value_type)
@@ -106,6 +117,43 @@ def _categories(arr: pa.ChunkedArray) -> pd.Categorical:
     codes = pc.fill_null(encoded.indices, -1).to_numpy()
     categories = pd.Index(encoded.dictionary.to_pandas(), dtype="str")
     return pd.Categorical.from_codes(codes, categories=categories, validate=False)
+
+
+def _present(arr: pa.ChunkedArray) -> np.ndarray:
+    """True where a raw value is there to parse: not null, not NaN, text not blank."""
+    kind = arr.type
+    if pa.types.is_dictionary(kind):
+        arr = arr.cast(kind.value_type)
+        kind = arr.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _valid(_fold(arr, ()))
+    present = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(kind):
+        present &= ~pc.fill_null(pc.is_nan(arr), True).to_numpy(zero_copy_only=False)
+    return present
+
+
+def _nulls(values: Any) -> np.ndarray:
+    if isinstance(values, pd.arrays.BooleanArray):
+        return np.asarray(values.isna())
+    if values.dtype.kind == "M":
+        return np.isnat(values)
+    return np.isnan(values)
+
+
+def _value_stats(arr: pa.ChunkedArray, kind: str, values: Any) -> ValueStats:
+    """Present values of ``arr`` and those that ``values`` (``arr`` read as ``kind``) lost."""
+    lost = _nulls(values)
+    if not lost.any():  # nulls stay nulls, so nothing was null and nothing was lost
+        return ValueStats(kind, len(values))
+    present = _present(arr)
+    invalid = present & lost
+    count = int(np.count_nonzero(invalid))
+    examples: tuple[str, ...] = ()
+    if count:
+        sample = arr.take(pa.array(np.flatnonzero(invalid)[:_SAMPLE])).to_pylist()
+        examples = tuple(dict.fromkeys(str(v).strip() for v in sample))[:_EXAMPLES]
+    return ValueStats(kind, int(np.count_nonzero(present)), count, examples)
 
 
 def _coerce(arr: pa.ChunkedArray, kind: str) -> Any:

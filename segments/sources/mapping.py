@@ -22,12 +22,15 @@ class _Mapping:
     ids: pa.ChunkedArray
     case: str
     tables: dict[tuple[str, ...], tuple[pa.Array, pa.Array]] = field(default_factory=dict)
+    rows: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict)
+    positions: np.ndarray | None = None
 
     def cases(self, source_case: str) -> tuple[str, ...]:
         return (source_case, self.case)
 
     def table(self, cases: tuple[str, ...]) -> tuple[pa.Array, pa.Array]:
-        """Unique folded keys and their ids (first row of a repeated key wins)."""
+        """Unique folded keys and their ids (first row of a repeated key wins); the row of
+        each is kept in ``rows[cases]``."""
         if cases not in self.tables:
             keys = _fold(self.keys, cases).combine_chunks()
             ok = _valid(keys)
@@ -38,7 +41,14 @@ class _Mapping:
                 pa.array(keys_s[first], type=pa.string()),
                 ids.filter(pa.array(first)),
             )
+            self.rows[cases] = np.flatnonzero(ok)[first]
         return self.tables[cases]
+
+    def locate(self, universe: pa.Array) -> np.ndarray:
+        """Entity position of every row's id (-1: not an entity), looked up once."""
+        if self.positions is None:
+            self.positions = _lookup(self.ids, universe, ())
+        return self.positions
 
 
 def _load_mapping(name: str, cfg: SourceConfig, ws: Workspace) -> tuple[_Mapping, LoadedSource]:
@@ -62,6 +72,7 @@ def _load_mapping(name: str, cfg: SourceConfig, ws: Workspace) -> tuple[_Mapping
     mapping = _Mapping(
         keys=trimmed.filter(pa.array(ok)), ids=ids.filter(pa.array(ok)), case=cfg.id_case
     )
+    blank = int(np.count_nonzero(~ok))
     source = LoadedSource(
         name=name,
         config=cfg,
@@ -70,9 +81,15 @@ def _load_mapping(name: str, cfg: SourceConfig, ws: Workspace) -> tuple[_Mapping
         max_timestamp=None,
         duplicate_ids=int(conflicting),
         missing_columns=[c for c in missing if c in cfg.columns],
-        unmapped=int(np.count_nonzero(~ok)),
+        unmapped=blank,
+        id_stats={"rows": table.num_rows, "blank": blank, "unresolved": 0},
     )
     return mapping, source
+
+
+def _unresolved(mapping: _Mapping, universe: pa.Array) -> int:
+    """Rows of a mapping (with a key and an id) whose id is not a known entity."""
+    return int(np.count_nonzero(mapping.locate(universe) < 0))
 
 
 def _id_text(raw: pa.ChunkedArray, cfg: SourceConfig, mappings: dict[str, _Mapping]) -> pa.Array:

@@ -319,3 +319,26 @@ def test_a_refresh_lease_held_elsewhere_refuses_and_one_left_by_a_dead_process_d
         engine, name=REFRESH_LEASE, holder=f"{socket.gethostname()}:{child.pid}:dead", ttl=60
     )
     assert fx.refresh(engine, AS_OF).snapshot_id is not None
+
+
+def test_entity_file_with_blank_ids_blocks_and_keeps_previous_snapshot(engine, tmp_path):
+    fx = factories.refreshed(engine, tmp_path, as_of=AS_OF - timedelta(days=7))
+    names = ("enterprise", "trial", "engaged-trial", "smb")
+    before = {name: (current_size(engine, name), sorted(members(engine, name))) for name in names}
+    fx.crm["account_id"] = ""  # an export that lost its ids
+    fx.write_data()
+
+    report = fx.refresh(engine, AS_OF)
+
+    assert {o.status for o in report.segments} == {"blocked"}
+    enterprise = next(o for o in report.segments if o.segment == "enterprise")
+    assert [(a.kind, a.message) for a in enterprise.alerts] == [
+        ("quality_blank_ids", "crm: 100% of account_id values are blank (limit 50%)")
+    ]
+    engaged = next(o for o in report.segments if o.segment == "engaged-trial")
+    assert {a.kind for a in engaged.alerts} == {"quality_blank_ids", "quality_unresolved_ids"}
+    after = {name: (current_size(engine, name), sorted(members(engine, name))) for name in names}
+    assert after == before
+    with session_scope(engine) as session:
+        kinds = session.exec(select(Alert.kind).where(Alert.kind == "quality_blank_ids")).all()
+    assert len(kinds) == len(names)

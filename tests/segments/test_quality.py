@@ -8,6 +8,7 @@ from pathlib import Path
 from textwrap import dedent
 from typing import Any
 
+import numpy as np
 import pytest
 
 from segments.quality import Check, QualityReport, run_gate
@@ -386,3 +387,304 @@ def test_events_source_without_rows_fails_freshness(tmp_path: Path) -> None:
 
     assert not check.passed
     assert check.message == "product: no rows, so freshness is unknown"
+
+
+# --------------------------------------------------------------------------- ids
+
+
+def ids_profile(**sources: tuple[int, int, int]) -> dict[str, Any]:
+    """A past profile holding only id counts: source=(rows, blank, unresolved)."""
+    return {
+        "as_of": "2026-01-30",
+        "sources": {},
+        "columns": {},
+        "ids": {
+            name: {"rows": rows, "blank": blank, "unresolved": unresolved}
+            for name, (rows, blank, unresolved) in sources.items()
+        },
+    }
+
+
+def test_blank_entity_ids_fail_and_block_the_segments_that_read_the_source(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "crm.csv", "account_id,plan,seats,updated_at\n" + " ,pro,1,2026-01-30\n" * 10)
+
+    report = gate(workspace(tmp_path))
+
+    blank = only(report, "blank_ids", "crm")
+    assert not blank.passed
+    assert blank.message == "crm: 100% of account_id values are blank (limit 50%)"
+    assert (blank.observed, blank.threshold) == (1.0, 0.5)
+    events = only(report, "unresolved_ids", "product")
+    assert not events.passed
+    assert events.message == (
+        "product: 100% of account_id ids do not match a known entity (limit 50%)"
+    )
+    assert [c.kind for c in report.blocking_for(segment(), {"plan"}, set())] == ["blank_ids"]
+
+
+def test_a_few_blank_ids_pass_and_clean_ids_say_so(tmp_path: Path) -> None:
+    crm_csv(tmp_path)
+    clean = gate(workspace(tmp_path))
+    write(tmp_path, "crm.csv", "account_id,plan,updated_at\na0,pro,2026-01-30\n,pro,2026-01-30\n")
+
+    few = only(gate(workspace(tmp_path)), "blank_ids", "crm")
+
+    assert only(clean, "blank_ids", "crm").message == "crm: no blank account_id values"
+    assert only(clean, "unresolved_ids", "product").message == (
+        "product: all account_id ids match a known entity"
+    )
+    assert few.passed and few.message == "crm: 50% of account_id values are blank"
+
+
+def test_blank_ids_rising_against_their_history_fail(tmp_path: Path) -> None:
+    lines = [f"{'' if i < 3 else f'a{i}'},pro,{i},2026-01-30" for i in range(10)]
+    write(tmp_path, "crm.csv", "account_id,plan,seats,updated_at\n" + "\n".join(lines) + "\n")
+    history = [ids_profile(crm=(10, 0, 0)), ids_profile(crm=(10, 1, 0))]
+
+    check = only(gate(workspace(tmp_path), history), "blank_ids", "crm")
+
+    assert not check.passed
+    assert check.message == "crm: 30% of account_id values are blank (median 5%, limit +10 points)"
+    assert check.baseline == pytest.approx(0.05)
+
+
+def test_events_whose_id_format_changed_fail_and_block_their_features(tmp_path: Path) -> None:
+    crm_csv(tmp_path)
+    ws = workspace(tmp_path)
+    events = [f"ACC-{i:04d},2026-01-30T10:00:00,login,1" for i in range(8)]  # was a0..a7
+    write(tmp_path, "events.csv", "account_id,ts,event,value\n" + "\n".join(events) + "\n")
+
+    report = gate(ws)
+
+    check = only(report, "unresolved_ids", "product")
+    assert not check.passed
+    assert check.message == (
+        "product: 100% of account_id ids do not match a known entity (limit 50%)"
+    )
+    assert [c.kind for c in report.blocking_for(segment(), {"logins"}, set())] == ["unresolved_ids"]
+    assert [c.kind for c in report.blocking_for(segment(), {"engagement"}, set())] == [
+        "unresolved_ids"
+    ]
+    assert report.blocking_for(segment(), {"plan"}, {"crm"}) == []
+
+
+def mapped_workspace(tmp_path: Path, emails: list[str]) -> Workspace:
+    """crm a0..a9, people user<i>@acme.io -> a<i>, product events keyed by e-mail."""
+    crm_csv(tmp_path)
+    people = [f"user{i}@acme.io,a{i}" for i in range(10)]
+    write(tmp_path, "people.csv", "email,account_id\n" + "\n".join(people) + "\n")
+    events = [f"{email},2026-01-30T10:00:00,login,1" for email in emails]
+    write(tmp_path, "mapped.csv", "email,ts,event,value\n" + "\n".join(events) + "\n")
+    data = workspace(tmp_path).model_dump(include={"sources", "features", "scores"})
+    data["sources"]["product"].update(path="mapped.csv", id="email", map_via="people")
+    data["sources"]["people"] = {
+        "kind": "mapping",
+        "path": "people.csv",
+        "key": "email",
+        "id": "account_id",
+    }
+    return Workspace.model_validate({**data, "base_dir": tmp_path})
+
+
+def test_mapped_ids_that_no_longer_map_fail_against_their_median(tmp_path: Path) -> None:
+    emails = [f"user{i}@acme.io" for i in range(6)] + [f"u{i}@sso.acme.io" for i in range(4)]
+    ws = mapped_workspace(tmp_path, emails)
+    history = [ids_profile(product=(100, 0, 1)), ids_profile(product=(100, 0, 1))]
+
+    report = gate(ws, history)
+
+    check = only(report, "unresolved_ids", "product")
+    assert not check.passed
+    assert check.message == (
+        "product: 40% of email ids no longer map to a known account_id through people "
+        "(median 1%, limit +10 points)"
+    )
+    assert only(report, "unresolved_ids", "people").passed
+    assert [c.kind for c in report.blocking_for(segment(), {"logins"}, set())] == ["unresolved_ids"]
+
+
+def test_mapped_ids_within_their_usual_share_pass(tmp_path: Path) -> None:
+    emails = [f"user{i}@acme.io" for i in range(9)] + ["stranger@x.io"]
+    ws = mapped_workspace(tmp_path, emails)
+    history = [ids_profile(product=(10, 0, 1)), ids_profile(product=(10, 0, 1))]
+
+    check = only(gate(ws, history), "unresolved_ids", "product")
+
+    assert check.passed
+    assert check.message == (
+        "product: 10% of email ids do not map to a known account_id through people (median 10%)"
+    )
+
+
+def test_id_ceiling_is_a_source_threshold(tmp_path: Path) -> None:
+    write(tmp_path, "crm.csv", "account_id,plan,updated_at\na0,pro,2026-01-30\n,pro,2026-01-30\n")
+
+    strict = only(gate(workspace(tmp_path, quality={"max_id_share": 0.2})), "blank_ids", "crm")
+
+    assert not strict.passed
+    assert strict.message == "crm: 50% of account_id values are blank (limit 20%)"
+
+
+def test_profile_keeps_id_and_value_counts_for_the_next_run(tmp_path: Path) -> None:
+    crm_csv(tmp_path)
+    ws = workspace(tmp_path)
+    stored = json.loads(json.dumps(gate(ws).profile))
+    lines = [f"{'' if i < 3 else f'a{i}'},pro,{i},2026-01-30" for i in range(10)]
+    write(tmp_path, "crm.csv", "account_id,plan,seats,updated_at\n" + "\n".join(lines) + "\n")
+
+    second = gate(ws, [stored, stored])
+
+    assert stored["ids"]["crm"] == {"rows": 10, "blank": 0, "unresolved": 0}
+    assert stored["ids"]["product"] == {"rows": 1, "blank": 0, "unresolved": 0}
+    assert stored["values"]["crm"]["seats"] == {"present": 10, "invalid": 0}
+    assert "median 0%" in only(second, "blank_ids", "crm").message
+    assert not only(second, "blank_ids", "crm").passed
+
+
+# --------------------------------------------------------------------------- values
+
+
+def crm_with_seats(tmp_path: Path, seats: list[str]) -> None:
+    lines = [f'a{i},pro,"{value}",2026-01-30' for i, value in enumerate(seats)]
+    write(tmp_path, "crm.csv", "account_id,plan,seats,updated_at\n" + "\n".join(lines) + "\n")
+
+
+def test_unparseable_numbers_fail_on_the_first_refresh(tmp_path: Path) -> None:
+    crm_with_seats(tmp_path, ["1,2x", "ten", "ten", *map(str, range(7))])
+
+    report = gate(workspace(tmp_path))
+
+    check = only(report, "invalid_values", "crm", "seats")
+    assert not check.passed
+    assert check.message == (
+        "crm.seats: 3 of 10 values are not numbers (e.g. '1,2x', 'ten'); limit 2%"
+    )
+    assert check.observed == pytest.approx(0.3)
+    assert [c.kind for c in report.blocking_for(segment(), {"seats"}, set())] == ["invalid_values"]
+    assert report.blocking_for(segment(), {"plan"}, {"crm"}) == []
+
+
+def test_a_few_unparseable_numbers_pass_alone_but_fail_as_a_jump(tmp_path: Path) -> None:
+    crm_with_seats(tmp_path, ["n.a.", *map(str, range(99))])
+    ws = workspace(tmp_path)
+    clean = {"crm": {"seats": {"present": 100, "invalid": 0}}}
+    history = [{**profile(rows=100), "values": clean}] * 2
+
+    first = only(gate(ws), "invalid_values", "crm", "seats")
+    later = only(gate(ws, history), "invalid_values", "crm", "seats")
+
+    assert first.passed
+    assert first.message == "crm.seats: 1 of 100 values are not numbers (e.g. 'n.a.')"
+    assert not later.passed
+    assert later.message == (
+        "crm.seats: 1 of 100 values are not numbers (e.g. 'n.a.'); usually 0%, limit +0.1 points"
+    )
+
+
+def test_infinite_numbers_are_invalid_and_read_as_null(tmp_path: Path) -> None:
+    crm_with_seats(tmp_path, ["inf", "-inf", *map(str, range(8))])
+    ws = workspace(tmp_path)
+    dataset = load_dataset(ws, as_of=AS_OF)
+
+    check = only(run_gate(dataset, ws, history=[]), "invalid_values", "crm", "seats")
+
+    assert not check.passed
+    assert check.message == (
+        "crm.seats: 2 of 10 values are not numbers (e.g. 'inf', '-inf'); limit 2%"
+    )
+    assert dataset.frame["seats"].isna().sum() == 2
+    assert np.isfinite(dataset.frame["seats"].dropna()).all()
+
+
+def test_entirely_unparseable_column_fails_on_the_first_refresh(tmp_path: Path) -> None:
+    crm_with_seats(tmp_path, ["ten seats", "a dozen", "ten seats"] * 3)
+
+    report = gate(workspace(tmp_path))
+
+    check = only(report, "invalid_values", "crm", "seats")
+    assert not check.passed
+    assert check.message == (
+        "crm.seats: none of the 9 values is a number (e.g. 'ten seats', 'a dozen'); limit 2%"
+    )
+    assert only(report, "null_rate", column="seats").passed  # no history: only this catches it
+
+
+def invalid_checks(report: QualityReport) -> dict[str, Check]:
+    """The invalid_values checks by the column label their message starts with."""
+    return {c.message.split(":")[0]: c for c in report.checks if c.kind == "invalid_values"}
+
+
+def test_clean_columns_have_nothing_invalid(tmp_path: Path) -> None:
+    crm_csv(tmp_path)
+    report = gate(workspace(tmp_path))
+
+    checks = invalid_checks(report)
+
+    assert set(checks) == {"crm.seats", "crm.updated_at", "product.ts", "product.value"}
+    assert all(c.passed for c in checks.values())
+    assert checks["crm.seats"].message == "crm.seats: all 10 values are numbers"
+    assert checks["product.ts"].message == "product.ts: all 1 values are dates"
+
+
+def test_unparseable_timestamps_and_event_values_fail_for_their_source(tmp_path: Path) -> None:
+    crm_csv(tmp_path)
+    ws = workspace(tmp_path)
+    write(
+        tmp_path,
+        "events.csv",
+        "account_id,ts,event,value\n"
+        "a0,2026-01-30T10:00:00,login,1\na1,soon,login,2\na2,2026-01-30,login,lots\n",
+    )
+
+    report = gate(ws)
+
+    ts, value = invalid_checks(report)["product.ts"], invalid_checks(report)["product.value"]
+    assert not ts.passed and ts.column is None
+    assert ts.message == "product.ts: 1 of 3 values are not dates (e.g. 'soon'); limit 2%"
+    assert not value.passed
+    assert [c.kind for c in report.blocking_for(segment(), {"logins"}, set())] == [
+        "invalid_values",
+        "invalid_values",
+    ]
+
+
+# --------------------------------------------------------------------------- future timestamps
+
+
+def test_a_future_timestamp_does_not_make_a_stale_source_fresh(tmp_path: Path) -> None:
+    lines = [f"a{i},pro,{i},2026-01-22" for i in range(9)] + ["a9,pro,9,2099-01-01"]
+    write(tmp_path, "crm.csv", "account_id,plan,seats,updated_at\n" + "\n".join(lines) + "\n")
+
+    check = only(gate(workspace(tmp_path)), "freshness", "crm")
+
+    assert not check.passed
+    assert check.message == (
+        "crm: newest row is 9 days old (limit 3); "
+        "1 row dated more than 1 day after as_of was not counted"
+    )
+
+
+def test_future_tolerance_is_configurable(tmp_path: Path) -> None:
+    lines = [f"a{i},pro,{i},2026-01-22" for i in range(9)] + ["a9,pro,9,2026-02-03T08:00:00"]
+    write(tmp_path, "crm.csv", "account_id,plan,seats,updated_at\n" + "\n".join(lines) + "\n")
+    report = gate(workspace(tmp_path, quality={"max_future_days": 5}))
+
+    assert only(report, "freshness", "crm").passed
+    assert report.blocking_for(segment(max_future_days=0), {"plan"}, set())[0].message == (
+        "crm: newest row is 9 days old (limit 3); "
+        "1 row dated more than 0 days after as_of was not counted"
+    )
+
+
+def test_an_export_newer_than_as_of_is_not_stale(tmp_path: Path) -> None:
+    crm_csv(tmp_path, updated="2026-03-01")
+
+    check = only(gate(workspace(tmp_path)), "freshness", "crm")
+
+    assert check.passed
+    assert check.message == (
+        "crm: all 10 timestamps are more than 1 day after as_of, "
+        "so the data was exported later and is not stale"
+    )

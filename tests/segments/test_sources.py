@@ -847,3 +847,123 @@ def test_features_agree_with_a_plain_groupby_on_random_events(tmp_path: Path) ->
         if spec["agg"] in ("count", "sum"):
             expected = expected.fillna(0.0)
         pd.testing.assert_series_equal(frame[name], expected, check_names=False, obj=name)
+
+
+# --------------------------------------------------------------------------- id and value counts
+
+
+def test_id_stats_count_blank_and_unresolved_ids_per_source(tmp_path: Path) -> None:
+    events = """\
+        email,ts,event
+        ann@acme.com,2026-01-30,login
+        "  ",2026-01-30,login
+        nobody@x.io,2026-01-30,login
+        zed@zeta.io,2026-01-30,login
+    """
+    ws = mapped_events_workspace(tmp_path, events)
+    write(tmp_path, "people.csv", PEOPLE + "    zed@zeta.io,z\n    ,c\n")  # z is no account
+
+    ds = load(ws)
+
+    assert ds.id_stats == {
+        "accounts": {"rows": 3, "blank": 0, "unresolved": 0},
+        "product": {"rows": 4, "blank": 1, "unresolved": 2},
+        "people": {"rows": 5, "blank": 1, "unresolved": 1},
+    }
+    assert (ds.sources["product"].unmapped, ds.sources["product"].unknown) == (2, 1)
+
+
+def test_id_stats_of_an_entity_source_with_blank_and_unmapped_ids(tmp_path: Path) -> None:
+    write(tmp_path, "people.csv", PEOPLE)
+    write(tmp_path, "survey.csv", 'email,nps\nann@acme.com,9\nghost@x.io,3\n" ",4\n')
+    ws = workspace(
+        tmp_path,
+        {
+            "survey": {
+                "kind": "entity",
+                "path": "survey.csv",
+                "id": "email",
+                "id_case": "lower",
+                "map_via": "people",
+                "columns": {"nps": "number"},
+            },
+            "people": {"kind": "mapping", "path": "people.csv", "key": "email", "id": "account_id"},
+        },
+    )
+
+    ds = load(ws)
+
+    assert ds.sources["survey"].id_stats == {"rows": 3, "blank": 1, "unresolved": 1}
+    assert ds.sources["survey"].unmapped == 2
+
+
+def test_values_that_do_not_parse_are_counted_with_examples(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "crm.csv",
+        """\
+        account_id,plan,seats,active,signed_at
+        a1,pro,10,true,2025-03-01
+        a2,free,ten,maybe,soon
+        a3,team,inf,,
+        a4,team,"1,2x",no,2025-04-01
+        a5,team,-inf,yes,9999-01-01
+        """,
+    )
+
+    ds = load(workspace(tmp_path, {"crm": crm_source()}))
+
+    values = ds.sources["crm"].values
+    assert values["seats"].present == 5 and values["seats"].invalid == 4
+    assert values["seats"].examples == ("ten", "inf", "1,2x")
+    assert (values["active"].present, values["active"].invalid) == (4, 1)
+    assert values["active"].examples == ("maybe",)
+    assert (values["signed_at"].present, values["signed_at"].invalid) == (4, 2)
+    assert "plan" not in values  # text cannot fail to parse
+    assert ds.frame["seats"].tolist()[0] == 10.0
+    assert ds.frame["seats"].isna().tolist() == [False, True, True, True, True]
+
+
+def test_clean_columns_count_no_invalid_values(tmp_path: Path) -> None:
+    ws = workspace(tmp_path, {"crm": crm_source(write(tmp_path, "crm.csv", CRM))})
+
+    values = load(ws).sources["crm"].values
+
+    assert {c: (v.present, v.invalid) for c, v in values.items()} == {
+        "seats": (2, 0),
+        "active": (2, 0),
+        "signed_at": (2, 0),
+    }
+
+
+def test_events_timestamps_and_values_are_counted(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "events.csv",
+        "account_id,ts,event,value\na,2026-01-30,x,1\nb,later,x,2\na,2026-01-30,x,lots\n",
+    )
+    ws = workspace(
+        tmp_path,
+        {"product": events_source()},
+        features={"events": {"source": "product", "agg": "count"}},
+    )
+
+    values = load(ws).sources["product"].values
+
+    assert (values["ts"].present, values["ts"].invalid, values["ts"].examples) == (3, 1, ("later",))
+    assert (values["value"].present, values["value"].invalid) == (2, 1)
+
+
+def test_entity_timestamps_are_kept_for_the_freshness_check(tmp_path: Path) -> None:
+    ws = workspace(
+        tmp_path, {"crm": crm_source(write(tmp_path, "crm.csv", CRM), timestamp="updated_at")}
+    )
+
+    src = load(ws).sources["crm"]
+
+    assert src.timestamps is not None
+    assert sorted(pd.to_datetime(src.timestamps)) == [
+        pd.Timestamp("2026-01-29 08:00"),
+        pd.Timestamp("2026-01-30 08:00"),
+    ]
+    assert src.values["updated_at"].invalid == 0
