@@ -11,23 +11,18 @@ from typing import Any
 
 from slack_bolt import Respond
 from slack_sdk import WebClient
-from sqlalchemy import Engine
 
 from bot.listeners.actions.payload import message_location, note, number
+from bot.listeners.handler import Handler
 from bot.listeners.messages import problem, update_alert_message
 from commands import alerts
-from commands.settings import Settings
 from segments.errors import SegopsError
 
 
-class AlertAcknowledge:
+class AlertAcknowledge(Handler):
     """The Acknowledge button listener, bound to one engine and settings."""
 
     use_case: Callable[..., alerts.AlertView] = staticmethod(alerts.acknowledge)
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
 
     def run(
         self, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient

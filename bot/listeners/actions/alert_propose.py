@@ -6,22 +6,17 @@ from typing import Any
 
 from slack_bolt import Respond
 from slack_sdk import WebClient
-from sqlalchemy import Engine
 
 from bot.listeners.actions.payload import message_location, note, number
+from bot.listeners.handler import Handler
 from bot.listeners.messages import problem
 from bot.listeners.views.modals import proposal_modal
 from commands import alerts, catalog
-from commands.settings import Settings
 from segments.errors import SegopsError
 
 
-class AlertPropose:
+class AlertPropose(Handler):
     """The "Open proposal" button listener, bound to one engine and settings."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
 
     def run(
         self, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient

@@ -11,24 +11,19 @@ from typing import Any
 from slack_bolt import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import Engine
 
 from bot.listeners.actions.payload import message_location, note
+from bot.listeners.handler import Handler
 from bot.listeners.messages import problem
 from briefs.render import PERSONA_KINDS, render_messages
 from commands.persona import brief_context
-from commands.settings import Settings
 from segments.errors import SegopsError
 
 logger = logging.getLogger(__name__)
 
 
-class BriefShare:
+class BriefShare(Handler):
     """The "Post to channel" button listener, bound to one engine and settings."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
 
     def run(
         self, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient

@@ -13,25 +13,20 @@ from typing import Any
 
 from slack_bolt import Respond
 from slack_sdk import WebClient
-from sqlalchemy import Engine
 
 from bot.listeners.actions.payload import from_home, message_location, note, number
+from bot.listeners.handler import Handler
 from bot.listeners.home.app_home_opened import Home
 from bot.listeners.messages import problem, update_proposal_message
 from commands import proposals
 from commands.errors import AlreadyDecided, StaleProposal
-from commands.settings import Settings
 from segments.errors import SegopsError
 
 PROPOSAL_ACTIONS = ("proposal_approve", "proposal_reject")
 
 
-class ProposalDecision:
+class ProposalDecision(Handler):
     """The approve / reject button listener, bound to one engine and settings."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
 
     def run(
         self, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient

@@ -6,14 +6,13 @@ from typing import Any
 
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
-from sqlalchemy import Engine
 
 from bot.listeners.commands.words import split_words
+from bot.listeners.handler import Handler
 from bot.listeners.messages import feedback_saved, problem
 from bot.listeners.views.modals import feedback_modal
 from bot.listeners.workspace import active_segment_names
 from commands.feedback import add_feedback
-from commands.settings import Settings
 from segments.errors import SegopsError
 
 FEEDBACK_USAGE = "usage: `/feedback <segment> <what you heard>` (or `/feedback` alone for a form)"
@@ -27,12 +26,8 @@ def feedback_usage_error(text: str | None) -> str | None:
     return None
 
 
-class FeedbackCommand:
+class FeedbackCommand(Handler):
     """The ``/feedback`` listener, bound to one engine and settings."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
 
     def ack(self, ack: Ack, command: dict[str, Any]) -> None:
         error = feedback_usage_error(command.get("text"))

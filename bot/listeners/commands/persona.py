@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt import Ack, Respond
-from sqlalchemy import Engine
 
 from bot.listeners.commands.words import split_words
+from bot.listeners.handler import Handler
 from bot.listeners.messages import problem
 from briefs.blocks import escape_mrkdwn as esc
 from briefs.render import BriefError, brief_kind
 from commands.persona import render_brief
-from commands.settings import Settings
 from segments.errors import SegopsError
 
 PERSONA_USAGE = "usage: `/persona <segment> [brief|talking-points|discovery]`"
@@ -30,12 +29,8 @@ def persona_usage_error(text: str | None) -> str | None:
     return None
 
 
-class PersonaCommand:
+class PersonaCommand(Handler):
     """The ``/persona`` listener, bound to one engine and settings."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
 
     def ack(self, ack: Ack, command: dict[str, Any]) -> None:
         error = persona_usage_error(command.get("text"))

@@ -11,9 +11,9 @@ from typing import Any
 
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
-from sqlalchemy import Engine
 
 from bot.listeners.commands.words import split_words
+from bot.listeners.handler import Handler
 from bot.listeners.messages import post_proposal, problem
 from bot.listeners.views.modals import proposal_modal
 from bot.listeners.workspace import load_workspace_of
@@ -21,7 +21,6 @@ from briefs.blocks import escape_mrkdwn as esc
 from briefs.render import render_messages, render_reply
 from commands import catalog, proposals, stats
 from commands.policy import visible_size
-from commands.settings import Settings
 from segments.errors import SegopsError
 
 SEGMENT_SUBCOMMANDS = ("help", "list", "show", "history", "drift", "propose", "refresh")
@@ -59,12 +58,8 @@ def segment_usage_error(text: str | None) -> str | None:
     return None
 
 
-class SegmentCommand:
+class SegmentCommand(Handler):
     """The ``/segment`` listener, bound to one engine and settings."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
 
     def ack(self, ack: Ack, command: dict[str, Any]) -> None:
         error = segment_usage_error(command.get("text"))

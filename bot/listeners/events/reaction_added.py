@@ -10,13 +10,12 @@ from typing import Any
 
 from slack_bolt import Ack
 from slack_sdk import WebClient
-from sqlalchemy import Engine
 
 from bot.dedupe import mark_processed
+from bot.listeners.handler import Handler
 from bot.listeners.messages import problem, tell, update_proposal_message
 from commands import proposals
 from commands.errors import AlreadyDecided, StaleProposal
-from commands.settings import Settings
 from segments.errors import SegopsError
 
 
@@ -25,12 +24,8 @@ def emoji_name(reaction: str) -> str:
     return reaction.split("::", 1)[0]
 
 
-class ReactionAdded:
+class ReactionAdded(Handler):
     """The ``reaction_added`` listener, bound to one engine and settings."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
 
     def ack_now(self, ack: Ack) -> None:
         ack()

@@ -15,13 +15,12 @@ from typing import Any
 
 from slack_bolt import Ack
 from slack_sdk import WebClient
-from sqlalchemy import Engine
 
 from bot.dedupe import mark_processed
+from bot.listeners.handler import Handler
 from briefs.render import render_blocks
 from commands import catalog, proposals
 from commands.feedback import list_feedback
-from commands.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +31,8 @@ FEEDBACK_DAYS = 30
 FEEDBACK_COUNTED = 500
 
 
-class Home:
+class Home(Handler):
     """The App Home listener, bound to one engine and settings."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
 
     def ack_now(self, ack: Ack) -> None:
         ack()

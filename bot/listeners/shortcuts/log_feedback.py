@@ -6,22 +6,17 @@ from typing import Any
 
 from slack_bolt import Ack
 from slack_sdk import WebClient
-from sqlalchemy import Engine
 
+from bot.listeners.handler import Handler
 from bot.listeners.views.modals import feedback_modal
 from bot.listeners.workspace import active_segment_names
 from briefs.blocks import unescape_mrkdwn
-from commands.settings import Settings
 
 LOG_FEEDBACK = "log_feedback"
 
 
-class LogFeedback:
+class LogFeedback(Handler):
     """The "Log as field feedback" listener, bound to one engine and settings."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
 
     def ack_now(self, ack: Ack) -> None:
         ack()

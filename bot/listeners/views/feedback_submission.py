@@ -15,24 +15,19 @@ from typing import Any
 from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import Engine
 
+from bot.listeners.handler import Handler
 from bot.listeners.messages import feedback_saved, problem, tell
 from bot.listeners.views.modals import metadata, submitted
 from commands import catalog
 from commands.feedback import MAX_FIELD, MAX_TEXT, add_feedback
-from commands.settings import Settings
 from segments.errors import SegopsError
 
 logger = logging.getLogger(__name__)
 
 
-class FeedbackSubmission:
+class FeedbackSubmission(Handler):
     """The feedback-form listener, bound to one engine and settings."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
 
     def ack(self, ack: Ack, view: dict[str, Any]) -> None:
         errors = self.feedback_errors(submitted(view))

@@ -12,13 +12,12 @@ from typing import Any
 
 from slack_bolt import Ack
 from slack_sdk import WebClient
-from sqlalchemy import Engine
 
+from bot.listeners.handler import Handler
 from bot.listeners.messages import post_proposal, problem, tell
 from bot.listeners.views.modals import metadata, proposal_changes, submitted
 from bot.listeners.workspace import load_workspace_of
 from commands import catalog, proposals
-from commands.settings import Settings
 from segments.errors import SegopsError
 
 
@@ -32,12 +31,8 @@ def proposal_errors(values: dict[str, str | None]) -> dict[str, str]:
     return errors
 
 
-class ProposalSubmission:
+class ProposalSubmission(Handler):
     """The proposal-form listener, bound to one engine and settings."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
 
     def ack(self, ack: Ack, view: dict[str, Any]) -> None:
         errors = proposal_errors(submitted(view))
