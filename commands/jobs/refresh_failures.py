@@ -194,6 +194,30 @@ def _record_success(
     return RefreshJobResult(name, "ok", refresh_status=status)
 
 
+def _tell_owner(
+    session: Session,
+    segment: Segment,
+    streak: Alert,
+    template: str,
+    ctx: dict[str, Any],
+    templates_dir: Path | None,
+) -> None:
+    """Queue one direct message to the owner about this run of failures, once per streak."""
+    if streak.id is None:
+        session.add(streak)
+        session.flush()
+    add_message(
+        session,
+        key=f"{template}:{streak.id}",
+        kind=template.replace("-", "_"),
+        channel=segment.owner,
+        messages=renderer(templates_dir).render_messages(
+            template, {"segment": {"name": segment.name, "title": segment.title}, **ctx}
+        ),
+        fallback_user=segment.owner,
+    )
+
+
 def _queue_failure_message(
     session: Session,
     segment: Segment,
@@ -201,28 +225,14 @@ def _queue_failure_message(
     details: dict[str, Any],
     templates_dir: Path | None,
 ) -> None:
-    if streak.id is None:
-        session.add(streak)
-        session.flush()
-    messages = renderer(templates_dir).render_messages(
-        "refresh-failed",
-        {
-            "segment": {"name": segment.name, "title": segment.title},
-            "failures": details["failures"],
-            "first_failed_at": details["first_failed_at"],
-            "retry_at": details["retry_at"],
-            "last_error": details["last_error"],
-            "published": bool(segment.current_result_id),
-        },
-    )
-    add_message(
-        session,
-        key=f"refresh-failed:{streak.id}",
-        kind="refresh_failed",
-        channel=segment.owner,
-        messages=messages,
-        fallback_user=segment.owner,
-    )
+    ctx = {
+        "failures": details["failures"],
+        "first_failed_at": details["first_failed_at"],
+        "retry_at": details["retry_at"],
+        "last_error": details["last_error"],
+        "published": bool(segment.current_result_id),
+    }
+    _tell_owner(session, segment, streak, "refresh-failed", ctx, templates_dir)
 
 
 def _queue_recovery_message(
@@ -232,21 +242,8 @@ def _queue_recovery_message(
     details: dict[str, Any],
     templates_dir: Path | None,
 ) -> None:
-    messages = renderer(templates_dir).render_messages(
-        "refresh-recovered",
-        {
-            "segment": {"name": segment.name, "title": segment.title},
-            "failures": details["failures"],
-        },
-    )
-    add_message(
-        session,
-        key=f"refresh-recovered:{streak.id}",
-        kind="refresh_recovered",
-        channel=segment.owner,
-        messages=messages,
-        fallback_user=segment.owner,
-    )
+    ctx = {"failures": details["failures"]}
+    _tell_owner(session, segment, streak, "refresh-recovered", ctx, templates_dir)
 
 
 def _segment(session: Session, name: str) -> Segment | None:
