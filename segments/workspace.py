@@ -140,7 +140,13 @@ _CSV_DEFAULTS: dict[str, Any] = {
 
 
 class SourceConfig(_Model):
-    """Where one source lives and how its ids are read."""
+    """Where one source lives and how its ids are read.
+
+    A CSV source may also say how its file is written: ``delimiter`` (one character),
+    ``na_values`` (markers missing in every column; text columns otherwise only miss the
+    empty string), ``thousands`` and ``decimal`` (digit grouping and decimal mark) and
+    ``date_format`` (strftime, for the source or per date column; ISO 8601 otherwise).
+    See :mod:`segments.sources.files`."""
 
     kind: Literal["entity", "events", "mapping"]
     format: Literal["csv", "parquet", "sql"] | None = None
