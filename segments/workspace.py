@@ -60,6 +60,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,8 +70,10 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -127,8 +130,23 @@ class QualityThresholds(_Model):
     max_future_days: float = Field(default=1, ge=0)
 
 
+_CSV_DEFAULTS: dict[str, Any] = {
+    "delimiter": ",",
+    "na_values": [],
+    "thousands": None,
+    "decimal": ".",
+    "date_format": None,
+}
+
+
 class SourceConfig(_Model):
-    """Where one source lives and how its ids are read."""
+    """Where one source lives and how its ids are read.
+
+    A CSV source may also say how its file is written: ``delimiter`` (one character),
+    ``na_values`` (markers missing in every column; text columns otherwise only miss the
+    empty string), ``thousands`` and ``decimal`` (digit grouping and decimal mark) and
+    ``date_format`` (strftime, for the source or per date column; ISO 8601 otherwise).
+    See :mod:`segments.sources.files`."""
 
     kind: Literal["entity", "events", "mapping"]
     format: Literal["csv", "parquet", "sql"] | None = None
@@ -146,6 +164,53 @@ class SourceConfig(_Model):
     created: str | None = None
     columns: dict[str, Kind] = Field(default_factory=dict)
     quality: QualityThresholds | None = None
+    delimiter: str = ","
+    na_values: list[str] = Field(default_factory=list)
+    thousands: str | None = None
+    decimal: str = "."
+    date_format: str | dict[str, str] | None = None
+
+    @field_validator("delimiter", "thousands", "decimal")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 1 or value in '\r\n"'):
+            raise ValueError(f"must be one character other than a quote or newline, not {value!r}")
+        return value
+
+    @field_validator("thousands", "decimal")
+    @classmethod
+    def _not_a_digit(cls, value: str | None) -> str | None:
+        if value is not None and (value.isdigit() or value in "+-eE"):
+            raise ValueError(f"{value!r} cannot separate digits")
+        return value
+
+    @field_validator("date_format")
+    @classmethod
+    def _date_formats(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        for fmt in [value] if isinstance(value, str) else (value or {}).values():
+            _check_date_format(fmt)
+        return value
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The CSV reading options only when set, so a workspace without them dumps (and
+        fingerprints) as before they existed."""
+        data = handler(self)
+        for option, default in _CSV_DEFAULTS.items():
+            if option in data and data[option] == default:
+                del data[option]
+        return data
+
+    def date_format_for(self, column: str) -> str | None:
+        """The strftime format a date column is read with; None: ISO 8601 only."""
+        if isinstance(self.date_format, dict):
+            return self.date_format.get(column)
+        return self.date_format
+
+    def date_columns(self) -> list[str]:
+        """The columns read as dates: declared ``date`` columns, ``timestamp`` and ``created``."""
+        dated = [c for c, k in self.columns.items() if k == "date"]
+        return list(dict.fromkeys(c for c in (*dated, self.timestamp, self.created) if c))
 
     @model_validator(mode="after")
     def _check(self) -> SourceConfig:
@@ -162,7 +227,33 @@ class SourceConfig(_Model):
             raise ValueError("an events source needs 'timestamp'")
         if self.kind == "mapping" and not self.key:
             raise ValueError("a mapping source needs 'key' (the column to map from)")
+        if self.format != "csv":
+            for option in _CSV_DEFAULTS:
+                if option in self.model_fields_set:
+                    raise ValueError(f"'{option}' applies to csv sources only")
+        if self.thousands is not None and self.thousands == self.decimal:
+            raise ValueError(f"'thousands' and 'decimal' are both {self.decimal!r}")
+        if isinstance(self.date_format, dict):
+            dated = self.date_columns()
+            for column in self.date_format:
+                if column not in dated:
+                    raise ValueError(f"date_format: {column!r} is not a date column of this source")
         return self
+
+
+def _check_date_format(fmt: str) -> None:
+    """A strftime format that names at least a year, month and day and reads back what it
+    writes; ValueError otherwise."""
+    directives = set(re.findall(r"%(.)", fmt))
+    if not {"Y", "m", "d"} <= directives and not {"Y", "b", "d"} <= directives:
+        raise ValueError(f"date_format {fmt!r} needs a day, a month and a four-digit year")
+    sample = datetime(2026, 11, 23, 17, 45, 31)
+    try:
+        parsed = datetime.strptime(sample.strftime(fmt), fmt)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.date() != sample.date():
+        raise ValueError(f"date_format {fmt!r} is not a valid strftime format")
 
 
 Aggregation = Literal["count", "sum", "avg", "min", "max", "first", "last", "days_since"]

@@ -25,7 +25,8 @@ def _timestamps(arr: pa.ChunkedArray) -> np.ndarray:
     """datetime64[ns], naive UTC; NaT where null, unparseable or out of the ns range.
 
     Aware timestamps are converted to UTC, naive ones taken as UTC, numbers read as Unix
-    seconds and text parsed as ISO 8601 (other formats as a fallback)."""
+    seconds and text parsed as ISO 8601 only: other text is unparseable, never guessed
+    (a CSV source's ``date_format`` brings its dates to ISO 8601 first)."""
     kind = arr.type
     if pa.types.is_dictionary(kind):
         arr = arr.cast(kind.value_type)
@@ -42,8 +43,6 @@ def _timestamps(arr: pa.ChunkedArray) -> np.ndarray:
         return pd.to_datetime(seconds, unit="s").to_numpy("datetime64[ns]")
     values = arr.cast(pa.string()).to_pandas()
     parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
-    if parsed.isna().sum() > values.isna().sum():
-        parsed = parsed.fillna(pd.to_datetime(values, utc=True, format="mixed", errors="coerce"))
     return _as_ns(parsed.dt.tz_convert(None).to_numpy())
 
 

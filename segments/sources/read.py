@@ -37,7 +37,8 @@ def _read(
     wanted = list(dict.fromkeys(c for c in wanted if c))
     try:
         if cfg.format == "csv":
-            table, names = _read_csv(ws.data_path(cfg.path or ""), wanted, text, dictionary)
+            path = ws.data_path(cfg.path or "")
+            table, names = _read_csv(path, wanted, text, dictionary, cfg)
         elif cfg.format == "parquet":
             table, names = _read_parquet(ws.data_path(cfg.path or ""), wanted, dictionary)
         else:
@@ -52,7 +53,27 @@ def _read(
         where = cfg.path or cfg.table or "query"
         raise SourceError(f"source {name!r}: cannot read {where}: {_describe(exc)}") from None
     missing = [c for c in dict.fromkeys([*wanted, *check]) if c not in names]
+    if cfg.format == "csv":
+        _check_delimiter(name, cfg, names, missing)
     return table, missing
+
+
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _check_delimiter(name: str, cfg: SourceConfig, names: set[str], missing: list[str]) -> None:
+    """A SourceError hinting at the delimiter when the id (or key) column is missing and the
+    header is one column holding another likely delimiter."""
+    column = next((c for c in (cfg.id, cfg.key) if c and c in missing), None)
+    if column is None or len(names) != 1:
+        return
+    (header,) = names
+    hint = next((d for d in _DELIMITERS if d != cfg.delimiter and d in header), None)
+    if hint is not None:
+        raise SourceError(
+            f"source {name!r}: column {column!r} not in {cfg.path}; its header has one column "
+            f"{header!r} — is the delimiter {hint!r}?"
+        )
 
 
 def _describe(exc: BaseException) -> str:

@@ -967,3 +967,190 @@ def test_entity_timestamps_are_kept_for_the_freshness_check(tmp_path: Path) -> N
         pd.Timestamp("2026-01-30 08:00"),
     ]
     assert src.values["updated_at"].invalid == 0
+
+
+# --------------------------------------------------------------------------- CSV reading options
+
+
+REGIONS = """\
+    account_id,region,seats,signed_at
+    a1,NA,10,2025-03-01
+    a2,EMEA,NA,n/a
+    a3,,null,-
+    a4,n/a,-,
+"""
+
+
+def region_source(path: str = "crm.csv", **extra: Any) -> dict[str, Any]:
+    columns = {"region": "string", "seats": "number", "signed_at": "date"}
+    return {"kind": "entity", "path": path, "id": "account_id", "columns": columns, **extra}
+
+
+def test_na_stays_text_in_string_columns_and_a_rule_selects_it(tmp_path: Path) -> None:
+    from segments.rules import parse, to_mask
+
+    ws = workspace(tmp_path, {"crm": region_source(write(tmp_path, "crm.csv", REGIONS))})
+    ds = load(ws)
+    frame = ds.frame
+
+    assert frame["region"].tolist()[:2] == ["NA", "EMEA"]
+    assert pd.isna(frame.loc["a3", "region"])
+    assert frame.loc["a4", "region"] == "n/a"
+    mask = to_mask(parse("region = 'NA'"), frame, declared_schema(ws))
+    assert frame.index[mask].tolist() == ["a1"]
+
+
+def test_missing_markers_in_typed_columns_are_missing_not_invalid(tmp_path: Path) -> None:
+    ws = workspace(tmp_path, {"crm": region_source(write(tmp_path, "crm.csv", REGIONS))})
+    ds = load(ws)
+
+    assert ds.frame["seats"].isna().tolist() == [False, True, True, True]
+    assert ds.frame["signed_at"].isna().tolist() == [False, True, True, True]
+    values = ds.sources["crm"].values
+    assert (values["seats"].present, values["seats"].invalid) == (1, 0)
+    assert (values["signed_at"].present, values["signed_at"].invalid) == (1, 0)
+
+
+def test_explicit_na_values_make_na_missing_again(tmp_path: Path) -> None:
+    source = region_source(write(tmp_path, "crm.csv", REGIONS), na_values=["NA", "n/a"])
+    frame = load(workspace(tmp_path, {"crm": source})).frame
+
+    assert frame["region"].isna().tolist() == [True, False, True, True]
+
+
+def test_thousands_separators_are_read_when_declared(tmp_path: Path) -> None:
+    text = 'account_id,seats\na1,"1,234"\na2,12\na3,"-1,234,567.5"\na4,"12,34"\n'
+    source = region_source(write(tmp_path, "crm.csv", text), thousands=",")
+    ds = load(workspace(tmp_path, {"crm": source}))
+
+    assert ds.frame["seats"].tolist()[:3] == [1234.0, 12.0, -1234567.5]
+    assert np.isnan(ds.frame.loc["a4", "seats"])  # not grouped in threes: not a number
+    assert ds.sources["crm"].values["seats"].invalid == 1
+
+
+def test_european_numbers_with_dot_thousands_and_comma_decimals(tmp_path: Path) -> None:
+    text = "account_id;seats\na1;1.234,5\na2;12,25\na3;7\n"
+    source = region_source(
+        write(tmp_path, "crm.csv", text), delimiter=";", thousands=".", decimal=","
+    )
+    frame = load(workspace(tmp_path, {"crm": source})).frame
+
+    assert frame["seats"].tolist() == [1234.5, 12.25, 7.0]
+
+
+def test_without_options_formatted_numbers_are_invalid_not_wrong(tmp_path: Path) -> None:
+    text = 'account_id,seats\na1,"1,234"\na2,$12\na3,5\n'
+    ds = load(workspace(tmp_path, {"crm": region_source(write(tmp_path, "crm.csv", text))}))
+
+    assert ds.frame["seats"].isna().tolist() == [True, True, False]
+    stats = ds.sources["crm"].values["seats"]
+    assert (stats.invalid, set(stats.examples)) == (2, {"1,234", "$12"})
+
+
+def test_non_iso_dates_are_invalid_unless_a_format_is_given(tmp_path: Path) -> None:
+    text = "account_id,signed_at\na1,05/01/2026\na2,2026-02-03\na3,2026-02-03T10:30:00\n"
+    path = write(tmp_path, "crm.csv", text)
+
+    plain = load(workspace(tmp_path, {"crm": region_source(path)}))
+    assert plain.frame["signed_at"].isna().tolist() == [True, False, False]
+    assert plain.sources["crm"].values["signed_at"].examples == ("05/01/2026",)
+
+    dated = load(workspace(tmp_path, {"crm": region_source(path, date_format="%d/%m/%Y")}))
+    assert dated.frame["signed_at"].tolist() == [
+        pd.Timestamp("2026-01-05"),
+        pd.Timestamp("2026-02-03"),
+        pd.Timestamp("2026-02-03T10:30:00"),
+    ]
+    assert dated.sources["crm"].values["signed_at"].invalid == 0
+
+
+def test_date_formats_per_column(tmp_path: Path) -> None:
+    text = "account_id,signed_at,updated_at\na1,05/01/2026,01.02.2026 10:00\n"
+    source = region_source(
+        write(tmp_path, "crm.csv", text),
+        timestamp="updated_at",
+        date_format={"signed_at": "%d/%m/%Y", "updated_at": "%m.%d.%Y %H:%M"},
+    )
+    ds = load(workspace(tmp_path, {"crm": source}))
+
+    assert ds.frame.loc["a1", "signed_at"] == pd.Timestamp("2026-01-05")
+    assert ds.sources["crm"].max_timestamp == pd.Timestamp("2026-01-02T10:00")
+
+
+def test_events_csv_with_a_delimiter_and_formats(tmp_path: Path) -> None:
+    text = "account_id|ts|event|value\na|31/01/2026 10:00|login|1.000,5\nb|NA|login|2\n"
+    source = {
+        "kind": "events",
+        "path": write(tmp_path, "events.csv", text),
+        "id": "account_id",
+        "timestamp": "ts",
+        "event": "event",
+        "value": "value",
+        "delimiter": "|",
+        "thousands": ".",
+        "decimal": ",",
+        "date_format": "%d/%m/%Y %H:%M",
+    }
+    ws = workspace(
+        tmp_path,
+        {"product": source},
+        features={"spend": {"source": "product", "agg": "sum"}},
+    )
+    ds = load(ws)
+
+    assert ds.frame.loc["a", "spend"] == 1000.5
+    assert ds.sources["product"].values["ts"].invalid == 0
+
+
+def test_a_wrong_delimiter_is_hinted_at(tmp_path: Path) -> None:
+    write(tmp_path, "crm.csv", "account_id;plan;seats\na1;pro;3\n")
+    ws = workspace(tmp_path, {"crm": region_source()})
+
+    with pytest.raises(SourceError) as err:
+        load(ws)
+    assert str(err.value) == (
+        "source 'crm': column 'account_id' not in crm.csv; its header has one column "
+        "'account_id;plan;seats' — is the delimiter ';'?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"separator": ";"}, "separator: Extra inputs are not permitted"),
+        ({"delimiter": ";;"}, "must be one character"),
+        ({"delimiter": ""}, "must be one character"),
+        ({"thousands": "1"}, "'1' cannot separate digits"),
+        ({"thousands": ",", "decimal": ","}, "'thousands' and 'decimal' are both ','"),
+        ({"date_format": "%Q-%m-%d"}, "needs a day, a month and a four-digit year"),
+        ({"date_format": "%Y-%m-%d %!"}, "is not a valid strftime format"),
+        ({"date_format": {"plan": "%d/%m/%Y"}}, "'plan' is not a date column"),
+    ],
+)
+def test_csv_options_are_validated_in_one_line(
+    tmp_path: Path, extra: dict[str, Any], message: str
+) -> None:
+    import yaml
+
+    from segments.workspace import WorkspaceError, load_workspace
+
+    source = {**crm_source(), **extra}
+    path = tmp_path / "workspace.yaml"
+    path.write_text(yaml.safe_dump({"sources": {"crm": source}}), encoding="utf-8")
+
+    with pytest.raises(WorkspaceError) as err:
+        load_workspace(path)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_csv_options_are_refused_for_other_formats(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="'delimiter' applies to csv sources only"):
+        workspace(tmp_path, {"crm": crm_source("crm.parquet", delimiter=";")})
+
+
+def test_csv_options_dump_only_when_set(tmp_path: Path) -> None:
+    plain = workspace(tmp_path, {"crm": crm_source()}).sources["crm"].model_dump()
+    assert "delimiter" not in plain and "na_values" not in plain
+    set_ = workspace(tmp_path, {"crm": crm_source(delimiter=";")}).sources["crm"].model_dump()
+    assert set_["delimiter"] == ";"
