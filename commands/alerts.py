@@ -2,21 +2,21 @@
 
 The buttons of a posted drift alert (``briefs/templates/drift-alert.j2``) land here.
 The semantics follow what :func:`commands.notify.queue_refresh_messages` does with
-them: the next refresh that raises the same drift (same segment, kind and column, i.e.
-the same ``fingerprint``) posts nothing when the latest earlier alert with that
-fingerprint is acknowledged, or muted until a moment still in the future.
+them, looking at the latest earlier alert of the same drift (same segment, kind and
+column, i.e. the same ``fingerprint``):
 
-* :func:`acknowledge` ("expected, do not tell me again"): the segment's owner or a
-  listed approver. Sets ``status='acknowledged'`` and ``acknowledged_by``, and clears
-  ``muted_until`` so a mute that runs out later cannot bring the drift back. Applied
-  once with a conditional update, so a second click (or two racing ones) is a quiet
-  no-op (``changed`` False).
+* :func:`acknowledge` ("expected, this one is fine"): the segment's owner or a listed
+  approver. Sets ``status='acknowledged'`` and ``acknowledged_by`` on that alert only,
+  and clears its ``muted_until``. A later alert of the same drift is posted again when
+  it goes the other way or is materially larger (``commands.notify.covered``: at least
+  ``MATERIAL`` times the acknowledged size change, PSI, KPI delta or distance from the
+  control limits); otherwise it is stored acknowledged, measured against the same
+  acknowledged drift. Applied once with a conditional update, so a second click (or
+  two racing ones) is a quiet no-op (``changed`` False).
 * :func:`mute` ("not now"): the segment's owner only. Sets ``status='muted'`` and
-  ``muted_until = now + days``. A no-op on an acknowledged alert (that already
-  silences the drift for good) and on one still muted.
-
-Both also carry the decision to newer alerts of the same drift that are still open, so
-acknowledging an older message silences the drift as well as the newest one would.
+  ``muted_until = now + days``, and carries the mute to newer alerts of the same drift
+  that are still open: the drift is silenced in both directions until ``muted_until``
+  and posted again after it. A no-op on an acknowledged alert and on one still muted.
 
 :func:`alert_context` rebuilds the ``drift-alert`` context of the message an alert was
 posted in, from the stored result and alerts, with every alert's current state: the
@@ -112,7 +112,10 @@ def _same_drift_after(alert: Alert) -> list[Any]:
 
 
 def acknowledge(engine: Engine, *, alert_id: int, user: str) -> AlertView:
-    """Acknowledge an alert as its segment's owner or an approver; a repeat is a no-op."""
+    """Acknowledge this alert (not its drift for good) as the owner or an approver.
+
+    A repeat is a no-op.
+    """
     now = datetime.now(UTC)
     with session_scope(engine) as session:
         alert, segment = _load(session, alert_id)
@@ -130,12 +133,6 @@ def acknowledge(engine: Engine, *, alert_id: int, user: str) -> AlertView:
             .where(Alert.id == alert_id, Alert.status != "acknowledged")
             .values(status="acknowledged", acknowledged_by=user, muted_until=None)
         ).rowcount
-        if changed == 1:
-            session.exec(
-                update(Alert)
-                .where(*_same_drift_after(alert), Alert.status != "acknowledged")
-                .values(status="acknowledged", acknowledged_by=user, muted_until=None)
-            )
         session.refresh(alert)
         return _view(alert, segment, now=now, changed=changed == 1)
 

@@ -4,6 +4,8 @@ Every applied change is a new :class:`store.models.SegmentVersion` holding the
 full canonical definition, so any version can be shown or restored. Applying an
 unchanged workspace writes nothing. A segment removed from the file is archived;
 archiving a ``core`` segment (by removal or ``status: archived``) needs a reason.
+An active segment may not refer (``in_segment``) to a segment archived after the apply,
+so archiving a segment that active segments refer to is refused, naming them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from commands.lookup import current_definition, current_version, find_segment
 from commands.policy import is_hidden, visible_size, visible_stats
 from commands.stats import latest_stats
 from segments import rules
-from segments.workspace import SegmentDef, Workspace, dump_workspace
+from segments.workspace import SegmentDef, Workspace, archived_reference, dump_workspace
 from store.db import session_scope
 from store.models import Segment, SegmentVersion
 from store.results import current_result
@@ -150,6 +152,25 @@ def _refuse_core_archive(definition: SegmentDef, reason: str | None, how: str) -
         )
 
 
+def _refuse_archived_references(ws: Workspace, existing: dict[str, Segment]) -> None:
+    """Refuse an active segment that would refer to an archived one after the apply.
+
+    A segment is archived after the apply when the file says so, or when the file leaves
+    it out (already archived in the catalog, or archived now by removal).
+    """
+    active = {d.name for d in ws.segments if d.status == "active"}
+    archived = {d.name for d in ws.segments if d.status == "archived"}
+    archived |= {name for name in existing if name not in active}
+    referrers: dict[str, list[str]] = {}
+    for definition in ws.segments:
+        if definition.status == "active":
+            for target in sorted(rules.dependencies(definition.tree()) & archived):
+                referrers.setdefault(target, []).append(definition.name)
+    if referrers:
+        target = min(referrers)
+        raise Refused(archived_reference(target, referrers[target]))
+
+
 def apply_workspace(
     engine: Engine, ws: Workspace, *, reason: str | None, author: str
 ) -> ApplyResult:
@@ -157,6 +178,7 @@ def apply_workspace(
     result = ApplyResult()
     with session_scope(engine) as session:
         existing = {s.name: s for s in session.exec(select(Segment)).all()}
+        _refuse_archived_references(ws, existing)
         for definition in ws.segments:
             segment = existing.get(definition.name)
             if segment is None:

@@ -3,8 +3,9 @@
 * one refresh summary per channel: a single segment gets its own summary; several
   segments sharing a channel get one grouped message, details in its thread;
 * a drift alert for every segment whose refresh raised warning or critical drift,
-  with a chart of its size over time, unless the same drift is muted or was
-  acknowledged on the previous refresh;
+  with a chart of its size over time, unless the same drift is muted (until
+  ``muted_until``) or the same occurrence was acknowledged: same direction and less
+  than ``MATERIAL`` times the acknowledged magnitude;
 * a blocked-refresh alert naming the failed checks and the snapshot still served
   (a blocked segment gets only this, not a summary as well).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -35,9 +37,16 @@ QUALITY_PREFIX = "quality_"
 POSTED_WITH = "posted_with"
 """Alert details key: ids of the alerts posted in the same drift message."""
 
+ACKNOWLEDGED_AS = "acknowledged_as"
+"""Alert details key: the acknowledged drift (direction, magnitude) a silenced alert fell under."""
+
+MATERIAL = 1.5
+"""A drift this many times the acknowledged magnitude is posted again."""
+
 
 def drift_fingerprint(segment: str, kind: str, details: dict[str, Any] | None) -> str:
-    """Same segment, kind and column means "the same drift" for muting and acknowledging."""
+    """Same segment, kind and column: the same drift for muting, and for acknowledging
+    together with its direction and magnitude (:func:`covered`)."""
     column = (details or {}).get("column") or ""
     return hashlib.sha256(f"{segment}|{kind}|{column}".encode()).hexdigest()
 
@@ -117,8 +126,75 @@ def chart_file(
     }
 
 
+def _sign(value: float) -> int:
+    return (value > 0) - (value < 0)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def drift_signal(kind: str, details: dict[str, Any] | None) -> dict[str, float] | None:
+    """The direction (sign of the change) and magnitude of one alert, from its details.
+
+    Size and KPI alerts: the sign of the change and its relative size (absolute when
+    there is no relative one); control limits: the side and the distance in sigmas;
+    composition: PSI; min_size: the shortfall. None when the details do not tell.
+    """
+    d = details or {}
+    if kind in ("size_change", "kpi"):
+        change = _number(d.get("change" if kind == "size_change" else "delta"))
+        relative = _number(d.get("relative_change"))
+        if change is None:
+            return None
+        return {
+            "direction": _sign(change),
+            "magnitude": abs(change if relative is None else relative),
+        }
+    if kind == "control_limit":
+        size, mean, sigma = (_number(d.get(k)) for k in ("size", "mean", "sigma"))
+        if size is None or mean is None:
+            return None
+        return {"direction": _sign(size - mean), "magnitude": abs(size - mean) / (sigma or 1.0)}
+    if kind == "composition":
+        psi = _number(d.get("psi"))
+        return None if psi is None else {"direction": 0, "magnitude": psi}
+    if kind == "min_size":
+        size, floor = _number(d.get("size")), _number(d.get("min_size"))
+        if size is None or floor is None:
+            return None
+        return {"direction": 0, "magnitude": floor - size}
+    return None
+
+
+def acknowledged_signal(alert: Alert) -> dict[str, float] | None:
+    """The drift an acknowledgement covers: the one carried over, else the alert's own."""
+    return (alert.details or {}).get(ACKNOWLEDGED_AS) or drift_signal(alert.kind, alert.details)
+
+
+def covered(acknowledged: dict[str, float] | None, signal: dict[str, float] | None) -> bool:
+    """Whether an acknowledgement of ``acknowledged`` also covers a drift of ``signal``.
+
+    Not when the direction differs or the magnitude is at least ``MATERIAL`` times the
+    acknowledged one; when either cannot be told, the acknowledgement stands.
+    """
+    if acknowledged is None or signal is None:
+        return True
+    if signal["direction"] != acknowledged["direction"]:
+        return False
+    was, now = abs(acknowledged["magnitude"]), abs(signal["magnitude"])
+    return now <= was or now < MATERIAL * was
+
+
 def _suppressed(session: Session, segment: Segment, alert: Alert, now: datetime) -> bool:
-    """Muted, or acknowledged on an earlier refresh: the same drift is not posted again."""
+    """Whether the latest earlier alert of the same fingerprint silences this one.
+
+    A mute silences it until ``muted_until``, never after. An acknowledgement silences
+    only the same occurrence: the same direction and not materially larger (see
+    :func:`covered`). A silenced alert takes the earlier one's state, and an
+    acknowledged one keeps the acknowledged drift in its details (``ACKNOWLEDGED_AS``),
+    so a drift growing by small steps is still measured against what was acknowledged.
+    """
     earlier = session.exec(
         select(Alert)
         .where(
@@ -135,7 +211,12 @@ def _suppressed(session: Session, segment: Segment, alert: Alert, now: datetime)
         session.add(alert)
         return True
     if earlier.status == "acknowledged":
+        baseline = acknowledged_signal(earlier)
+        if not covered(baseline, drift_signal(alert.kind, alert.details)):
+            return False
         alert.status, alert.acknowledged_by = "acknowledged", earlier.acknowledged_by
+        if baseline is not None:
+            alert.details = {**(alert.details or {}), ACKNOWLEDGED_AS: baseline}
         session.add(alert)
         return True
     return False

@@ -21,6 +21,12 @@ loading and, when it publishes, claims the segment with a conditional update on 
 version it computed. A segment whose definition changed (or that was archived)
 meanwhile is ``skipped`` with a note, never reverted.
 
+A published result becomes the segment's current one only if its ``as_of`` is on or
+after that of the current result (the same conditional update that publishes checks
+it). An earlier ``as_of`` (a back-fill) is stored as history, in the trend, with a
+note; its joined, left and drift are measured against the segment's newest published
+result on or before that ``as_of``, or against nothing when there is none.
+
 A segment whose data fails the gate is ``blocked``: its previous result stays
 current and ``quality_*`` alerts are recorded. Re-running an ``as_of`` that is
 already published on the same data writes nothing and reports ``unchanged``.
@@ -390,10 +396,7 @@ def _evaluate_segment(
 ) -> tuple[SegmentOutcome, dict, BitMap | None]:
     """Gate, diff and profile one segment; nothing is written here."""
     dataset = run.dataset
-    previous = (
-        session.get(SegmentResult, segment.current_result_id) if segment.current_result_id else None
-    )
-    prev_snapshot = session.get(Snapshot, previous.snapshot_id) if previous else None
+    previous, prev_snapshot = _baseline(session, segment, run.as_of)
     mask = run.masks[definition.name]
     size = int(mask.sum())
     previous_size = previous.size if previous else None
@@ -475,6 +478,35 @@ def _evaluate_segment(
         kpis=kpis,
     )
     return outcome, {"profile": stats}, bitmap if status == "published" else None
+
+
+def _baseline(
+    session: Session, segment: Segment, as_of: date
+) -> tuple[SegmentResult, Snapshot] | tuple[None, None]:
+    """The result a refresh for ``as_of`` is compared with, and its snapshot.
+
+    The current result when it is not later than ``as_of``; for a back-fill, the
+    segment's newest published result on or before ``as_of`` (none: nothing to compare).
+    """
+    current = (
+        session.get(SegmentResult, segment.current_result_id) if segment.current_result_id else None
+    )
+    snapshot = session.get(Snapshot, current.snapshot_id) if current else None
+    if current is not None and snapshot is not None and snapshot.as_of <= as_of:
+        return current, snapshot
+    if current is None:
+        return None, None
+    row = session.exec(
+        select(SegmentResult, Snapshot)
+        .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
+        .where(
+            SegmentResult.segment_id == segment.id,
+            SegmentResult.status == "published",
+            Snapshot.as_of <= as_of,
+        )
+        .order_by(Snapshot.as_of.desc(), SegmentResult.id.desc())  # type: ignore[attr-defined]
+    ).first()
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 def _drift(
@@ -561,11 +593,27 @@ def _persist_outcome(
             )
         )
     if outcome.status == "published":
-        session.execute(
-            update(Segment)
-            .where(Segment.id == segment.id)  # type: ignore[arg-type]
-            .values(current_result_id=result.id, updated_at=datetime.now(UTC))
+        newer = (
+            select(SegmentResult.id)
+            .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
+            .where(SegmentResult.id == Segment.current_result_id, Snapshot.as_of > snapshot.as_of)
         )
+        made_current = session.execute(
+            update(Segment)
+            .where(Segment.id == segment.id, ~newer.exists())  # type: ignore[arg-type]
+            .values(current_result_id=result.id, updated_at=datetime.now(UTC))
+        ).rowcount
+        if made_current != 1:
+            served = session.exec(
+                select(Snapshot.as_of)
+                .join(SegmentResult, SegmentResult.snapshot_id == Snapshot.id)
+                .join(Segment, Segment.current_result_id == SegmentResult.id)  # type: ignore[arg-type]
+                .where(Segment.id == segment.id)
+            ).first()
+            day = served.isoformat() if served is not None else "a later day"
+            outcome.note = (
+                f"back-fill: stored as history; the current snapshot of {day} stays current"
+            )
     session.flush()
 
 

@@ -508,6 +508,15 @@ def load_workspace(
     return ws
 
 
+def archived_reference(target: str, users: list[str]) -> str:
+    """The one-line refusal of active segments ``users`` referring to archived ``target``."""
+    listed = ", ".join(repr(name) for name in users)
+    return (
+        f"segment {target!r} is archived but active segments refer to it: {listed}; "
+        f"archive them too or drop in_segment({target!r}) from their rules"
+    )
+
+
 def check_workspace(ws: Workspace, *, origin: str) -> None:
     """Cross-field checks: names, where sources lead, references between sources, features,
     scores and segments, and the rules."""
@@ -584,6 +593,13 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
                     f"{origin}: segment {seg.name!r}: data_sources: unknown source {source!r}"
                 )
         deps[seg.name] = dependencies(rule)
+    archived = {seg.name for seg in ws.segments if seg.status == "archived"}
+    for target in sorted(archived):
+        users = sorted(
+            seg.name for seg in ws.segments if seg.status == "active" and target in deps[seg.name]
+        )
+        if users:
+            raise WorkspaceError(f"{origin}: {archived_reference(target, users)}")
     try:
         order_segments(deps)
     except SegopsError as exc:

@@ -15,7 +15,7 @@ from sqlmodel import select
 from briefs.render import render_messages
 from commands.alerts import acknowledge, alert_context, mute
 from commands.errors import NotAuthorised
-from commands.notify import drift_fingerprint
+from commands.notify import ACKNOWLEDGED_AS, _suppressed, covered, drift_fingerprint, drift_signal
 from segments.errors import SegopsError
 from store.db import make_engine, session_scope
 from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
@@ -269,14 +269,14 @@ def test_the_same_drift_is_posted_again_when_nobody_acknowledged_it(engine, drif
     assert drift_posts(engine, AS_OF) == ["enterprise", "smb"]
 
 
-def test_after_acknowledging_the_same_drift_is_not_posted_again(engine, drift):
+def test_after_acknowledging_the_drift_in_the_other_direction_is_posted(engine, drift):
     for alert in drift_alerts(engine, "enterprise"):
         acknowledge(engine, alert_id=alert.id, user=OWNER)
     drift.revert()
     drift.refresh(engine, AS_OF)
-    assert drift_posts(engine, AS_OF) == ["smb"]
-    again = drift_alerts(engine, "enterprise", AS_OF)
-    assert again and {(a.status, a.acknowledged_by) for a in again} == {("acknowledged", OWNER)}
+    assert drift_posts(engine, AS_OF) == ["enterprise", "smb"]
+    size = next(a for a in drift_alerts(engine, "enterprise", AS_OF) if a.kind == "size_change")
+    assert (size.status, size.acknowledged_by) == ("open", None)
 
 
 def test_after_muting_the_same_drift_is_not_posted_again(engine, drift):
@@ -288,13 +288,13 @@ def test_after_muting_the_same_drift_is_not_posted_again(engine, drift):
     assert {a.status for a in drift_alerts(engine, "enterprise", AS_OF)} == {"muted"}
 
 
-def test_acknowledging_an_older_message_silences_the_newer_alert_of_the_same_drift(engine, drift):
+def test_acknowledging_an_older_message_leaves_the_newer_alert_open(engine, drift):
     old = drift_alerts(engine, "enterprise")[0]
     drift.revert()
     drift.refresh(engine, AS_OF)
     acknowledge(engine, alert_id=old.id, user=OWNER)
     newer = next(a for a in drift_alerts(engine, "enterprise", AS_OF) if a.kind == old.kind)
-    assert (newer.status, newer.acknowledged_by) == ("acknowledged", OWNER)
+    assert (newer.status, newer.acknowledged_by) == ("open", None)
 
 
 def queued_messages(engine, segment: str, as_of: date) -> list[dict]:
@@ -334,8 +334,85 @@ def test_the_context_leaves_out_alerts_silenced_when_the_message_was_queued(engi
         next(a for a in drift_alerts(engine, "enterprise") if a.kind == kind)
         for kind in ("size_change", "kpi")
     )
-    acknowledge(engine, alert_id=size.id, user=OWNER)
+    mute(engine, alert_id=size.id, user=OWNER)
     drift.revert()
     drift.refresh(engine, AS_OF)
     posted = next(a for a in drift_alerts(engine, "enterprise", AS_OF) if a.kind == kpi.kind)
     assert [a["id"] for a in alert_context(engine, posted.id)["alerts"]] == [posted.id]
+
+
+# --- one occurrence: what an acknowledgement or a mute covers -----------------------------
+
+
+def size_alert(engine, change: float, **fields) -> int:
+    """A stored size_change alert on ``trial`` moving by ``change`` (a share, +0.2 = +20 %)."""
+    alert_id = stored_alert(engine, **fields)
+    with session_scope(engine) as session:
+        alert = session.get(Alert, alert_id)
+        alert.details = {
+            "size": round(100 * (1 + change)),
+            "previous_size": 100,
+            "change": round(100 * change),
+            "relative_change": change,
+        }
+        session.add(alert)
+    return alert_id
+
+
+def posted(engine, alert_id: int, now: datetime = NOW) -> bool:
+    """Whether the drift message would show ``alert_id`` (not silenced by an earlier alert)."""
+    with session_scope(engine) as session:
+        alert = session.get(Alert, alert_id)
+        segment = session.get(Segment, alert.segment_id)
+        return not _suppressed(session, segment, alert, now)
+
+
+def test_an_acknowledged_size_drop_does_not_silence_a_size_rise(engine, fx):
+    acknowledge(engine, alert_id=size_alert(engine, -0.3), user=OWNER)
+    assert posted(engine, size_alert(engine, +0.3))
+
+
+def test_an_acknowledgement_covers_the_same_drift_until_it_is_materially_larger(engine, fx):
+    acknowledge(engine, alert_id=size_alert(engine, +0.20), user=OWNER)
+    similar = size_alert(engine, +0.22)
+    assert not posted(engine, similar)
+    row = alert_row(engine, similar)
+    assert (row.status, row.acknowledged_by) == ("acknowledged", OWNER)
+    assert row.details[ACKNOWLEDGED_AS]["magnitude"] == pytest.approx(0.20)
+    assert posted(engine, size_alert(engine, +0.40))
+
+
+def test_small_steps_are_measured_against_the_acknowledged_drift(engine, fx):
+    acknowledge(engine, alert_id=size_alert(engine, +0.20), user=OWNER)
+    assert not posted(engine, size_alert(engine, +0.25))
+    assert posted(engine, size_alert(engine, +0.31))  # 1.55x of +20 %, 1.24x of +25 %
+
+
+def test_a_mute_silences_until_it_runs_out_and_never_after(engine, fx):
+    mute(engine, alert_id=size_alert(engine, +0.2), user=OWNER, now=NOW, days=7)
+    assert not posted(engine, size_alert(engine, -0.5), now=NOW + timedelta(days=6))
+    assert posted(engine, size_alert(engine, +0.2), now=NOW + timedelta(days=8))
+
+
+@pytest.mark.parametrize(
+    ("kind", "before", "after", "covered_"),
+    [
+        ("composition", {"psi": 0.3}, {"psi": 0.4}, True),
+        ("composition", {"psi": 0.3}, {"psi": 0.45}, False),
+        ("kpi", {"delta": 5.0, "relative_change": 0.1}, {"delta": -5.0}, False),
+        (
+            "kpi",
+            {"delta": 5.0, "relative_change": 0.1},
+            {"delta": 6, "relative_change": 0.12},
+            True,
+        ),
+        (
+            "control_limit",
+            {"size": 130, "mean": 100, "sigma": 10},
+            {"size": 70, "mean": 100},
+            False,
+        ),
+    ],
+)
+def test_direction_and_magnitude_come_from_the_alert_details(kind, before, after, covered_):
+    assert covered(drift_signal(kind, before), drift_signal(kind, after)) is covered_

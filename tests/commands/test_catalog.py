@@ -282,3 +282,45 @@ def test_hostile_workspace_is_refused_and_nothing_is_written(engine, tmp_path, c
     assert message in str(info.value)
     assert "\n" not in str(info.value)
     assert rows(engine) == before == (2, 2)
+
+
+REFERS = "segment 'paying' is archived but active segments refer to it: 'big-paying'"
+
+
+def test_a_file_archiving_a_segment_its_active_segments_refer_to_is_refused(engine, tmp_path):
+    apply_workspace(engine, load_workspace(write(tmp_path, BASE)), reason=None, author="U1")
+    before = rows(engine)
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data["segments"][0]["status"] = "archived"
+    with pytest.raises(WorkspaceError, match=REFERS) as refused:
+        load_workspace(write(tmp_path, data))
+    assert "\n" not in str(refused.value)
+    assert rows(engine) == before
+
+
+def test_apply_refuses_a_reference_to_a_segment_archived_in_the_catalog(engine, tmp_path):
+    ws = load_workspace(write(tmp_path, BASE))
+    apply_workspace(engine, ws, reason=None, author="U1")
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data["segments"][0]["status"] = "archived"
+    data["segments"].pop(1)
+    apply_workspace(engine, load_workspace(write(tmp_path, data)), reason="sunset", author="U1")
+    before = rows(engine)
+    only_big = ws.model_copy(update={"segments": [ws.segment("big-paying")]})
+    with pytest.raises(Refused, match=REFERS):
+        apply_workspace(engine, only_big, reason="back", author="U1")
+    assert rows(engine) == before
+    with session_scope(engine) as session:
+        statuses = dict(session.exec(select(Segment.name, Segment.status)).all())
+    assert statuses == {"paying": "archived", "big-paying": "archived"}
+
+
+def test_removing_a_segment_active_segments_refer_to_is_refused(engine, tmp_path):
+    ws = load_workspace(write(tmp_path, BASE))
+    apply_workspace(engine, ws, reason=None, author="U1")
+    before = rows(engine)
+    only_big = ws.model_copy(update={"segments": [ws.segment("big-paying")]})
+    with pytest.raises(Refused, match=REFERS):
+        apply_workspace(engine, only_big, reason="sunset", author="U1")
+    assert rows(engine) == before
+    assert {s.status for s in list_segments(engine, privacy_floor=10)} == {"active"}

@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import func, select
 
 from commands.refresh import REFRESH_LEASE, RefreshRunning
-from commands.stats import members
+from commands.stats import members, trend
 from segments import membership
 from store import lease
 from store.db import make_engine, session_scope
@@ -342,3 +342,38 @@ def test_entity_file_with_blank_ids_blocks_and_keeps_previous_snapshot(engine, t
     with session_scope(engine) as session:
         kinds = session.exec(select(Alert.kind).where(Alert.kind == "quality_blank_ids")).all()
     assert len(kinds) == len(names)
+
+
+def test_a_back_fill_is_stored_as_history_and_never_replaces_a_newer_current(engine, tmp_path):
+    earlier = AS_OF - timedelta(days=30)
+    fx = factories.refreshed(engine, tmp_path, as_of=AS_OF)
+    before = members(engine, "smb")
+    with session_scope(engine) as session:
+        current_before = session.exec(select(Segment).where(Segment.name == "smb")).one()
+        current_id = current_before.current_result_id
+    report = fx.refresh(engine, earlier)
+    smb = next(o for o in report.segments if o.segment == "smb")
+    assert smb.status == "published"
+    assert smb.note == (
+        f"back-fill: stored as history; the current snapshot of {AS_OF.isoformat()} stays current"
+    )
+    assert smb.previous_size is None  # nothing published on or before the back-filled day
+    assert members(engine, "smb") == before
+    with session_scope(engine) as session:
+        segment = session.exec(select(Segment).where(Segment.name == "smb")).one()
+        assert segment.current_result_id == current_id
+        history = trend(session, segment)
+        assert [day for day, _ in history] == [earlier.isoformat(), AS_OF.isoformat()]
+        backfilled = session.exec(
+            select(SegmentResult)
+            .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
+            .where(SegmentResult.segment_id == segment.id, Snapshot.as_of == earlier)
+        ).one()
+        assert backfilled.status == "published"
+    again = fx.refresh(engine, earlier)
+    assert next(o for o in again.segments if o.segment == "smb").status == "unchanged"
+    later = fx.refresh(engine, AS_OF + timedelta(days=1))
+    assert all(o.note is None for o in later.segments)
+    with session_scope(engine) as session:
+        segment = session.exec(select(Segment).where(Segment.name == "smb")).one()
+        assert segment.current_result_id != current_id
