@@ -6,7 +6,6 @@ import io
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,25 +206,19 @@ def test_upgrade_to_0002_tells_each_posted_drift_alert_its_message(empty_engine:
 
 
 def test_upgrades_started_together_on_a_fresh_database_both_succeed(empty_url: str) -> None:
-    start = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def migrate() -> None:
-        engine = make_engine(empty_url)
-        try:
-            start.wait()
-            upgrade(engine)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            engine.dispose()
-
-    threads = [threading.Thread(target=migrate) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
+    # Two processes, as web and worker start (Alembic's context is global to a process).
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD_UPGRADE, empty_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [child.communicate(timeout=120) for child in children]
+    assert [child.returncode for child in children] == [0, 0], [err for _, err in results]
+    assert all(out.split() == ["go", "done"] for out, _ in results)
     engine = make_engine(empty_url)
     try:
         assert current_revision(engine) == head_revision()
