@@ -92,6 +92,7 @@ from typing import Any
 import jinja2
 
 from briefs import blocks as bk
+from briefs import wording
 from segments.errors import SegopsError
 
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -441,6 +442,38 @@ def f_icon(value: object) -> str:
     return ICONS.get(str(value), "•")
 
 
+def f_label(name: object, labels: Mapping[str, Any] | None = None) -> str:
+    return bk.escape_mrkdwn(wording.label(str(name or ""), labels))
+
+
+def f_amount(value: object, spec: Mapping[str, Any] | None = None) -> str:
+    return bk.escape_mrkdwn(wording.amount(value, spec))  # type: ignore[arg-type]
+
+
+def f_movement(row: Mapping[str, Any], labels: Mapping[str, Any] | None = None) -> str:
+    """A KPI row ``{name, value, previous}`` as ``0.25 → 0.56 per account, up 121 %``."""
+    spec = wording.spec_of(row.get("name"), labels)
+    text = wording.movement(row.get("value"), row.get("previous"), spec)
+    better = wording.verdict(row.get("value"), row.get("previous"), spec)
+    return bk.escape_mrkdwn(text + (f" ({better})" if better else ""))
+
+
+def f_members(size: object, previous: object = None) -> str:
+    return bk.escape_mrkdwn(wording.members(size, previous))  # type: ignore[arg-type]
+
+
+def f_clause(text: object, labels: Mapping[str, Any] | None = None, titles: Any = None) -> str:
+    return bk.escape_mrkdwn(wording.clause_text(str(text), labels, titles))
+
+
+def f_finding(alert: Mapping[str, Any], labels: Mapping[str, Any] | None = None) -> dict:
+    return {k: bk.escape_mrkdwn(v) for k, v in wording.finding(alert, labels).items()}
+
+
+def f_headline(alerts: Any, title: object, labels: Mapping[str, Any] | None = None) -> str:
+    return bk.escape_mrkdwn(wording.headline(str(title), list(alerts), labels))
+
+
 FILTERS = {
     "mrkdwn": bk.escape_mrkdwn,
     "user": f_user,
@@ -456,4 +489,11 @@ FILTERS = {
     "show": f_show,
     "humanize": f_humanize,
     "icon": f_icon,
+    "label": f_label,
+    "amount": f_amount,
+    "movement": f_movement,
+    "members": f_members,
+    "clause": f_clause,
+    "finding": f_finding,
+    "headline": f_headline,
 }

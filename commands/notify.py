@@ -43,6 +43,9 @@ ACKNOWLEDGED_AS = "acknowledged_as"
 MATERIAL = 1.5
 """A drift this many times the acknowledged magnitude is posted again."""
 
+LABELS = "labels"
+"""Result stats key: the workspace labels of the columns the segment reads and tracks."""
+
 
 def drift_fingerprint(segment: str, kind: str, details: dict[str, Any] | None) -> str:
     """Same segment, kind and column: the same drift for muting, and for acknowledging
@@ -62,7 +65,32 @@ def alert_item(alert: Alert, status: str | None = None) -> dict[str, Any]:
         "status": status or alert.status,
         "acknowledged_by": alert.acknowledged_by,
         "muted_until": muted.isoformat(timespec="seconds") if muted else None,
+        "details": {k: v for k, v in (alert.details or {}).items() if k not in _BOOKKEEPING},
     }
+
+
+_BOOKKEEPING = (POSTED_WITH, ACKNOWLEDGED_AS)
+
+
+def labels_of(result: SegmentResult | None) -> dict[str, Any]:
+    """The workspace labels a refresh stored with a segment's result (see ``LABELS``)."""
+    return dict(((result.stats or {}).get(LABELS) or {}) if result is not None else {})
+
+
+def result_labels(ws: Any, definition: Any, stats: dict[str, Any]) -> dict[str, Any]:
+    """The labels to store with a result: those of the columns its rule reads, its KPIs
+    and the columns profiled for drift (``ws`` a Workspace, ``definition`` a SegmentDef)."""
+    from segments.rules.tree import columns
+
+    names = set(definition.kpis) | set(((stats.get("profile") or {}).get("columns")) or {})
+    names |= columns(definition.tree())
+    return ws.labels_for(sorted(names))
+
+
+def segment_titles(session: Session) -> dict[str, str]:
+    """Every segment's title by name, for clauses that name another segment."""
+    rows = session.exec(select(Segment.name, Segment.title)).all()
+    return {str(name): str(title) for name, title in rows}
 
 
 def _segment_ctx(segment: Segment) -> dict[str, Any]:
@@ -347,6 +375,8 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
             "shifts": shifts,
             "leave_reasons": _top_reasons(outcome),
         },
+        "labels": labels_of(result),
+        "titles": segment_titles(session),
     }
     files = []
     if charts:

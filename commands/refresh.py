@@ -53,7 +53,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from commands.lookup import current_definition, find_segment
-from commands.notify import drift_fingerprint
+from commands.notify import LABELS, drift_fingerprint, result_labels
 from segments import drift, membership, quality, rules, sources
 from segments.errors import SegopsError
 from segments.evaluate import evaluate_all
@@ -375,6 +375,7 @@ def _refresh(
             session.add(snapshot)
             session.flush()
             for segment, definition, outcome, stats, bitmap in pending:
+                stats = {**stats, LABELS: result_labels(ws, definition, stats)}
                 _persist_outcome(session, snapshot, segment, definition, outcome, stats, bitmap)
         if notify:
             from commands.notify import queue_refresh_messages
@@ -454,7 +455,12 @@ def _evaluate_segment(
             leavers = np.zeros(len(run.ids), dtype=bool)
             leavers[rows] = True
             reasons = membership.leave_reasons(
-                run.all_rules[definition.name], dataset.frame, dataset.schema, run.masks, leavers
+                run.all_rules[definition.name],
+                dataset.frame,
+                dataset.schema,
+                run.masks,
+                leavers,
+                rules=run.all_rules,
             )
             if gone:
                 reasons["no longer in the data"] = gone
