@@ -51,6 +51,9 @@ Kinds and their contexts (percentages are percent points: 4.2 means +4.2 %):
 ``blocked-alert``
     segment: {name, title, owner}; as_of; failures: [{kind, source, column, message}];
     current: None | {as_of, size} (the snapshot that stays current).
+``blocked-group`` (several blocked segments that share a channel)
+    channel; as_of; causes: [{message, kind, source, column, segments: [{name, title,
+    owner, current: None | {as_of, size}}]}], grouped by what failed.
 ``feedback-digest``
     since, until: "YYYY-MM-DD"; total: int; segments: [{segment: {name, title, owner},
     count, sentiment: {positive, neutral, negative}, themes: [[phrase, count]],
@@ -104,6 +107,7 @@ KINDS: tuple[str, ...] = (
     "refresh-group",
     "drift-alert",
     "blocked-alert",
+    "blocked-group",
     "feedback-digest",
     "proposal",
     "catalog",

@@ -7,7 +7,9 @@
   ``muted_until``) or the same occurrence was acknowledged: same direction and less
   than ``MATERIAL`` times the acknowledged magnitude;
 * a blocked-refresh alert naming the failed checks and the snapshot still served
-  (a blocked segment gets only this, not a summary as well).
+  (a blocked segment gets only this, not a summary as well); several blocked segments
+  of one channel share one message, grouped by what failed;
+* a summary leaves out the alerts its segment's drift alert already shows.
 
 Messages are keyed (``idempotency_key``) by snapshot and target, so queueing the
 same refresh twice is impossible and delivery can never double-post.
@@ -113,9 +115,19 @@ def _top_reasons(outcome: Any, most: int = 5) -> list[tuple[str, int]]:
     return sorted(outcome.leave_reasons.items(), key=lambda kv: -kv[1])[:most]
 
 
-def summary_context(outcome: Any, segment: Segment, as_of: str) -> dict[str, Any]:
-    """The refresh-summary context of one segment's outcome."""
+def summary_context(
+    outcome: Any, segment: Segment, as_of: str, *, posted: set[str] | None = None
+) -> dict[str, Any]:
+    """The refresh-summary context of one segment's outcome.
+
+    ``posted`` are the kinds of the alerts already posted in the segment's drift alert:
+    the summary leaves them out and says a drift alert was posted (``drift_posted``).
+    ``first`` is true on the segment's first snapshot, where nobody "joined".
+    """
+    posted = posted or set()
     return {
+        "first": outcome.previous_size is None,
+        "drift_posted": bool(posted),
         "segment": _segment_ctx(segment),
         "as_of": as_of,
         "status": outcome.status,
@@ -129,7 +141,7 @@ def summary_context(outcome: Any, segment: Segment, as_of: str) -> dict[str, Any
             "failures": list(outcome.quality_failures),
         },
         "kpis": _kpi_rows(outcome.kpis),
-        "alerts": [a.to_dict() for a in outcome.alerts],
+        "alerts": [a.to_dict() for a in outcome.alerts if a.kind not in posted],
     }
 
 
@@ -268,22 +280,40 @@ def queue_refresh_messages(
     by_name = {s.name: s for s in session.exec(select(Segment)).all()}
     rows: list[OutboxMessage] = []
     channels: dict[str | None, list[tuple[Any, Segment]]] = defaultdict(list)
+    blocked: dict[str | None, list[tuple[Any, Segment]]] = defaultdict(list)
+    posted: dict[str, set[str]] = {}
     for outcome in outcomes:
         if outcome.status == "unchanged":
             continue
         segment = by_name[outcome.segment]
         if outcome.status == "blocked":
-            rows += _queue_blocked(session, snapshot, outcome, segment, r)
+            blocked[segment.channel].append((outcome, segment))
         else:
             channels[segment.channel].append((outcome, segment))
-            rows += _queue_drift(session, snapshot, outcome, segment, now, charts, r)
+            drift_rows, kinds = _queue_drift(session, snapshot, outcome, segment, now, charts, r)
+            rows += drift_rows
+            posted[segment.name] = kinds
+    for channel, items in blocked.items():
+        if len(items) == 1 or channel is None:  # no channel: each owner hears of their own
+            for outcome, segment in items:
+                rows += _queue_blocked(session, snapshot, outcome, segment, r)
+        else:
+            rows += _queue_blocked_group(session, snapshot, channel, items, r)
     for channel, items in channels.items():
-        rows += _queue_summary(session, snapshot, channel, items, as_of, charts, r)
+        rows += _queue_summary(session, snapshot, channel, items, as_of, charts, r, posted)
     return rows
 
 
-def _queue_summary(session, snapshot, channel, items, as_of, charts, r) -> list[OutboxMessage]:
-    contexts = [summary_context(o, s, as_of) for o, s in items]
+def _queue_summary(
+    session, snapshot, channel, items, as_of, charts, r, posted
+) -> list[OutboxMessage]:
+    labels: dict[str, Any] = {}
+    for _, segment in items:
+        labels.update(labels_of(_result(session, snapshot, segment)))
+    contexts = []
+    for outcome, segment in items:
+        ctx = summary_context(outcome, segment, as_of, posted=posted.get(segment.name))
+        contexts.append({**ctx, "labels": labels})
     owner = items[0][1].owner
     target = channel or "dm"
     key = f"summary:{snapshot.id}:{target}:{owner if channel is None else ''}"
@@ -336,14 +366,18 @@ def _queue_summary(session, snapshot, channel, items, as_of, charts, r) -> list[
     return rows
 
 
-def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[OutboxMessage]:
-    result = session.exec(
+def _result(session: Session, snapshot: Snapshot, segment: Segment) -> SegmentResult | None:
+    return session.exec(
         select(SegmentResult).where(
             SegmentResult.snapshot_id == snapshot.id, SegmentResult.segment_id == segment.id
         )
     ).first()
+
+
+def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[OutboxMessage]:
+    result = _result(session, snapshot, segment)
     if result is None:
-        return []
+        return [], set()
     alerts = session.exec(
         select(Alert).where(Alert.result_id == result.id).order_by(Alert.id)  # type: ignore[arg-type]
     ).all()
@@ -354,7 +388,7 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
     ]
     drift = [a for a in drift if not _suppressed(session, segment, a, now)]
     if not drift:
-        return []
+        return [], set()
     severity = "critical" if any(a.severity == "critical" for a in drift) else "warning"
     series = trend(session, segment)
     shifts = [
@@ -407,33 +441,64 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
         for alert in drift:
             alert.details = {**(alert.details or {}), POSTED_WITH: shown}
             session.add(alert)
-    return rows
+    return rows, {a.kind for a in drift}
+
+
+def _served(session: Session, segment: Segment) -> dict[str, Any] | None:
+    """The snapshot a blocked segment keeps: ``{as_of, size}``, or None before any."""
+    if not segment.current_result_id:
+        return None
+    result = session.get(SegmentResult, segment.current_result_id)
+    served = session.get(Snapshot, result.snapshot_id)
+    return {"as_of": served.as_of.isoformat(), "size": result.size}
+
+
+def _failures(outcome: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": a.kind.removeprefix(QUALITY_PREFIX),
+            "source": a.details.get("source"),
+            "column": a.details.get("column"),
+            "message": a.message,
+        }
+        for a in outcome.alerts
+        if a.kind.startswith(QUALITY_PREFIX)
+    ] or [
+        {"kind": a.kind, "source": None, "column": None, "message": a.message}
+        for a in outcome.alerts
+    ]
+
+
+def _queue_blocked_group(session, snapshot, channel, items, r) -> list[OutboxMessage]:
+    """One message for the blocked segments of a channel, grouped by what failed."""
+    causes: dict[str, dict[str, Any]] = {}
+    for outcome, segment in items:
+        entry = {**_segment_ctx(segment), "current": _served(session, segment)}
+        for failure in _failures(outcome):
+            cause = causes.setdefault(failure["message"], {**failure, "segments": []})
+            if all(s["name"] != segment.name for s in cause["segments"]):
+                cause["segments"].append(entry)
+    ctx = {
+        "channel": channel,
+        "as_of": snapshot.as_of.isoformat(),
+        "causes": sorted(causes.values(), key=lambda c: -len(c["segments"])),
+    }
+    return add_message(
+        session,
+        key=f"blocked:{snapshot.id}:{channel}",
+        kind="blocked_alert",
+        channel=channel,
+        messages=r.render_messages("blocked-group", ctx),
+        fallback_user=items[0][1].owner,
+    )
 
 
 def _queue_blocked(session, snapshot, outcome, segment, r) -> list[OutboxMessage]:
-    current = None
-    if segment.current_result_id:
-        result = session.get(SegmentResult, segment.current_result_id)
-        served = session.get(Snapshot, result.snapshot_id)
-        current = {"as_of": served.as_of.isoformat(), "size": result.size}
     ctx = {
         "segment": _segment_ctx(segment),
         "as_of": snapshot.as_of.isoformat(),
-        "failures": [
-            {
-                "kind": a.kind.removeprefix(QUALITY_PREFIX),
-                "source": a.details.get("source"),
-                "column": a.details.get("column"),
-                "message": a.message,
-            }
-            for a in outcome.alerts
-            if a.kind.startswith(QUALITY_PREFIX)
-        ]
-        or [
-            {"kind": a.kind, "source": None, "column": None, "message": a.message}
-            for a in outcome.alerts
-        ],
-        "current": current,
+        "failures": _failures(outcome),
+        "current": _served(session, segment),
     }
     return add_message(
         session,
