@@ -462,6 +462,11 @@ def f_movement(row: Mapping[str, Any], labels: Mapping[str, Any] | None = None) 
     return bk.escape_mrkdwn(text + (f" ({better})" if better else ""))
 
 
+def f_updown(pct: object) -> str:
+    """A change in percent as words: ``up 4.2 %``, ``down 31 %``, ``unchanged``."""
+    return wording.direction_words(None if pct is None else float(pct))  # type: ignore[arg-type]
+
+
 def f_members(size: object, previous: object = None) -> str:
     return bk.escape_mrkdwn(wording.members(size, previous))  # type: ignore[arg-type]
 
@@ -497,6 +502,7 @@ FILTERS = {
     "amount": f_amount,
     "movement": f_movement,
     "members": f_members,
+    "updown": f_updown,
     "clause": f_clause,
     "finding": f_finding,
     "headline": f_headline,

@@ -260,6 +260,37 @@ def blocked_alert() -> dict[str, Any]:
     }
 
 
+def blocked_group() -> dict[str, Any]:
+    def seg(name: str, title: str, size: int | None) -> dict[str, Any]:
+        current = None if size is None else {"as_of": "2026-09-30", "size": size}
+        return {"name": name, "title": title, "owner": "U0AAACSM1", "current": current}
+
+    return {
+        "channel": "#cs-alerts",
+        "as_of": "2026-10-31",
+        "causes": [
+            {
+                "kind": "freshness",
+                "source": "billing",
+                "column": None,
+                "message": "billing: newest row is 12 days old (limit 3)",
+                "segments": [
+                    seg("churn-risk", "Churn risk", 647),
+                    seg("new-paying", "New paying customers", 126),
+                    seg("win-back", "Win-back", None),
+                ],
+            },
+            {
+                "kind": "null_rate",
+                "source": "crm",
+                "column": "plan",
+                "message": "crm.plan is 18% null (median 1%, max rise 10 points)",
+                "segments": [seg("churn-risk", "Churn risk", 647)],
+            },
+        ],
+    }
+
+
 def feedback_digest() -> dict[str, Any]:
     return {
         "since": "2026-08-25",
@@ -466,6 +497,7 @@ def all_kinds() -> dict[str, dict[str, Any]]:
         "refresh-group": refresh_group(),
         "drift-alert": drift_alert(),
         "blocked-alert": blocked_alert(),
+        "blocked-group": blocked_group(),
         "feedback-digest": feedback_digest(),
         "proposal": proposal(),
         "catalog": catalog(),

@@ -242,7 +242,10 @@ def test_blocked_refresh_summary_says_nothing_was_published(renderer: Renderer) 
 
 def test_refresh_group_lists_every_segment(renderer: Renderer) -> None:
     text = renderer.render_text("refresh-group", samples.refresh_group())
-    assert "*Power users* `power-users` · 12,340 members (+4.2%)" in text
+    assert (
+        "*Power users* `power-users` · 11,846 → 12,340 members, up 4.2 % · +702 joined · 208 left"
+        in text
+    )
     assert "*At-risk accounts*" in text and "Not published: crm is 5 days old" in text
 
 

@@ -56,10 +56,10 @@ def refreshed(engine, tmp_path):
 
 def test_context_has_the_documented_shape(engine, fx):
     ctx = brief_context(engine, "enterprise", settings=settings())
-    assert set(ctx) == {"segment", "version", "as_of", "stats", "feedback"}
+    assert set(ctx) == {"segment", "version", "as_of", "stats", "feedback", "stale", "titles"}
     assert set(ctx["segment"]) == SEGMENT_KEYS
     assert set(ctx["segment"]["persona"]) == PERSONA_KEYS
-    assert set(ctx["feedback"]) == {"count", "themes", "recent"}
+    assert set(ctx["feedback"]) == {"count", "themes", "recent", "quotes"}
 
 
 def test_criteria_are_the_rule_in_plain_words(engine, fx):
