@@ -166,9 +166,14 @@ def _value(value: Any, spec: Spec) -> str:
     return str(value)
 
 
+def _inline(name: str) -> str:
+    """A label inside a sentence: lower-cased unless it starts with an acronym (MRR, SSO)."""
+    return name if name[1:2].isupper() else name[:1].lower() + name[1:]
+
+
 def _condition(cond: Condition, labels: Labels | None, negated: bool = False) -> str:
     spec = spec_of(cond.column, labels)
-    name = label(cond.column, labels)
+    name = _inline(label(cond.column, labels))
     if cond.op in ("is null", "is not null"):
         missing = (cond.op == "is null") != negated
         return f"{name} {'unknown' if missing else 'known'}"
@@ -198,7 +203,8 @@ def clause(
     ``failed_payments_60d >= 2`` -> "Failed payments in 60 days at least 2 per account";
     ``in_segment('trial')`` -> "in Trials in flight" when ``titles`` names it.
     """
-    return _clause(rule, labels, titles or {}, None)
+    text = _clause(rule, labels, titles or {}, None)
+    return text[:1].upper() + text[1:]
 
 
 def _clause(

@@ -29,6 +29,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from briefs.render import renderer
+from briefs.wording import label
 from commands.stats import kpi_trend, trend
 from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
 from store.outbox import add_message
@@ -151,14 +152,18 @@ def chart_file(
     title: str,
     name: str,
     kpi: tuple[str, list[tuple[str, float]]] | None = None,
+    blocked: dict[str, list[str]] | None = None,
 ) -> dict:
-    """A PNG chart (sizes, optionally one KPI on a second axis) as an outbox file entry."""
+    """A PNG chart (sizes, optionally one KPI named ``kpi[0]`` in words, blocked days
+    marked) as an outbox file entry."""
     from briefs.chart import size_chart
 
-    if kpi is not None and len(kpi[1]) >= 2:
-        png = size_chart(series, title=title, kpi=kpi[1], kpi_label=f"{kpi[0]} (mean)")
+    if kpi is not None and len(kpi[1]) >= 1:
+        png = size_chart(
+            series, title=title, kpi=kpi[1], kpi_label=f"{kpi[0]} (average)", blocked=blocked
+        )
     else:
-        png = size_chart(series, title=title)
+        png = size_chart(series, title=title, blocked=blocked)
     return {
         "filename": f"{name}.png",
         "title": title,
@@ -300,13 +305,18 @@ def queue_refresh_messages(
         else:
             rows += _queue_blocked_group(session, snapshot, channel, items, r)
     for channel, items in channels.items():
-        rows += _queue_summary(session, snapshot, channel, items, as_of, charts, r, posted)
+        kept = [segment for _, segment in blocked.get(channel, [])]
+        rows += _queue_summary(
+            session, snapshot, channel, items, as_of, charts, r, posted, kept=kept
+        )
     return rows
 
 
 def _queue_summary(
-    session, snapshot, channel, items, as_of, charts, r, posted
+    session, snapshot, channel, items, as_of, charts, r, posted, *, kept=()
 ) -> list[OutboxMessage]:
+    """The channel's summary; ``kept`` are its blocked segments, drawn in its chart with
+    the blocked day marked."""
     labels: dict[str, Any] = {}
     for _, segment in items:
         labels.update(labels_of(_result(session, snapshot, segment)))
@@ -320,9 +330,17 @@ def _queue_summary(
     files = []
     if charts:
         series = {s.name: trend(session, s) for _, s in items}
+        series.update({s.name: trend(session, s) for s in kept})
         slug = "".join(c if c.isalnum() else "-" for c in target.lstrip("#")).strip("-")
         title = f"Segment sizes to {as_of}" + (f" · #{slug}" if channel else "")
-        files = [chart_file(series, title=title, name=f"sizes-{slug}-{as_of}")]
+        files = [
+            chart_file(
+                series,
+                title=title,
+                name=f"sizes-{slug}-{as_of}",
+                blocked={s.name: [as_of] for s in kept},
+            )
+        ]
     if len(contexts) == 1:
         messages = r.render_messages("refresh-summary", contexts[0])
         return add_message(
@@ -418,7 +436,7 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
         moved = [a.details.get("column") for a in drift if a.kind == "kpi"]
         kpi_name = next((c for c in moved if c), None) or next(iter(outcome.kpis), None)
         if kpi_name:
-            kpi = (kpi_name, kpi_trend(session, segment, kpi_name))
+            kpi = (label(kpi_name, labels_of(result)), kpi_trend(session, segment, kpi_name))
         files = [
             chart_file(
                 {segment.name: series},

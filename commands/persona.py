@@ -107,9 +107,14 @@ def _stats(session: Session, segment: Segment, floor: int) -> tuple[str | None, 
             kpis[name] = value.get("value") if isinstance(value, dict) else value
             previous_mean = value.get("previous") if isinstance(value, dict) else None
             rows.append({"name": name, "value": kpis[name], "previous": previous_mean})
+    moved = sorted(
+        (r for r in rows if r["value"] is not None and r["previous"]),
+        key=lambda r: -abs((r["value"] - r["previous"]) / r["previous"]),
+    )
     earlier = [str(day) for day, _ in points if str(day) < as_of.isoformat()]
     return as_of.isoformat(), {
         "kpi_rows": rows,
+        "moved": [r for r in moved if abs((r["value"] - r["previous"]) / r["previous"]) >= 0.1],
         "previous_as_of": earlier[-1] if earlier else None,
         "labels": dict((stored or {}).get(LABELS) or {}),
         "size": None if hidden else size,
