@@ -321,9 +321,10 @@ def _queue_summary(
     for _, segment in items:
         labels.update(labels_of(_result(session, snapshot, segment)))
     contexts = []
+    titles = segment_titles(session)
     for outcome, segment in items:
         ctx = summary_context(outcome, segment, as_of, posted=posted.get(segment.name))
-        contexts.append({**ctx, "labels": labels})
+        contexts.append({**ctx, "labels": labels, "titles": titles})
     owner = items[0][1].owner
     target = channel or "dm"
     key = f"summary:{snapshot.id}:{target}:{owner if channel is None else ''}"

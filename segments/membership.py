@@ -160,9 +160,9 @@ def leave_reasons(
     * an AND: each leaver is followed into every item it fails (a leaver failing two
       clauses counts under both);
     * an OR: a leaver fails every branch, and is followed into the branch it is nearest to
-      matching again (the smallest shortfall: how far a number is from its threshold, in
-      standard deviations of that column; 1 for any other failing condition), which is
-      most often the one it just stopped matching;
+      matching again (the smallest shortfall: for a number, the share of all rows whose
+      value lies between the leaver's and the threshold; 1 for any other failing
+      condition), which is most often the one it just stopped matching;
     * ``in_segment('x')`` with ``x`` in ``rules``: into the rule of ``x``;
     * a condition, an ``in_segment`` without its rule, or a ``not`` of a group: counted
       under its canonical text.
@@ -227,20 +227,31 @@ class _Explain:
         return gap
 
     def _distance(self, cond: Condition) -> np.ndarray | None:
+        """The share of all rows whose value lies between each row's value and the
+        threshold: how many accounts a leaver would have to pass to match again."""
         try:
             column = self.schema.resolve(cond.column)
         except SegopsError:
             return None
-        values = pd.to_numeric(self.rows[column], errors="coerce")
         bounds = cond.value if cond.op == "between" else (cond.value,)
         if not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds):
             return None
-        spread = float(pd.to_numeric(self.frame[column], errors="coerce").std() or 0) or 1.0
-        numbers = values.to_numpy(dtype=float)
-        low, high = (bounds[0], bounds[-1]) if cond.op == "between" else (bounds[0], bounds[0])
-        below = np.clip(float(low) - numbers, 0, None)
-        above = np.clip(numbers - float(high), 0, None)
-        return (below + above) / spread
+        everyone = pd.to_numeric(self.frame[column], errors="coerce").to_numpy(dtype=float)
+        ranked = np.sort(everyone[~np.isnan(everyone)])
+        if not ranked.size:
+            return None
+        values = pd.to_numeric(self.rows[column], errors="coerce").to_numpy(dtype=float)
+        low, high = float(bounds[0]), float(bounds[-1])
+
+        def share(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
+            left = np.searchsorted(ranked, np.minimum(a, b), side="left")
+            right = np.searchsorted(ranked, np.maximum(a, b), side="left")
+            return (right - left) / ranked.size
+
+        below = np.where(values < low, share(values, low), 0.0)
+        above = np.where(values > high, share(high, values), 0.0)
+        gap = np.maximum(below + above, 1.0 / ranked.size)
+        return np.where(np.isnan(values), np.nan, gap)
 
     def explain(self, node: Rule, rows: np.ndarray, counts: dict[str, int], depth: int) -> None:
         """Count the ``rows`` (which all fail ``node``) under the clauses that explain it."""

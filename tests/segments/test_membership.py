@@ -158,7 +158,7 @@ def test_leave_reasons_follow_an_or_into_the_branch_nearest_to_matching(accounts
     frame, schema = accounts
     rule = rules.parse("plan = 'pro' or seats >= 10")
     # b (free, 2 seats) and e (team, 1 seat) fail both branches; a wrong plan counts a
-    # full step, while 8 or 9 seats short is about 0.7 of the seats' standard deviation
+    # full step, while a third or a half of the accounts lie between them and 10 seats
     leavers = np.array([False, True, False, False, True, False])
 
     reasons = leave_reasons(rule, frame, schema, {}, leavers)
