@@ -29,12 +29,8 @@ def test_labels_of_features_and_scores_are_kept_for_messages(tmp_path: Path) -> 
         "activity": {"label": "Activity score", "format": "number", "good_direction": "up"},
         "logins": {"label": "Logins in 30 days", "format": "number", "unit": "per account"},
     }
-    assert (
-        parse_workspace(
-            __import__("yaml").safe_load(dump_workspace(ws)), origin="again", base_dir=tmp_path
-        ).labels
-        == ws.labels
-    )
+    again = parse_workspace(yaml.safe_load(dump_workspace(ws)), origin="again", base_dir=tmp_path)
+    assert again.labels == ws.labels
 
 
 @pytest.mark.parametrize(
