@@ -185,6 +185,8 @@ def _quote(phrase: str, texts: list[str], longest: int = 160) -> str | None:
             lowered = sentence.lower()
             if all(w in lowered for w in words) and (best is None or len(sentence) < len(best)):
                 best = sentence.strip()
+    if best:
+        best = best.rstrip(";:,- ")
     if best and len(best) > longest:
         best = best[: longest - 1].rsplit(" ", 1)[0] + "…"
     return best

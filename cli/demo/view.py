@@ -49,6 +49,14 @@ def unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+def _quoted(line: str) -> tuple[bool, str]:
+    """Whether a line is a block quote (``> `` as Slack writes it), and its text."""
+    for mark in ("&gt; ", "> "):
+        if line.startswith(mark):
+            return True, line[len(mark) :]
+    return line in ("&gt;", ">"), "" if line in ("&gt;", ">") else line
+
+
 def _links(text: str, names: Mapping[str, str]) -> list[tuple[str, str, str | None]]:
     """Split text into ``(kind, text, url)`` pieces: ``plain`` and ``mention``/``link``."""
     out: list[tuple[str, str, str | None]] = []
@@ -75,10 +83,9 @@ def rich_text(mrkdwn: str, names: Mapping[str, str], style: str = "") -> Text:
     for line_no, line in enumerate(mrkdwn.split("\n")):
         if line_no:
             result.append("\n")
-        quoted = line.startswith("&gt; ") or line == "&gt;"
+        quoted, line = _quoted(line)
         if quoted:
             result.append("▎ ", style="dim")
-            line = line[5:]
         for kind, piece, url in _links(line, names):
             if kind == "mention":
                 result.append(unescape(piece), style="bold blue")
@@ -161,9 +168,7 @@ def html_text(mrkdwn: str, names: Mapping[str, str]) -> str:
     """mrkdwn as HTML: escaped, styled, mentions as names, quotes as block quotes."""
     lines = []
     for line in mrkdwn.split("\n"):
-        quoted = line.startswith("&gt; ") or line == "&gt;"
-        if quoted:
-            line = line[5:]
+        quoted, line = _quoted(line)
         pieces = []
         for kind, piece, url in _links(line, names):
             shown = html.escape(unescape(piece))
