@@ -30,6 +30,9 @@ A workspace is one YAML file. Paths inside it are relative to the file::
       days_since_login: {source: product, event: login, agg: days_since}
     scores:
       engagement: {weights: {logins_30d: 1.0, days_since_login: -0.5}}
+    labels:                       # how messages name and show a column (all optional)
+      logins_30d: {label: Logins in 30 days, unit: per account, good_direction: up}
+      days_since_login: {label: Days since last login, format: days}
     segments:
       - name: power-users
         title: Power users
