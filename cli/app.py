@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.output import err, out, print_report, progress
+from cli.proposals import app as proposals_app
 from commands.settings import Settings
 from segments.errors import SegopsError
 
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 feedback_app = typer.Typer(help="Field feedback tagged to a segment.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(proposals_app, name="proposals")
 
 
 class State:
@@ -112,20 +114,41 @@ def init() -> None:
 def apply(
     file: Annotated[Path, typer.Argument(help="Workspace YAML to apply.")],
     reason: Annotated[str | None, typer.Option(help="Why: stored on every new version.")] = None,
-    author: Annotated[str, typer.Option(help="Who is applying (Slack id or name).")] = "cli",
+    author: Annotated[
+        str | None,
+        typer.Option("--as", "--author", help="Who applies: a Slack user id (SEGOPS_CLI_USER)."),
+    ] = None,
+    approved_by: Annotated[
+        str | None,
+        typer.Option(help="An owner or approver who approved the changes (recorded)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Apply over versions the file has not seen.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Validate the whole file, then create, update or archive segments as one change."""
-    from commands.catalog import apply_workspace
+    """Validate the whole file, then create segments and change or propose the others."""
+    from commands.governance import apply_governed
     from segments.workspace import load_workspace
 
     ws = load_workspace(file)
     engine = _engine()
-    result = apply_workspace(engine, ws, reason=reason, author=author)
+    settings = state.settings
+    result = apply_governed(
+        engine,
+        ws,
+        user=(author or settings.cli_user or "cli").strip(),
+        reason=reason,
+        approved_by=approved_by,
+        force=force,
+        direct_tiers=settings.direct_tiers,
+        templates_dir=settings.templates_dir,
+        reactions={"approve": settings.approve_emoji, "reject": settings.reject_emoji},
+    )
     if json_out:
         _print_json(result.to_dict())
         return
-    if not result.changed:
+    if not result.changed and not result.proposed and not result.pending:
         out.print(f"nothing to change: {len(result.unchanged)} segments already up to date")
         return
     for label, names, colour in (
@@ -135,6 +158,10 @@ def apply(
     ):
         for name in names:
             out.print(f"[{colour}]{label:>8}[/] {name}")
+    for name, number in result.proposed.items():
+        out.print(f"[cyan]proposed[/] {name}: proposal #{number} awaits its owner's approval")
+    for name, number in result.pending.items():
+        out.print(f"[dim] pending[/] {name}: proposal #{number} already awaits approval")
     out.print(f"{len(result.unchanged)} unchanged")
 
 

@@ -36,17 +36,23 @@ class ApplyResult:
     updated: list[str] = field(default_factory=list)
     archived: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    proposed: dict[str, int] = field(default_factory=dict)
+    """Segments whose change became a new proposal: name -> proposal id."""
+    pending: dict[str, int] = field(default_factory=dict)
+    """Segments whose change is already a pending proposal: name -> proposal id."""
 
     @property
     def changed(self) -> bool:
         return bool(self.created or self.updated or self.archived)
 
-    def to_dict(self) -> dict[str, list[str]]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "created": self.created,
             "updated": self.updated,
             "archived": self.archived,
             "unchanged": self.unchanged,
+            "proposed": [{"segment": n, "proposal": i} for n, i in self.proposed.items()],
+            "pending": [{"segment": n, "proposal": i} for n, i in self.pending.items()],
         }
 
 
@@ -145,14 +151,14 @@ def record_version(
     return version
 
 
-def _refuse_core_archive(definition: SegmentDef, reason: str | None, how: str) -> None:
+def refuse_core_archive(definition: SegmentDef, reason: str | None, how: str) -> None:
     if definition.tier == "core" and not (reason and reason.strip()):
         raise Refused(
             f"segment '{definition.name}' is core: {how} it needs a written reason (--reason)"
         )
 
 
-def _refuse_archived_references(ws: Workspace, existing: dict[str, Segment]) -> None:
+def refuse_archived_references(ws: Workspace, existing: dict[str, Segment]) -> None:
     """Refuse an active segment that would refer to an archived one after the apply.
 
     A segment is archived after the apply when the file says so, or when the file leaves
@@ -178,7 +184,7 @@ def apply_workspace(
     result = ApplyResult()
     with session_scope(engine) as session:
         existing = {s.name: s for s in session.exec(select(Segment)).all()}
-        _refuse_archived_references(ws, existing)
+        refuse_archived_references(ws, existing)
         for definition in ws.segments:
             segment = existing.get(definition.name)
             if segment is None:
@@ -199,7 +205,7 @@ def apply_workspace(
             archiving = definition.status == "archived" and segment.status != "archived"
             if archiving:
                 previous = SegmentDef.model_validate(version.definition)
-                _refuse_core_archive(previous, reason, "archiving")
+                refuse_core_archive(previous, reason, "archiving")
             record_version(
                 session,
                 segment=segment,
@@ -214,7 +220,7 @@ def apply_workspace(
             if name in named or segment.status == "archived":
                 continue
             previous = current_definition(session, segment)
-            _refuse_core_archive(previous, reason, "removing")
+            refuse_core_archive(previous, reason, "removing")
             archived = previous.model_copy(update={"status": "archived"})
             record_version(
                 session,
@@ -229,10 +235,15 @@ def apply_workspace(
 
 
 def catalog_workspace(engine: Engine, ws: Workspace) -> Workspace:
-    """``ws`` with its segments replaced by the catalog's current definitions."""
+    """``ws`` with its segments replaced by the catalog's current definitions, each
+    marked with the version it is (``based_on``)."""
     with session_scope(engine) as session:
         segments = session.exec(select(Segment).order_by(Segment.name)).all()
-        definitions = [current_definition(session, s) for s in segments]
+        definitions = []
+        for segment in segments:
+            version = current_version(session, segment)
+            definition = SegmentDef.model_validate(version.definition)
+            definitions.append(definition.model_copy(update={"based_on": version.version}))
     order = {d.name: i for i, d in enumerate(ws.segments)}
     definitions.sort(key=lambda d: (order.get(d.name, len(order)), d.name))
     return ws.model_copy(update={"segments": definitions})

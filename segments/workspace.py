@@ -317,6 +317,10 @@ class SegmentDef(_Model):
     block_on_min_size: bool = False
     quality: QualityThresholds | None = None
     persona: Persona = Field(default_factory=Persona)
+    based_on: int | None = Field(default=None, ge=1, exclude=True)
+    """The catalog version this definition was exported from (written by ``segops
+    export``): not part of the definition, it tells ``apply`` whether the file's author
+    has seen the catalog's latest version."""
 
     @field_validator("name")
     @classmethod
@@ -637,8 +641,15 @@ def _check_score_cycles(ws: Workspace, origin: str) -> None:
         visit(name, [])
 
 
+def _dumped(seg: SegmentDef) -> dict[str, Any]:
+    data = seg.canonical()
+    if seg.based_on is not None:
+        data["based_on"] = seg.based_on
+    return data
+
+
 def dump_workspace(ws: Workspace) -> str:
     """The workspace as YAML that loads back to an equal workspace."""
     data = ws.model_dump(mode="json", exclude_defaults=False, exclude={"base_dir", "path"})
-    data["segments"] = [seg.canonical() for seg in ws.segments]
+    data["segments"] = [_dumped(seg) for seg in ws.segments]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
