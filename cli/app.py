@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
+from cli.alerts import app as alerts_app
 from cli.output import err, out, print_report, progress
 from cli.proposals import app as proposals_app
 from commands.settings import Settings
@@ -33,6 +34,7 @@ app = typer.Typer(
 feedback_app = typer.Typer(help="Field feedback tagged to a segment.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(proposals_app, name="proposals")
+app.add_typer(alerts_app, name="alerts")
 
 
 class State:
