@@ -208,7 +208,8 @@ def list_cmd(json_out: JsonOpt = False) -> None:
             r.owner,
             r.cadence,
             str(r.version or ""),
-            f"{r.size:,}" if r.size is not None else "—",
+            (f"{r.size:,}" if r.size is not None else "—")
+            + (f" (v{r.size_version})" if r.size_version not in (None, r.version) else ""),
             r.as_of or "never",
         )
     out.print(table)
@@ -240,10 +241,18 @@ def show(name: str, json_out: JsonOpt = False) -> None:
         change = f" ({stats['change_pct']:+.1f}%)" if stats.get("change_pct") is not None else ""
         out.print(
             f"[bold]size[/] {stats['size']:,}{change} as of {stats['as_of']} · "
-            f"+{stats['joined']:,} joined, -{stats['left']:,} left"
+            f"+{stats['joined']:,} joined, -{stats['left']:,} left · "
+            f"computed by v{stats['version']}"
         )
     else:
         out.print("never refreshed")
+    if stats and stats.get("definition_changed"):
+        expected = stats.get("expected_size")
+        out.print(
+            f"[yellow]definition changed since the last refresh[/]: these numbers are "
+            f"v{stats['version']}'s; v{view['version']} is computed by the next refresh"
+            + (f" ({expected:,} expected from the approved proposal's preview)" if expected else "")
+        )
 
 
 @app.command()
@@ -251,14 +260,19 @@ def history(name: str, json_out: JsonOpt = False) -> None:
     """Every version of a segment with author, approver and reason."""
     from commands.catalog import history as load_history
 
-    versions = load_history(_engine(), name)
+    floor = state.settings.privacy_floor
+    versions = load_history(_engine(), name, privacy_floor=floor)
     if json_out:
         _print_json([v.to_dict() for v in versions])
         return
     table = Table(title=f"History of {name}", title_justify="left")
-    for col in ("v", "change", "when", "author", "approver", "reason", "rule"):
+    for col in ("v", "change", "when", "author", "approver", "reason", "rule", "refreshes"):
         table.add_column(col, overflow="fold")
     for v in versions:
+        computed = "—"
+        if v.refreshes:
+            size = f"{v.last_size:,}" if v.last_size is not None else f"fewer than {floor}"
+            computed = f"{v.refreshes}, last {v.last_as_of}: {size}"
         table.add_row(
             str(v.version),
             v.change_kind,
@@ -267,6 +281,7 @@ def history(name: str, json_out: JsonOpt = False) -> None:
             v.approver or "—",
             v.reason or "—",
             v.rule,
+            computed,
         )
     out.print(table)
 
@@ -311,20 +326,27 @@ def refresh(
 @app.command()
 def drift(name: str, json_out: JsonOpt = False) -> None:
     """A segment's size trend and its recent alerts."""
-    from commands.stats import recent_alerts, size_trend
+    from commands.stats import recent_alerts, size_trend, trend_versions
 
     engine = _engine()
     points = size_trend(engine, name, privacy_floor=state.settings.privacy_floor)
+    versions = trend_versions(engine, name, privacy_floor=state.settings.privacy_floor)
     alerts = recent_alerts(engine, name)
     if json_out:
-        _print_json({"segment": name, "trend": points, "alerts": alerts})
+        _print_json({"segment": name, "trend": points, "points": versions, "alerts": alerts})
         return
     table = Table(title=f"{name}: size over time", title_justify="left")
     table.add_column("as of")
     table.add_column("size", justify="right")
+    table.add_column("computed by")
     floor = state.settings.privacy_floor
-    for as_of_day, size in points:
-        table.add_row(as_of_day, f"{size:,}" if size is not None else f"fewer than {floor}")
+    for point in versions:
+        size = point["size"]
+        table.add_row(
+            point["as_of"],
+            f"{size:,}" if size is not None else f"fewer than {floor}",
+            f"v{point['version']}",
+        )
     out.print(table)
     if not alerts:
         out.print("no alerts")

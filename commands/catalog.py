@@ -24,7 +24,7 @@ from commands.stats import latest_stats
 from segments import rules
 from segments.workspace import SegmentDef, Workspace, archived_reference, dump_workspace
 from store.db import session_scope
-from store.models import Segment, SegmentVersion
+from store.models import Segment, SegmentResult, SegmentVersion, Snapshot
 from store.results import current_result
 
 
@@ -69,6 +69,8 @@ class SegmentSummary:
     version: int | None
     size: int | None
     as_of: str | None
+    size_version: int | None = None
+    """The definition version that computed ``size`` (it may be older than ``version``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -85,6 +87,11 @@ class VersionView:
     reason: str | None
     created_at: str
     rule: str
+    refreshes: int = 0
+    """Published refreshes computed by this version."""
+    last_as_of: str | None = None
+    last_size: int | None = None
+    """Size of the newest of them (None: none, or under the privacy floor)."""
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -254,8 +261,9 @@ def export_workspace(engine: Engine, ws: Workspace) -> str:
     return dump_workspace(catalog_workspace(engine, ws))
 
 
-def history(engine: Engine, name: str) -> list[VersionView]:
-    """Every version of a segment, newest first."""
+def history(engine: Engine, name: str, *, privacy_floor: int | None = None) -> list[VersionView]:
+    """Every version of a segment, newest first, with the published refreshes it computed
+    (``last_size`` only with a ``privacy_floor``, under which it is None)."""
     with session_scope(engine) as session:
         segment = find_segment(session, name)
         versions = session.exec(
@@ -263,6 +271,14 @@ def history(engine: Engine, name: str) -> list[VersionView]:
             .where(SegmentVersion.segment_id == segment.id)
             .order_by(SegmentVersion.version.desc())  # type: ignore[attr-defined]
         ).all()
+        made: dict[int, list[tuple[str, int]]] = {}
+        for version_id, as_of, size in session.exec(
+            select(SegmentResult.version_id, Snapshot.as_of, SegmentResult.size)
+            .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
+            .where(SegmentResult.segment_id == segment.id, SegmentResult.status == "published")
+            .order_by(Snapshot.as_of, SegmentResult.id)  # type: ignore[arg-type]
+        ).all():
+            made.setdefault(version_id, []).append((as_of.isoformat(), size))
         return [
             VersionView(
                 version=v.version,
@@ -272,6 +288,11 @@ def history(engine: Engine, name: str) -> list[VersionView]:
                 reason=v.reason,
                 created_at=v.created_at.isoformat(timespec="seconds"),
                 rule=v.rule_text,
+                refreshes=len(made.get(v.id, [])),
+                last_as_of=made[v.id][-1][0] if made.get(v.id) else None,
+                last_size=visible_size(made[v.id][-1][1], privacy_floor)
+                if made.get(v.id) and privacy_floor is not None
+                else None,
             )
             for v in versions
         ]
@@ -282,6 +303,11 @@ def active_names(engine: Engine) -> list[str]:
     with session_scope(engine) as session:
         rows = session.exec(select(Segment).order_by(Segment.status, Segment.name)).all()
         return [s.name for s in rows if s.status == "active"]
+
+
+def _version_number(session: Session, version_id: int) -> int | None:
+    version = session.get(SegmentVersion, version_id)
+    return version.version if version is not None else None
 
 
 def list_segments(engine: Engine, *, privacy_floor: int) -> list[SegmentSummary]:
@@ -304,6 +330,7 @@ def list_segments(engine: Engine, *, privacy_floor: int) -> list[SegmentSummary]
                     version=version.version,
                     size=size,
                     as_of=as_of,
+                    size_version=_version_number(session, result.version_id) if result else None,
                 )
             )
         return out

@@ -61,7 +61,7 @@ from segments.workspace import SegmentDef, Workspace
 from store import lease
 from store.db import session_scope
 from store.entities import add_entity_keys, entity_keys
-from store.models import Alert, Segment, SegmentResult, Snapshot
+from store.models import Alert, Proposal, Segment, SegmentResult, SegmentVersion, Snapshot
 from store.results import past_sizes, recent_profiles
 
 Progress = Callable[[str], None]
@@ -148,6 +148,10 @@ class SegmentOutcome:
     kpis: dict[str, dict[str, float | None]] = field(default_factory=dict)
     quality_failures: list[str] = field(default_factory=list)
     note: str | None = None
+    version: int | None = None
+    definition_change: dict[str, Any] | None = None
+    """Set when the definition that made the previous result differs (its rules):
+    ``{from_version, to_version, previous_size, size, expected_size, proposal}``."""
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -161,6 +165,8 @@ class SegmentOutcome:
         }
         if self.note:
             data["note"] = self.note
+        if self.definition_change:
+            data["definition_changed"] = self.definition_change
         return data
 
 
@@ -460,8 +466,23 @@ def _evaluate_segment(
                 reasons["no longer in the data"] = gone
     with run.timer.phase("drift"):
         previous_profile = (previous.stats or {}).get("profile") if previous is not None else None
+        same = _same_definition_versions(session, segment)
+        change = _definition_change(session, segment, previous, same, size)
+        if change is not None:
+            # The change itself explains the move: size drift is judged against the
+            # approved proposal's preview (the new definition on the previous data) when
+            # there is one, and composition against nothing.
+            previous_profile = None
         stats, alerts, kpis = _drift(
-            session, run, segment, definition, mask, columns, previous_profile, previous_size
+            session,
+            run,
+            segment,
+            definition,
+            mask,
+            columns,
+            previous_profile,
+            previous_size if change is None else change["expected_size"],
+            same,
         )
     status = "published"
     if definition.block_on_min_size and any(a.kind == "min_size" for a in alerts):
@@ -476,8 +497,70 @@ def _evaluate_segment(
         alerts,
         leave_reasons=reasons,
         kpis=kpis,
+        definition_change=change,
     )
     return outcome, {"profile": stats}, bitmap if status == "published" else None
+
+
+def _same_definition_versions(session: Session, segment: Segment) -> set[int]:
+    """Ids of the segment's versions whose rule is the current one's (a persona or title
+    edit is a new version with the same members)."""
+    rows = session.exec(
+        select(SegmentVersion.id, SegmentVersion.rule_text).where(
+            SegmentVersion.segment_id == segment.id
+        )
+    ).all()
+    current = dict(rows).get(segment.current_version_id)
+    return {i for i, rule in rows if rule == current}
+
+
+def _definition_change(
+    session: Session,
+    segment: Segment,
+    previous: SegmentResult | None,
+    same: set[int],
+    size: int,
+) -> dict[str, Any] | None:
+    """How the definition changed since ``previous`` was computed, or None if it did not.
+
+    ``expected_size`` is the size the approved proposal's preview measured for the new
+    definition (None when the change came another way or was not measured).
+    """
+    if previous is None or previous.version_id in same:
+        return None
+    numbers = dict(
+        session.exec(
+            select(SegmentVersion.id, SegmentVersion.version).where(
+                SegmentVersion.id.in_([previous.version_id, segment.current_version_id])  # type: ignore[union-attr]
+            )
+        ).all()
+    )
+    proposal = session.exec(
+        select(Proposal).where(Proposal.applied_version_id == segment.current_version_id)
+    ).first()
+    impact = (proposal.impact or {}) if proposal is not None else {}
+    expected = impact.get("size_after")
+    return {
+        "from_version": numbers.get(previous.version_id),
+        "to_version": numbers.get(segment.current_version_id),
+        "previous_size": previous.size,
+        "size": size,
+        "expected_size": int(expected) if isinstance(expected, int | float) else None,
+        "proposal": proposal.id if proposal is not None and expected is not None else None,
+    }
+
+
+def definition_change_text(change: dict[str, Any]) -> str:
+    """``definition changed (v1 -> v2): 532 -> 993, 990 expected from proposal #4's preview``."""
+    text = (
+        f"definition changed (v{change['from_version']} -> v{change['to_version']}): "
+        f"{change['previous_size']:,} -> {change['size']:,}"
+    )
+    if change.get("expected_size") is not None:
+        text += f", {change['expected_size']:,} expected"
+        if change.get("proposal"):
+            text += f" from proposal #{change['proposal']}'s preview"
+    return text
 
 
 def _baseline(
@@ -518,6 +601,7 @@ def _drift(
     columns: set[str],
     previous_profile: dict | None,
     previous_size: int | None,
+    same: set[int],
 ) -> tuple[dict, list[AlertView], dict[str, dict[str, float | None]]]:
     """Profile the members, compare with the previous profile, and pick out KPI means."""
     schema = run.dataset.schema
@@ -535,7 +619,9 @@ def _drift(
     found = drift.detect(
         size=int(mask.sum()),
         previous_size=previous_size,
-        history_sizes=past_sizes(session, segment_id=segment.id, limit=HISTORY),
+        history_sizes=past_sizes(
+            session, segment_id=segment.id, limit=HISTORY, version_ids=same, before=run.as_of
+        ),
         stats=stats,
         previous_stats=previous_profile,
         kpis=kpi_columns,
@@ -575,7 +661,15 @@ def _persist_outcome(
         joined=outcome.joined,
         left=outcome.left,
         bitmap=membership.encode(bitmap) if bitmap is not None else None,
-        stats={**stats, "kpis": outcome.kpis},
+        stats={
+            **stats,
+            "kpis": outcome.kpis,
+            **(
+                {"definition_change": outcome.definition_change}
+                if outcome.definition_change
+                else {}
+            ),
+        },
         leave_reasons=outcome.leave_reasons,
     )
     session.add(result)
@@ -615,6 +709,11 @@ def _persist_outcome(
                 f"back-fill: stored as history; the current snapshot of {day} stays current"
             )
     session.flush()
+
+
+def _change_stats(outcome: SegmentOutcome) -> dict[str, Any]:
+    """The stored stats' record of a definition change, if there was one."""
+    return {"definition_change": outcome.definition_change} if outcome.definition_change else {}
 
 
 def _claim(session: Session, segment: Segment, outcome: SegmentOutcome) -> bool:
