@@ -360,14 +360,36 @@ def drift(name: str, json_out: JsonOpt = False) -> None:
 def members(
     name: str,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="The published refresh of this day (or the one before).")
+    ] = None,
+    joined: Annotated[
+        bool, typer.Option("--joined", help="Only ids that joined in that refresh.")
+    ] = False,
+    left: Annotated[
+        bool, typer.Option("--left", help="Only ids that left in that refresh.")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="With --joined/--left: compare with this day, not the refresh before."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Export the ids of a segment's current members, one per line."""
-    from commands.stats import members as load_members
+    """Export the ids of a segment's members (or of those that joined or left), one per line."""
+    from commands.snapshots import member_export
 
-    ids = load_members(_engine(), name)
+    if joined and left:
+        _fail("choose one of --joined and --left")
+    export = member_export(
+        _engine(),
+        name,
+        as_of=_parse_date(as_of) if as_of else None,
+        change="joined" if joined else "left" if left else None,
+        since=_parse_date(since) if since else None,
+    )
+    ids = export.ids
     if json_out:
-        _print_json({"segment": name, "count": len(ids), "members": ids})
+        _print_json(export.to_dict())
         return
     text = "".join(f"{i}\n" for i in ids)
     if output is None:
@@ -375,6 +397,50 @@ def members(
     else:
         output.write_text(text, encoding="utf-8")
         err.print(f"wrote {len(ids):,} ids to {output}")
+    if export.as_of is not None and (as_of or export.change):
+        what = f"{export.change} " if export.change else ""
+        against = ""
+        if export.change:
+            against = (
+                f" since {export.compared_with}" if export.compared_with else " (first refresh)"
+            )
+        err.print(
+            f"{len(ids):,} {what}members of {export.segment} as of {export.as_of}{against}, "
+            f"computed by v{export.version}"
+        )
+
+
+@app.command()
+def lineage(name: str, json_out: JsonOpt = False) -> None:
+    """What a segment reads (sources, features, scores, segments) and what reads it."""
+    from commands.snapshots import lineage as load_lineage
+
+    path = state.workspace_option or state.settings.workspace
+    ws = _workspace() if path is not None else None
+    view = load_lineage(_engine(), ws, name)
+    if json_out:
+        _print_json(view.to_dict())
+        return
+    refreshed = (
+        f"last published {view.as_of} by v{view.result_version}"
+        if view.as_of
+        else "never refreshed"
+    )
+    out.print(f"[bold]{view.segment}[/] v{view.version} · {refreshed}")
+    if ws is None:
+        out.print("sources, features and scores: pass --workspace FILE to see them")
+    else:
+        out.print(f"[bold]sources[/] {', '.join(view.sources) or '—'}")
+        for feature, config in view.features.items():
+            window = f" over {config['window_days']} days" if config.get("window_days") else ""
+            out.print(f"[bold]feature[/] {feature}: {config['agg']} of {config['source']}{window}")
+        for score, config in view.scores.items():
+            out.print(f"[bold]score[/] {score}: {', '.join(config['weights'])}")
+    out.print(f"[bold]columns[/] {', '.join(view.columns) or '—'}")
+    for label, links in (("refers to", view.references), ("used by", view.dependants)):
+        for link in links:
+            seen = f"published {link.as_of} by v{link.result_version}" if link.as_of else "never"
+            out.print(f"[bold]{label}[/] {link.name} v{link.version} ({link.status}; {seen})")
 
 
 @feedback_app.command("add")

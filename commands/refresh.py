@@ -356,6 +356,7 @@ def _refresh(
             outcome, stats, bitmap = _evaluate_segment(session, run, segment, definition)
             outcomes.append(outcome)
             pending.append((segment, definition, outcome, stats, bitmap))
+        pending = _block_dependants(pending, all_rules)
 
         if all(o.status == "unchanged" for o in outcomes):
             timer.timings["total"] = time.perf_counter() - started
@@ -500,6 +501,44 @@ def _evaluate_segment(
         definition_change=change,
     )
     return outcome, {"profile": stats}, bitmap if status == "published" else None
+
+
+def _block_dependants(pending: list[tuple], all_rules: dict[str, rules.Rule]) -> list[tuple]:
+    """A segment that refers (``in_segment``, directly or not) to a segment this refresh
+    blocked is blocked too, naming it: it is never computed from unpublished members."""
+    blocked = {item[2].segment: item[2] for item in pending if item[2].status == "blocked"}
+    if not blocked:
+        return pending
+    out = []
+    for segment, definition, outcome, stats, bitmap in pending:
+        reached: set[str] = set()
+        rule = all_rules.get(definition.name)
+        stack = list(rules.dependencies(rule)) if rule is not None else []
+        while stack:
+            name = stack.pop()
+            if name not in reached and name in all_rules:
+                reached.add(name)
+                stack.extend(rules.dependencies(all_rules[name]))
+        culprits = sorted(reached & set(blocked))
+        if outcome.status == "blocked" or not culprits:
+            out.append((segment, definition, outcome, stats, bitmap))
+            continue
+        first = blocked[culprits[0]]
+        why = next(
+            iter([*first.quality_failures, *(a.message for a in first.alerts)]),
+            "it did not publish",
+        )
+        message = f"refers to segment '{culprits[0]}', which is blocked: {why}"
+        outcome.status = "blocked"
+        outcome.joined = outcome.left = 0
+        outcome.alerts = [
+            AlertView("quality_reference", "critical", message, {"segment": culprits[0]})
+        ]
+        outcome.quality_failures = [message]
+        outcome.leave_reasons = {}
+        outcome.definition_change = None
+        out.append((segment, definition, outcome, {}, None))
+    return out
 
 
 def _same_definition_versions(session: Session, segment: Segment) -> set[int]:

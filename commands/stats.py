@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from commands.lookup import current_version, find_segment
 from commands.policy import visible_size
 from segments import membership
 from store.db import session_scope
+from store.entities import keys_of
 from store.models import Alert, Proposal, Segment, SegmentResult, SegmentVersion, Snapshot
 from store.results import current_result, open_alert_count, published_by_day
 
@@ -145,19 +146,7 @@ def members(engine: Engine, name: str) -> list[str]:
         if not segment.current_result_id:
             return []
         result = session.get(SegmentResult, segment.current_result_id)
-        bitmap = membership.decode(result.bitmap)
-        if not len(bitmap):
-            return []
-        wanted = set(bitmap)
-        keys = []
-        rows = session.connection().execute(
-            text("SELECT id, key FROM entity WHERE id >= :lo AND id <= :hi ORDER BY id"),
-            {"lo": bitmap.min(), "hi": bitmap.max()},
-        )
-        for dense, key in rows:
-            if dense in wanted:
-                keys.append(key)
-        return keys
+        return keys_of(session, dense=membership.decode(result.bitmap))
 
 
 def size_trend(engine: Engine, name: str, *, privacy_floor: int) -> list[tuple[str, int | None]]:
