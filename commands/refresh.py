@@ -541,6 +541,50 @@ def _block_dependants(pending: list[tuple], all_rules: dict[str, rules.Rule]) ->
     return out
 
 
+def _against_baseline(
+    session: Session,
+    run: _Run,
+    segment: Segment,
+    definition: SegmentDef,
+    mask: np.ndarray,
+    same: set[int],
+) -> list[drift.Alert]:
+    """Drift against the segment's baseline (``drift.baseline``), computed by the same
+    definition: the published refresh on or before a pinned day, or the oldest of the last
+    ``baseline_window`` refreshes. Nothing when there is none before this refresh."""
+    settings = definition.drift
+    if settings is None or settings.baseline is None:
+        return []
+    query = (
+        select(SegmentResult, Snapshot.as_of)
+        .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
+        .where(
+            SegmentResult.segment_id == segment.id,
+            SegmentResult.status == "published",
+            SegmentResult.version_id.in_(list(same)),  # type: ignore[attr-defined]
+            Snapshot.as_of < run.as_of,
+        )
+        .order_by(Snapshot.as_of.desc(), SegmentResult.id.desc())  # type: ignore[attr-defined]
+    )
+    if settings.baseline == "rolling":
+        rows = session.exec(query.limit(settings.baseline_window)).all()
+        found = rows[-1] if len(rows) >= 2 else None
+    else:
+        found = session.exec(query.where(Snapshot.as_of <= settings.baseline)).first()
+    if found is None:
+        return []
+    base, base_as_of = found
+    members = membership.to_bitmap(run.ids[mask])
+    before = membership.decode(base.bitmap) if base.bitmap else BitMap()
+    return drift.detect_baseline(
+        size=len(members),
+        baseline_size=len(before),
+        kept=len(members & before),
+        baseline_as_of=base_as_of.isoformat(),
+        thresholds=definition.drift_thresholds(),
+    )
+
+
 def _same_definition_versions(session: Session, segment: Segment) -> set[int]:
     """Ids of the segment's versions whose rule is the current one's (a persona or title
     edit is a new version with the same members)."""
@@ -664,8 +708,9 @@ def _drift(
         stats=stats,
         previous_stats=previous_profile,
         kpis=kpi_columns,
-        thresholds=drift.DriftThresholds(min_size=definition.min_size),
+        thresholds=definition.drift_thresholds(),
     )
+    found += _against_baseline(session, run, segment, definition, mask, same)
     alerts = [AlertView(a.kind, a.severity, a.message, a.details) for a in found]
     now_columns = stats.get("columns") or {}
     before_columns = (previous_profile or {}).get("columns") or {}

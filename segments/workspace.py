@@ -60,7 +60,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,6 +85,7 @@ from segments.access import (
     contained_tree,
 )
 from segments.access import data_roots as allowed_roots
+from segments.drift import DriftThresholds
 from segments.errors import SegopsError
 from segments.rules.checks import order_segments, validate
 from segments.rules.parser import parse
@@ -295,6 +296,39 @@ class Persona(_Model):
     discovery_questions: list[str] = Field(default_factory=list)
 
 
+class DriftSettings(_Model):
+    """A segment's drift settings: any threshold of :class:`segments.drift.DriftThresholds`
+    (``size_warning_change: 0.3``, ``psi_warning: 0.25``, ...; ``min_size`` is the segment's
+    own key) and the baseline drift also compares with: a day (the published refresh on or
+    before it) or ``rolling`` (the oldest of the last ``baseline_window`` refreshes)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    baseline: date | Literal["rolling"] | None = None
+    baseline_window: int = Field(default=6, ge=2, le=100)
+
+    @model_validator(mode="after")
+    def _known_thresholds(self) -> DriftSettings:
+        for name, value in self.overrides().items():
+            if name == "min_size":
+                raise ValueError("min_size is set on the segment itself, not under drift")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"drift threshold {name} must be a number, not {value!r}")
+        try:
+            self.thresholds()
+        except SegopsError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def overrides(self) -> dict[str, Any]:
+        """The thresholds this segment sets."""
+        return dict(self.model_extra or {})
+
+    def thresholds(self, min_size: int = 0) -> DriftThresholds:
+        """The drift thresholds: the defaults with this segment's overrides."""
+        return DriftThresholds(min_size=min_size).with_overrides(self.overrides())
+
+
 class SegmentDef(_Model):
     """One segment definition as written in the workspace."""
 
@@ -317,6 +351,7 @@ class SegmentDef(_Model):
     block_on_min_size: bool = False
     quality: QualityThresholds | None = None
     persona: Persona = Field(default_factory=Persona)
+    drift: DriftSettings | None = None
     based_on: int | None = Field(default=None, ge=1, exclude=True)
     """The catalog version this definition was exported from (written by ``segops
     export``): not part of the definition, it tells ``apply`` whether the file's author
@@ -358,7 +393,15 @@ class SegmentDef(_Model):
         """The definition as a plain dict, with the rule in canonical text form."""
         data = self.model_dump(mode="json")
         data["rule"] = to_text(self.tree())
+        if data.get("drift") is None:
+            data.pop("drift", None)  # definitions written before drift settings keep their hash
         return data
+
+    def drift_thresholds(self) -> DriftThresholds:
+        """The thresholds drift is judged with for this segment."""
+        if self.drift is None:
+            return DriftThresholds(min_size=self.min_size)
+        return self.drift.thresholds(self.min_size)
 
     def fingerprint(self) -> str:
         """A hash of the canonical definition: equal hashes mean nothing changed."""

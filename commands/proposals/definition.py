@@ -16,7 +16,7 @@ from store.models import Segment, SegmentVersion
 
 KINDS = ("edit", "rename", "archive", "persona")
 # Fields an edit may change; the name and status change through rename and archive.
-EDITABLE = frozenset(SegmentDef.model_fields) - {"name", "status"}
+EDITABLE = frozenset(SegmentDef.model_fields) - {"name", "status", "based_on"}
 
 
 def _field_error(exc: ValidationError) -> str:
