@@ -22,7 +22,7 @@ AsOpt = Annotated[
     typer.Option("--as", help="Your Slack user id (or SEGOPS_CLI_USER), checked like in Slack."),
 ]
 
-_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+_USER = re.compile(r"[UW][A-Z0-9]+")
 
 
 def fail(message: str) -> None:

@@ -100,6 +100,8 @@ DEFAULT_CADENCE = {"core": "weekly", "strategic": "quarterly", "tactical": "mont
 SLUG = re.compile(r"[a-z][a-z0-9-]{0,62}")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 CRON_FIELD = re.compile(r"[\d*/,\-a-zA-Z?#LW]+")
+SLACK_USER = re.compile(r"[UW][A-Z0-9]+")
+SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]+|#[a-z0-9][a-z0-9_\-]{0,79}")
 
 
 class WorkspaceError(SegopsError):
@@ -531,7 +533,24 @@ def parse_workspace(
         raise WorkspaceError(f"{origin}: {_where(err['loc'], data)}: {msg}") from None
     ws._data_roots = roots
     check_workspace(ws, origin=origin)
+    for seg in ws.segments:
+        check_slack_ids(seg, origin=origin)
     return ws
+
+
+def check_slack_ids(seg: SegmentDef, *, origin: str) -> None:
+    """Owner and approvers are Slack user ids, the channel a channel id or ``#name``."""
+    for role, user in [("owner", seg.owner), *(("approvers", a) for a in seg.approvers)]:
+        if not SLACK_USER.fullmatch(user):
+            raise WorkspaceError(
+                f"{origin}: segment {seg.name!r}: {role}: {user!r} is not a Slack user id "
+                "(like U0123ABCD, the member id in the person's Slack profile)"
+            )
+    if seg.channel is not None and not SLACK_CHANNEL.fullmatch(seg.channel):
+        raise WorkspaceError(
+            f"{origin}: segment {seg.name!r}: channel: {seg.channel!r} must be a channel id "
+            "(like C0123ABCD) or '#name' in lower case"
+        )
 
 
 def load_workspace(
