@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     apply_direct_tiers: str = Field(default="", alias="SEGOPS_APPLY_DIRECT_TIERS")
     """Tiers whose changes ``segops apply`` writes at once (comma-separated: ``tactical``,
     ``strategic``); every other change to an existing segment becomes a proposal."""
+    refresh_admins: str = Field(default="", alias="SEGOPS_REFRESH_ADMINS")
+    """Slack user ids (comma-separated) who may ``/segment refresh`` any or every segment;
+    anyone else only a segment they own or approve."""
 
     @field_validator("database_url")
     @classmethod
@@ -62,6 +65,11 @@ class Settings(BaseSettings):
     def direct_tiers(self) -> frozenset[str]:
         """The tiers of :attr:`apply_direct_tiers` as a set."""
         return frozenset(t for t in self.apply_direct_tiers.split(",") if t)
+
+    @property
+    def refresh_admin_ids(self) -> frozenset[str]:
+        """The user ids of :attr:`refresh_admins`."""
+        return frozenset(u.strip() for u in self.refresh_admins.split(",") if u.strip())
 
     @field_validator("slack_api_url")
     @classmethod
