@@ -8,9 +8,10 @@ segment of the file is one of:
 * **changed or removed**: first checked for staleness, then governed.
 
 **Stale files.** The file must be based on the catalog's current version of the
-segment. Its base is the segment's ``based_on`` (written by ``segops export``) or, in a
-file without it, the newest version ``apply`` wrote (a version not made by approving a
-proposal, so a change approved in Slack is one the file has not seen). When the catalog
+segment. Its base is the segment's ``based_on`` (written by ``segops export``); in a
+file without it, the newest version the file is an exact copy of, or else the newest
+version not made by approving a proposal made in Slack (so a change approved in Slack
+is one the file has not seen, and one proposed from a file is one it has). When the catalog
 has a newer version, the whole file is refused with one line naming the fields that
 differ and the advice to export first, unless ``force`` with a reason, which is
 recorded on the new version.
@@ -54,7 +55,7 @@ from commands.proposals.definition import active_definitions
 from commands.proposals.views import OUTBOX_KIND, OUTBOX_PREFIX, context_for
 from segments.workspace import SegmentDef, Workspace
 from store.db import session_scope
-from store.models import Proposal, Segment, SegmentVersion
+from store.models import OutboxMessage, Proposal, Segment, SegmentVersion
 from store.outbox import add_message
 
 
@@ -92,14 +93,26 @@ def _proposal_changes(current: SegmentDef, new: SegmentDef) -> tuple[str, dict[s
     return "edit", {k: after[k] for k in fields}
 
 
-def _proposal_applied_versions(session: Session, segment_id: int) -> set[int]:
+def _versions_from_slack(session: Session, segment_id: int) -> set[int]:
+    """Ids of the segment's versions made by approving a proposal made in Slack (not one
+    ``apply`` made from a file, which has its message queued as ``proposal:<id>``)."""
     rows = session.exec(
-        select(Proposal.applied_version_id).where(
+        select(Proposal.id, Proposal.applied_version_id).where(
             Proposal.segment_id == segment_id,
             Proposal.applied_version_id.is_not(None),  # type: ignore[union-attr]
         )
     ).all()
-    return {int(r) for r in rows}
+    if not rows:
+        return set()
+    keys = {f"{OUTBOX_PREFIX}{pid}" for pid, _ in rows}
+    from_files = set(
+        session.exec(
+            select(OutboxMessage.idempotency_key).where(
+                OutboxMessage.idempotency_key.in_(keys)  # type: ignore[attr-defined]
+            )
+        ).all()
+    )
+    return {int(vid) for pid, vid in rows if f"{OUTBOX_PREFIX}{pid}" not in from_files}
 
 
 def _versions(session: Session, segment_id: int) -> list[SegmentVersion]:
@@ -148,8 +161,15 @@ def _check_stale(session: Session, change: _Change, *, force: bool) -> str | Non
                 "another database? pass --force --reason WHY to apply it anyway"
             )
     else:
-        from_proposals = _proposal_applied_versions(session, change.segment.id)
-        base = max(v.version for v in versions if v.id not in from_proposals or v.version == 1)
+        # A copy of an earlier version was written then; an edited file is taken to be
+        # based on the newest version not approved from a proposal made in Slack.
+        copies = [v.version for v in versions if v.definition_hash == change.new.fingerprint()]
+        from_slack = _versions_from_slack(session, change.segment.id)
+        base = (
+            max(copies)
+            if copies
+            else max(v.version for v in versions if v.id not in from_slack or v.version == 1)
+        )
     unseen = _unseen(versions, base)
     if not unseen:
         return None

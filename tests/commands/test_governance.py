@@ -224,3 +224,34 @@ def test_a_queued_proposal_is_found_by_its_posted_message(engine, fx):
         session.add(message)
     assert find_by_message(engine, CHANNEL, "1700000000.000200") == result.proposed["enterprise"]
     assert find_by_message(engine, CHANNEL, "1700000000.000999") is None
+
+
+def test_a_file_whose_own_proposal_was_approved_can_be_edited_again(engine, fx):
+    approve_in_slack(engine, fx)  # proposed from this file, then approved
+    result = apply(engine, edited(fx, rule="plan = 'enterprise' or seats >= 30"))
+    assert list(result.proposed) == ["enterprise"]
+
+
+def test_an_edited_file_after_a_proposal_made_in_slack_is_refused(engine, fx):
+    from commands.proposals import propose
+
+    view = propose(
+        engine,
+        None,
+        segment="smb",
+        proposer=PROPOSER,
+        kind="edit",
+        changes={"title": "SMB accounts on starter or pro"},
+        reason="clearer",
+    )
+    decide(engine, proposal_id=view.id, user=OWNER, approve=True, via="button")
+    with pytest.raises(Refused, match="segment 'smb': the file is based on version 1"):
+        apply(engine, edited(fx, "smb", rule="plan in ('starter', 'pro') and seats < 40"))
+
+
+def test_a_copy_of_an_older_version_is_refused_whoever_made_the_newer_one(engine, fx):
+    old = factories.build(fx.root.parent / "old").ws()
+    ws = edited(fx, "trial", rule="plan = 'trial' and seats >= 2")
+    apply(engine, ws, direct_tiers=frozenset({"tactical"}))
+    with pytest.raises(Refused, match="segment 'trial': the file is based on version 1 but"):
+        apply(engine, old, direct_tiers=frozenset({"tactical"}))
