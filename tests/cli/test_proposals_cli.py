@@ -126,3 +126,25 @@ def test_approved_by_records_the_approver(fx, engine, monkeypatch, capsys):
     assert code == 0, err
     latest = history(engine, "smb")[0]
     assert (latest.author, latest.approver) == (PROPOSER, APPROVER)
+
+
+def test_show_history_drift_and_list_name_the_version_behind_the_numbers(
+    fx, engine, monkeypatch, capsys
+):
+    from commands.refresh import refresh
+
+    refresh(engine, fx.ws(), as_of=factories.AS_OF)
+    number = propose_by_file(fx, monkeypatch, capsys)
+    assert run(monkeypatch, capsys, "proposals", "approve", str(number), "--as", OWNER)[0] == 0
+    code, out, _ = run(monkeypatch, capsys, "show", "smb")
+    text = " ".join(out.split())
+    assert code == 0 and "computed by v1" in text
+    assert "definition changed since the last refresh: these numbers are v1's" in text
+    assert "expected from the approved proposal's preview" in text
+    code, out, _ = run(monkeypatch, capsys, "list", "--json")
+    smb = next(r for r in json.loads(out) if r["name"] == "smb")
+    assert (smb["version"], smb["size_version"]) == (2, 1)
+    code, out, _ = run(monkeypatch, capsys, "drift", "smb", "--json")
+    assert [p["version"] for p in json.loads(out)["points"]] == [1]
+    code, out, _ = run(monkeypatch, capsys, "history", "smb", "--json")
+    assert [(v["version"], v["refreshes"]) for v in json.loads(out)] == [(2, 0), (1, 1)]
