@@ -143,6 +143,7 @@ def summary_context(
         },
         "kpis": _kpi_rows(outcome.kpis),
         "alerts": [a.to_dict() for a in outcome.alerts if a.kind not in posted],
+        "definition_change": getattr(outcome, "definition_change", None),
     }
 
 
