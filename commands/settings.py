@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from segments.errors import SegopsError
@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     approve_emoji: str = Field(default="white_check_mark", alias="SEGOPS_APPROVE_EMOJI")
     reject_emoji: str = Field(default="x", alias="SEGOPS_REJECT_EMOJI")
+    destination_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, alias="SEGOPS_DESTINATION_SECRETS", repr=False
+    )
+    """Secrets of the workspace's destinations by name, as a JSON object (never logged)."""
+    sync_change_limit: float = Field(default=0.30, alias="SEGOPS_SYNC_CHANGE_LIMIT", gt=0)
+    """A sync changing more than this share of what a destination holds waits for approval."""
+    sync_hold_on_alerts: bool = Field(default=True, alias="SEGOPS_SYNC_HOLD_ON_ALERTS")
+    """A sync of a refresh that raised drift alerts waits for approval."""
 
     @field_validator("database_url")
     @classmethod

@@ -391,6 +391,19 @@ def proposal_reminder() -> dict[str, Any]:
     return {**proposal(), "days": 3, "deciders": ["U0123ABCD", "U0456EFGH"]}
 
 
+def sync_status() -> dict[str, Any]:
+    return {
+        "event": "held",
+        "destination": {"name": "hubspot-churn", "label": "HubSpot list '123'", "kind": "hubspot"},
+        "segment": {"name": "churn-risk", "title": "Churn risk"},
+        "reason": "the change is 45% of what the destination holds (limit 30%)",
+        "added": 120,
+        "removed": 43,
+        "share": 0.45,
+        "command": "segops sync approve hubspot-churn churn-risk",
+    }
+
+
 def all_kinds() -> dict[str, dict[str, Any]]:
     """One realistic context per kind."""
     return {
@@ -409,4 +422,5 @@ def all_kinds() -> dict[str, dict[str, Any]]:
         "refresh-recovered": refresh_recovered(),
         "proposal-reminder": proposal_reminder(),
         "home": home(),
+        "sync-status": sync_status(),
     }

@@ -1,0 +1,45 @@
+"""One request-rate limiter per destination, shared by every thread of the process."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+_lock = threading.Lock()
+_limiters: dict[str, TokenBucket] = {}
+
+
+class TokenBucket:
+    """``rate`` requests a second on average, bursts of up to ``burst``; thread-safe."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate)
+        self.tokens = self.burst
+        self.stamp = time.monotonic()
+        self.lock = threading.Lock()
+
+    def acquire(self, timeout: float = 60.0) -> bool:
+        """Wait for a token (at most ``timeout`` seconds); whether one was taken."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+                self.stamp = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return True
+                wait = (1 - self.tokens) / self.rate
+            if time.monotonic() + wait > deadline:
+                return False
+            time.sleep(wait)
+
+
+def limiter_for(name: str, rate: float) -> TokenBucket:
+    """The limiter of destination ``name`` (replaced when its rate changed)."""
+    with _lock:
+        bucket = _limiters.get(name)
+        if bucket is None or bucket.rate != rate:
+            bucket = _limiters[name] = TokenBucket(rate)
+        return bucket
