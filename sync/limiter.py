@@ -17,7 +17,13 @@ class TokenBucket:
         self.burst = burst if burst is not None else max(1.0, rate)
         self.tokens = self.burst
         self.stamp = time.monotonic()
+        self.resume_at = 0.0
         self.lock = threading.Lock()
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (the destination asked to wait: ``Retry-After``)."""
+        with self.lock:
+            self.resume_at = max(self.resume_at, time.monotonic() + seconds)
 
     def acquire(self, timeout: float = 60.0) -> bool:
         """Wait for a token (at most ``timeout`` seconds); whether one was taken."""
@@ -25,12 +31,16 @@ class TokenBucket:
         while True:
             with self.lock:
                 now = time.monotonic()
-                self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-                self.stamp = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return True
-                wait = (1 - self.tokens) / self.rate
+                if now >= self.resume_at:
+                    self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+                    self.stamp = now
+                    if self.tokens >= 1:
+                        self.tokens -= 1
+                        return True
+                    wait = (1 - self.tokens) / self.rate
+                else:
+                    wait = self.resume_at - now
+                    self.stamp = self.resume_at
             if time.monotonic() + wait > deadline:
                 return False
             time.sleep(wait)

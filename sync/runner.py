@@ -27,6 +27,7 @@ BACKOFF_BASE = 2.0
 BACKOFF_CAP = timedelta(minutes=15)
 THREADS = 4
 PER_PASS = 200
+MAX_PAUSE = 60.0  # seconds the process holds back a destination that said Retry-After
 
 
 @dataclass
@@ -166,6 +167,7 @@ class _Destination:
             return False
         except Retry as retry:
             if retry.retry_after is not None:
+                limiter.pause(min(retry.retry_after.total_seconds(), MAX_PAUSE))
                 syncs.reschedule(
                     self.engine, work, now=self.now, delay=retry.retry_after, reason=retry.reason
                 )

@@ -34,6 +34,7 @@ from store.db import make_engine
 from sync.errors import ConfigError, Dead, Retry
 
 STAGE = "segops_sync_stage"
+_TYPED = (sa.bindparam("day", type_=sa.Date()), sa.bindparam("segment", type_=sa.String()))
 
 
 class SqlTableSender:
@@ -100,21 +101,26 @@ class SqlTableSender:
         with self._begin() as connection:
             _stage(connection, [("r", k) for k in remove] + [("a", k) for k in add])
             t = self.table_name
+            # PostgreSQL cannot type a parameter used twice; SQLite has no DATE to cast to
+            typed = connection.dialect.name == "postgresql"
+            day_p = "CAST(:day AS DATE)" if typed else ":day"
+            seg_p = "CAST(:segment AS VARCHAR(64))" if typed else ":segment"
             connection.execute(
                 sa.text(
-                    f"UPDATE {t} SET valid_to = :day WHERE segment = :segment "
+                    f"UPDATE {t} SET valid_to = {day_p} WHERE segment = {seg_p} "
                     f"AND valid_to IS NULL AND entity_id IN "
                     f"(SELECT entity_id FROM {STAGE} WHERE op = 'r')"
-                ),
+                ).bindparams(*_TYPED),
                 {"day": day, "segment": segment},
             )
             connection.execute(
                 sa.text(
                     f"INSERT INTO {t} (segment, entity_id, valid_from, valid_to) "
-                    f"SELECT :segment, s.entity_id, :day, NULL FROM {STAGE} s WHERE s.op = 'a' "
-                    f"AND NOT EXISTS (SELECT 1 FROM {t} m WHERE m.segment = :segment "
+                    f"SELECT {seg_p}, s.entity_id, {day_p}, NULL "
+                    f"FROM {STAGE} s WHERE s.op = 'a' AND NOT EXISTS (SELECT 1 FROM {t} m "
+                    f"WHERE m.segment = {seg_p} "
                     f"AND m.entity_id = s.entity_id AND m.valid_to IS NULL)"
-                ),
+                ).bindparams(*_TYPED),
                 {"day": day, "segment": segment},
             )
 

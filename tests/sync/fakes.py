@@ -227,10 +227,12 @@ class FakeHubSpot(_Base):
         path = urlsplit(request.path)
         with self.lock:
             now = time.monotonic()
-            self.window = [t for t in self.window if now - t < 1.0] + [now]
-            over = len(self.window) > self.rate_limit
+            self.window = [t for t in self.window if now - t < 1.0]
+            over = len(self.window) >= self.rate_limit
             if over:
                 self.rate_limited += 1
+            else:
+                self.window.append(now)
         if over:
             request._reply(
                 429,
