@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.output import err, out, print_report, progress
+from cli.sync import sync_app
 from commands.settings import Settings
 from segments.errors import SegopsError
 
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 feedback_app = typer.Typer(help="Field feedback tagged to a segment.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(sync_app, name="sync")
 
 
 class State:

@@ -27,6 +27,7 @@ id                          when (UTC)                             store
 ``prune-events``            daily 03:30                            ``segops_jobs``
 ``deliver``                 every 5 s, only with a Slack token     memory
 ``catalog-sync``            every 30 s                             memory
+``sync``                    every 15 s, and after each refresh     memory
 ==========================  =====================================  ====================
 
 Without a Slack token no ``deliver`` job is scheduled and messages stay queued in
@@ -94,6 +95,7 @@ LEASE_TTL = 30.0
 RENEW_EVERY = 10.0
 SYNC_EVERY = 30.0
 DELIVERY_EVERY = 5.0
+DESTINATIONS_EVERY = 15.0
 
 
 # --- the worker ------------------------------------------------------------------------
@@ -231,6 +233,10 @@ class Worker:
         self.scheduler.add_job(
             self.sync, "interval", seconds=self.sync_every, id="catalog-sync", **local
         )
+        if self.settings.workspace is not None:
+            self.scheduler.add_job(
+                jobs.run_syncs, "interval", seconds=DESTINATIONS_EVERY, id="sync", **local
+            )
         client = self._delivery_client()
         if client is not None:
             self.scheduler.add_job(
