@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     """A sync changing more than this share of what a destination holds waits for approval."""
     sync_hold_on_alerts: bool = Field(default=True, alias="SEGOPS_SYNC_HOLD_ON_ALERTS")
     """A sync of a refresh that raised drift alerts waits for approval."""
+    sync_claim_lease: float = Field(default=120.0, alias="SEGOPS_SYNC_CLAIM_LEASE", gt=0)
+    """Seconds a worker holds a batch it sends; a dead worker's batch is taken after that."""
 
     @field_validator("database_url")
     @classmethod

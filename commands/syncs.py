@@ -385,7 +385,14 @@ def due(engine: Engine, *, destination: str, now: datetime, limit: int = 100) ->
         ]
 
 
-def claim(engine: Engine, *, batch_id: int, now: datetime, snapshot: bool = False) -> Work | None:
+def claim(
+    engine: Engine,
+    *,
+    batch_id: int,
+    now: datetime,
+    snapshot: bool = False,
+    lease: timedelta = CLAIM_LEASE,
+) -> Work | None:
     """Take the batch for one attempt, or None when another worker has it or it is done."""
     with session_scope(engine) as session:
         batch = session.get(SyncBatch, batch_id)
@@ -397,7 +404,7 @@ def claim(engine: Engine, *, batch_id: int, now: datetime, snapshot: bool = Fals
             batch_id=batch_id,
             status=batch.status,
             attempts=batch.attempts,
-            values={"status": "sending", "attempts": claimed, "next_attempt_at": now + CLAIM_LEASE},
+            values={"status": "sending", "attempts": claimed, "next_attempt_at": now + lease},
         ):
             return None
         run = session.get(SyncRun, batch.run_id)

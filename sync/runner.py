@@ -129,19 +129,29 @@ class _Destination:
             return self.stats
         try:
             limiter = limiter_for(self.name, self.config.rate_per_second)
-            for batch_id in due:
-                work = self._claim(batch_id)
-                if work is None:
-                    continue
-                if not self._send(sender, limiter, work):
-                    break
+            seen: set[int] = set()
+            while due and len(seen) < PER_PASS:
+                for batch_id in due:
+                    seen.add(batch_id)
+                    work = self._claim(batch_id)
+                    if work is None:
+                        continue
+                    if not self._send(sender, limiter, work):
+                        return self.stats
+                # a rebuild's reset releases its other batches: look again
+                more = syncs.due(self.engine, destination=self.name, now=self.now, limit=PER_PASS)
+                due = [i for i in more if i not in seen]
         finally:
             sender.close()
         return self.stats
 
     def _claim(self, batch_id: int) -> syncs.Work | None:
         return syncs.claim(
-            self.engine, batch_id=batch_id, now=self.now, snapshot=self.config.kind == "files"
+            self.engine,
+            batch_id=batch_id,
+            now=self.now,
+            snapshot=self.config.kind == "files",
+            lease=timedelta(seconds=self.settings.sync_claim_lease),
         )
 
     def _send(self, sender: Sender, limiter: Any, work: syncs.Work) -> bool:

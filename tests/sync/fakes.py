@@ -133,6 +133,7 @@ class WebhookReceiver(_Base):
         self.problems: list[str] = []
         self.rejected = 0
         self.gone = False
+        self.slow = 0.0  # seconds between applying an event and answering
 
     def handle(self, request: Any, method: str) -> None:
         body = request._body()
@@ -158,6 +159,8 @@ class WebhookReceiver(_Base):
             time.sleep(self.faults.hang)
             return
         self._apply(headers["webhook-id"], body.decode(), event)
+        if self.slow:
+            time.sleep(self.slow)
         if fault == "hang-applied":
             time.sleep(self.faults.hang)
             return
