@@ -20,6 +20,7 @@ from rich.table import Table
 
 from cli.output import err, out, print_report, progress
 from cli.sync import sync_app
+from cli.tokens import tokens_app
 from commands.settings import Settings
 from segments.errors import SegopsError
 
@@ -33,6 +34,7 @@ app = typer.Typer(
 feedback_app = typer.Typer(help="Field feedback tagged to a segment.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(sync_app, name="sync")
+app.add_typer(tokens_app, name="tokens")
 
 
 class State:
@@ -426,18 +428,38 @@ def serve(
     port: Annotated[int, typer.Option(help="HTTP port.")] = 3000,
     socket: Annotated[bool, typer.Option("--socket", help="Use Socket Mode.")] = False,
     threads: Annotated[int, typer.Option(min=1, max=256)] = 16,
+    slack: Annotated[
+        bool, typer.Option("--slack/--no-slack", help="Serve the Slack endpoints.")
+    ] = True,
+    api: Annotated[
+        bool, typer.Option("--api/--no-api", help="Serve the membership API on /api/v1.")
+    ] = True,
 ) -> None:
-    """Run the Slack app (HTTP on /slack/events, or Socket Mode)."""
+    """Run the Slack app (HTTP on /slack/events, or Socket Mode) and the membership API."""
     from bot.app import build_app
-    from bot.server import serve as serve_http
-    from bot.server import serve_socket
+    from bot.server import serve_socket, wsgi_app
 
-    state.settings.require_slack(socket=socket)
-    bolt = build_app(state.settings, engine=_engine())
+    if not slack and not api:
+        _fail("nothing to serve: drop --no-slack or --no-api")
+    engine = _engine()
     if socket:
-        serve_socket(bolt, state.settings.slack_app_token)
-    else:
-        serve_http(bolt, host="0.0.0.0", port=port, threads=threads)
+        state.settings.require_slack(socket=True)
+        serve_socket(build_app(state.settings, engine=engine), state.settings.slack_app_token)
+        return
+    from api import build_api
+    from cli.serving import compose, make_server
+
+    slack_wsgi = None
+    if slack:
+        state.settings.require_slack()
+        slack_wsgi = wsgi_app(build_app(state.settings, engine=engine))
+    server = make_server(
+        compose(build_api(engine) if api else None, slack_wsgi),
+        host="0.0.0.0",
+        port=port,
+        threads=threads,
+    )
+    server.run()
 
 
 @app.command()
