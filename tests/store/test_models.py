@@ -66,6 +66,11 @@ def test_tables_are_the_contracted_ones() -> None:
         "outbox_message",
         "slack_event",
         "lease",
+        "sync_destination",
+        "sync_state",
+        "sync_run",
+        "sync_batch",
+        "api_token",
     }
 
 
