@@ -416,11 +416,24 @@ def bench(
     slack: Annotated[
         bool, typer.Option("--slack/--no-slack", help="Also time Slack acks (local server).")
     ] = True,
+    refresh: Annotated[
+        bool, typer.Option("--refresh/--no-refresh", help="Time a refresh phase by phase.")
+    ] = True,
+    api: Annotated[
+        bool, typer.Option("--api/--no-api", help="Time membership API lookups (1M members).")
+    ] = True,
+    api_members: Annotated[int, typer.Option(min=1000, max=10_000_000)] = 1_000_000,
 ) -> None:
-    """Time each phase of a refresh against bare pandas and DuckDB on the same data."""
-    from cli.bench import run_bench
+    """Time each phase of a refresh against bare pandas and DuckDB on the same data,
+    and membership API lookups against a bare request to the same server."""
+    if refresh:
+        from cli.bench import run_bench
 
-    run_bench(customers=customers, segments=segments, console=out, slack=slack)
+        run_bench(customers=customers, segments=segments, console=out, slack=slack)
+    if api:
+        from cli.bench.api import print_api_bench, run_api_bench
+
+        print_api_bench(run_api_bench(members=api_members), out, members=api_members)
 
 
 @app.command()
