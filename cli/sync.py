@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cli import context
 from cli.output import out
 
 sync_app = typer.Typer(
@@ -19,20 +20,17 @@ DestArg = Annotated[str | None, typer.Argument(help="Destination name (default: 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
 
-def _ctx() -> tuple[Any, Any, Any]:
-    from cli.app import _engine, _workspace, state
+def _ctx(ctx: typer.Context) -> tuple[Any, Any, Any]:
+    current = context.settings()
+    return context.engine(current), context.workspace(ctx, current), current
 
-    return _engine(), _workspace(), state.settings
 
-
-def _print_json(data: Any) -> None:
-    from cli.app import _print_json as emit
-
-    emit(data)
+_print_json = context.print_json
 
 
 @sync_app.command("run")
 def run(
+    ctx: typer.Context,
     destination: DestArg = None,
     segment: Annotated[str | None, typer.Option("--segment", "-s")] = None,
     passes: Annotated[int, typer.Option(min=1, max=100, help="Passes (retries come due).")] = 1,
@@ -41,7 +39,7 @@ def run(
     """Plan and send what each destination lacks, now."""
     from sync import run_syncs
 
-    engine, ws, settings = _ctx()
+    engine, ws, settings = _ctx(ctx)
     if destination:
         from commands.syncs import find_destination
 
@@ -72,12 +70,12 @@ def run(
 
 
 @sync_app.command("status")
-def status(destination: DestArg = None, json_out: JsonOpt = False) -> None:
+def status(ctx: typer.Context, destination: DestArg = None, json_out: JsonOpt = False) -> None:
     """What each destination holds, waits for and last did."""
     from commands.syncs import find_destination
     from commands.syncs import status as sync_status
 
-    engine, ws, _ = _ctx()
+    engine, ws, _ = _ctx(ctx)
     if destination:
         find_destination(ws, destination)
     rows = sync_status(engine, ws, only=destination)
@@ -116,12 +114,12 @@ def status(destination: DestArg = None, json_out: JsonOpt = False) -> None:
 
 
 @sync_app.command("retry")
-def retry(destination: DestArg = None) -> None:
+def retry(ctx: typer.Context, destination: DestArg = None) -> None:
     """Enable a disabled destination and send its waiting batches now."""
     from commands.syncs import retry as retry_syncs
     from sync import run_syncs
 
-    engine, ws, settings = _ctx()
+    engine, ws, settings = _ctx(ctx)
     enabled = retry_syncs(engine, ws, destination=destination)
     for name in enabled:
         out.print(f"[green]enabled[/] {escape(name)}")
@@ -131,6 +129,7 @@ def retry(destination: DestArg = None) -> None:
 
 @sync_app.command("resync")
 def resync(
+    ctx: typer.Context,
     destination: Annotated[str, typer.Argument(help="Destination to rebuild.")],
     segment: Annotated[str | None, typer.Option("--segment", "-s")] = None,
 ) -> None:
@@ -138,7 +137,7 @@ def resync(
     from commands.syncs import resync as resync_destination
     from sync import run_syncs
 
-    engine, ws, settings = _ctx()
+    engine, ws, settings = _ctx(ctx)
     count = resync_destination(engine, ws, destination=destination, segment=segment)
     stats = run_syncs(engine, ws, settings, only=destination, segment=segment)
     out.print(
@@ -149,6 +148,7 @@ def resync(
 
 @sync_app.command("approve")
 def approve(
+    ctx: typer.Context,
     destination: Annotated[str, typer.Argument(help="Destination.")],
     segment: Annotated[str, typer.Argument(help="Segment whose held sync to release.")],
     by: Annotated[str, typer.Option(help="Who approves (Slack id or name).")] = "cli",
@@ -157,7 +157,7 @@ def approve(
     from commands.syncs import approve as approve_run
     from sync import run_syncs
 
-    engine, ws, settings = _ctx()
+    engine, ws, settings = _ctx(ctx)
     run_id = approve_run(engine, ws, destination=destination, segment=segment, by=by)
     stats = run_syncs(engine, ws, settings, only=destination, segment=segment, plan=False)
     out.print(f"approved run #{run_id}: sent {stats.sent} batches, {stats.retried} to retry")

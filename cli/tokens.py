@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cli import context
 from cli.output import err, out
 
 tokens_app = typer.Typer(help="Bearer tokens of the membership API.", no_args_is_help=True)
@@ -16,9 +17,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document."
 
 
 def _engine():
-    from cli.app import _engine as engine
-
-    return engine()
+    return context.engine()
 
 
 @tokens_app.command("create")
@@ -31,12 +30,11 @@ def create(
     json_out: JsonOpt = False,
 ) -> None:
     """Create a token; its text is printed once and never stored."""
-    from cli.app import _print_json
     from commands.tokens import create_token
 
     text, view = create_token(_engine(), name=name, segments=segment)
     if json_out:
-        _print_json({**view.to_dict(), "token": text})
+        context.print_json({**view.to_dict(), "token": text})
         return
     sys.stdout.write(text + "\n")
     err.print(
@@ -47,12 +45,11 @@ def create(
 @tokens_app.command("list")
 def list_cmd(json_out: JsonOpt = False) -> None:
     """The tokens (never their text), with their segments and state."""
-    from cli.app import _print_json
     from commands.tokens import list_tokens
 
     rows = list_tokens(_engine())
     if json_out:
-        _print_json([r.to_dict() for r in rows])
+        context.print_json([r.to_dict() for r in rows])
         return
     table = Table(title="API tokens", title_justify="left")
     for col in ("name", "starts with", "segments", "created", "state"):
