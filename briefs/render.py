@@ -112,6 +112,7 @@ KINDS: tuple[str, ...] = (
     "proposal-reminder",
     "home",
     "sync-status",
+    "sync-summary",
 )
 REPLY_KINDS: tuple[str, ...] = (
     "segment-show",

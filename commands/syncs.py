@@ -55,7 +55,7 @@ from store.models import (
     SyncRun,
     utcnow,
 )
-from store.outbox import add_message
+from store.outbox import add_message, is_queued
 
 CLAIM_LEASE = timedelta(minutes=2)
 RUN_BACKOFF_BASE = timedelta(minutes=1)
@@ -445,7 +445,15 @@ def mark_reset(engine: Engine, work: Work) -> None:
         store.mark_reset(session, run_id=work.run_id)
 
 
-def confirm(engine: Engine, work: Work, *, now: datetime, missing: list[str] = ()) -> bool:
+def confirm(
+    engine: Engine,
+    work: Work,
+    *,
+    now: datetime,
+    missing: list[str] = (),
+    config: DestinationConfig | None = None,
+    templates_dir: Path | None = None,
+) -> bool:
     """The destination took the batch: mark it sent and move the acknowledged bitmap, in
     one transaction. ``missing``: keys it reported unknown. False if the claim was lost."""
     with session_scope(engine) as session:
@@ -466,7 +474,9 @@ def confirm(engine: Engine, work: Work, *, now: datetime, missing: list[str] = (
         store.acknowledge(
             session, state_id=work.state_id, add=work.add_ids, remove=work.remove_ids, missing=gone
         )
-        store.settle_run(session, run_id=work.run_id, now=now)
+        run = store.settle_run(session, run_id=work.run_id, now=now)
+        if run is not None and run.status == "done" and config is not None:
+            _summarise(session, run, work.destination, config, templates_dir)
         return True
 
 
@@ -572,6 +582,45 @@ def disable(
             templates_dir=templates_dir,
         )
         return True
+
+
+def _summarise(
+    session: Session,
+    run: SyncRun,
+    name: str,
+    config: DestinationConfig,
+    templates_dir: Path | None,
+) -> None:
+    """Post "HubSpot list '123': +120 / -43, 2 ids not found" in the thread of the summary
+    of the refresh that was synced (or on its own when that summary was not queued)."""
+    if not (run.added or run.removed):
+        return
+    segment = session.get(Segment, run.segment_id)
+    result = session.get(SegmentResult, run.result_id) if run.result_id else None
+    thread = None
+    if result is not None:
+        target = segment.channel or "dm"
+        key = (
+            f"summary:{result.snapshot_id}:{target}:{segment.owner if not segment.channel else ''}"
+        )
+        thread = key if is_queued(session, key=key) else None
+    ctx = {
+        "destination": {"name": name, "label": dest.describe(config, name), "kind": config.kind},
+        "segment": {"name": segment.name, "title": segment.title},
+        "as_of": run.as_of.isoformat() if run.as_of else "",
+        "added": run.added,
+        "removed": run.removed,
+        "missing": run.missing,
+    }
+    add_message(
+        session,
+        key=f"sync-done:{run.id}",
+        kind="sync_summary",
+        channel=segment.channel,
+        messages=renderer(templates_dir).render_messages("sync-summary", ctx),
+        fallback_user=segment.owner,
+        thread_key=thread,
+    )
 
 
 def _tell_owner(

@@ -192,7 +192,14 @@ class _Destination:
             logger.exception("sync_send_failed destination=%s key=%s", self.name, work.key)
             self._failed(work, f"{type(error).__name__} while sending")
             return True
-        if syncs.confirm(self.engine, work, now=self.now, missing=missing):
+        if syncs.confirm(
+            self.engine,
+            work,
+            now=self.now,
+            missing=missing,
+            config=self.config,
+            templates_dir=self.settings.templates_dir,
+        ):
             self.stats.sent += 1
         return True
 

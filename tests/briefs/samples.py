@@ -423,4 +423,12 @@ def all_kinds() -> dict[str, dict[str, Any]]:
         "proposal-reminder": proposal_reminder(),
         "home": home(),
         "sync-status": sync_status(),
+        "sync-summary": {
+            "destination": {"name": "hubspot-churn", "label": "HubSpot list '123'", "kind": "x"},
+            "segment": {"name": "churn-risk", "title": "Churn risk"},
+            "as_of": "2026-09-01",
+            "added": 120,
+            "removed": 43,
+            "missing": 2,
+        },
     }

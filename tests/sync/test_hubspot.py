@@ -62,6 +62,16 @@ def test_list_matches_the_segment_and_unknown_records_are_reported(engine, tmp_p
         assert run.status == "done" and run.missing == 3
         entry = status(engine, fx.ws())[0]["segments"][0]
         assert entry["in_step"] and entry["run"]["missing"] == 3
+        with session_scope(engine) as session:
+            line = session.execute(
+                select(OutboxMessage).where(OutboxMessage.kind == "sync_summary")
+            ).scalar_one()
+            summary = session.execute(
+                select(OutboxMessage).where(OutboxMessage.idempotency_key == line.thread_key)
+            ).scalar_one()
+        assert summary.kind == "refresh_summary"
+        added = len(expected_all)
+        assert line.text == f"HubSpot list '123': +{added} / -0, 3 ids not found"
 
 
 def test_a_batch_larger_than_hubspot_accepts_is_dead_not_retried(engine, tmp_path):
