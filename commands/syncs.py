@@ -153,7 +153,12 @@ def plan_runs(
         pairs = [(n, c, s.id) for n, c, s in targets(session, ws, only=only, segment=segment)]
     planned = []
     for name, config, segment_id in pairs:
+        with session_scope(engine) as session:  # the rows to lock exist before planning
+            row = store.destination(session, name=name, kind=config.kind)
+            store.state(session, destination_id=row.id, segment_id=segment_id)
         with session_scope(engine) as session:
+            # First statement: lock the pair, so two passes never plan it together.
+            store.lock_state(session, destination_id=row.id, segment_id=segment_id)
             planned.append(
                 _plan_one(
                     session,

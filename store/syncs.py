@@ -61,6 +61,18 @@ def state(session: Session, *, destination_id: int, segment_id: int) -> SyncStat
     return row
 
 
+def lock_state(session: Session, *, destination_id: int, segment_id: int) -> None:
+    """Take the pair's write lock (SQLite) or row lock (PostgreSQL) until the commit.
+
+    Run it as the transaction's first statement: a second planner waits here, then sees
+    the run the first one added."""
+    session.execute(
+        update(SyncState)
+        .where(SyncState.destination_id == destination_id, SyncState.segment_id == segment_id)
+        .values(acked_count=SyncState.acked_count)
+    )
+
+
 def states(session: Session, *, destination_id: int) -> list[SyncState]:
     return list(
         session.execute(
