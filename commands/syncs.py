@@ -36,6 +36,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from briefs.render import renderer
+from commands.errors import NotAuthorised, person
 from commands.lookup import find_segment
 from segments import destinations as dest
 from segments.destinations import DestinationConfig
@@ -255,6 +256,7 @@ def _plan_one(
         _tell_owner(
             session,
             key=f"sync-held:{run.id}",
+            run_id=run.id,
             event="held",
             name=name,
             config=config,
@@ -309,6 +311,31 @@ def approve(engine: Engine, ws: Workspace, *, destination: str, segment: str, by
         session.add(run)
         assert run.id is not None
         return run.id
+
+
+def approve_run(engine: Engine, *, run_id: int, user: str) -> str:
+    """Release held run ``run_id`` for the owner or an approver of its segment (the Slack
+    button); one line saying what happens next."""
+    with session_scope(engine) as session:
+        run = session.get(SyncRun, run_id)
+        if run is None:
+            raise SegopsError(f"no sync run #{run_id}")
+        segment = session.get(Segment, run.segment_id)
+        deciders = [segment.owner, *(segment.approvers or [])]
+        if user not in deciders:
+            raise NotAuthorised(
+                f"only the owner {person(segment.owner)} or an approver of "
+                f"'{segment.name}' can release this sync",
+                users=deciders,
+            )
+        if run.status != "held":
+            raise SegopsError(f"sync run #{run_id} is not waiting for approval ({run.status})")
+        run.status, run.error = "open", f"approved by {user}"
+        session.add(run)
+        row = session.get(SyncDestination, run.destination_id)
+        return (
+            f"sync #{run_id} of '{segment.name}' to '{row.name}' released: sent with the next pass"
+        )
 
 
 def resync(engine: Engine, ws: Workspace, *, destination: str, segment: str | None = None) -> int:
@@ -642,8 +669,10 @@ def _tell_owner(
     share: float | None,
     command: str,
     templates_dir: Path | None,
+    run_id: int | None = None,
 ) -> None:
     ctx = {
+        "run_id": run_id,
         "event": event,
         "destination": {"name": name, "label": dest.describe(config, name), "kind": config.kind},
         "segment": {"name": segment.name, "title": segment.title},

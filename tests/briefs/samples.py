@@ -401,6 +401,7 @@ def sync_status() -> dict[str, Any]:
         "removed": 43,
         "share": 0.45,
         "command": "segops sync approve hubspot-churn churn-risk",
+        "run_id": 7,
     }
 
 
