@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import date
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 from sqlalchemy import Engine
 
@@ -63,7 +63,12 @@ def build_api(engine: Engine) -> Callable[[WSGIEnvironment, StartResponse], Iter
     """The API's WSGI application on ``engine``."""
 
     def app(environ: WSGIEnvironment, start: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO") or "/"
+        # WSGI hands the decoded path over as latin-1 code points; ids are UTF-8
+        raw = environ.get("PATH_INFO") or "/"
+        try:
+            path = raw.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return _json(start, "400 Bad Request", {"error": "the path is not UTF-8"})
         method = environ.get("REQUEST_METHOD", "GET")
         try:
             if path == "/api/v1/openapi.json":
@@ -111,14 +116,16 @@ def _date(value: str | None) -> date | None:
 
 
 def _key(raw: str) -> str:
-    key = unquote(raw)
+    key = raw
     if not key or len(key) > MAX_KEY:
         raise _Fail("400 Bad Request", f"entity ids are 1 to {MAX_KEY} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise _Fail("400 Bad Request", "entity ids cannot contain control characters")
     return key
 
 
 def _scoped(token: Any, segment: str) -> str:
-    name = unquote(segment)
+    name = segment
     if not _SLUG.match(name):
         raise _Fail("400 Bad Request", f"segment {name!r} is not a segment name")
     if not tokens.may_read(token, name):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 ERROR = {"$ref": "#/components/schemas/Error"}
-KEY = {"type": "string", "minLength": 1, "maxLength": 256}
+KEY = {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\x00-\\x1f\\x7f/]+$"}
 SEGMENT = {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,62}$"}
 
 

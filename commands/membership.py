@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from commands.errors import UnknownSegment
 from segments.errors import SegopsError
-from segments.membership import decode
+from segments.membership import MAX_ID, decode
 from store.db import session_scope
 from store.entities import id_of, keys_of
 from store.models import Segment, SegmentResult, Snapshot
@@ -32,6 +32,7 @@ class UnknownCursor(SegopsError):
 
 
 MAX_PAGE = 10_000
+MAX_ROW_ID = 2**31 - 1  # the largest integer key every supported database stores
 
 _cache: OrderedDict[int, BitMap] = OrderedDict()
 _lock = threading.Lock()
@@ -157,6 +158,8 @@ def members_page(
                 result_id, after = int(result_text), int(after_text)
             except ValueError:
                 raise SegopsError("cursor is not one this API gave out") from None
+            if result_id > MAX_ROW_ID or after > MAX_ID:
+                raise UnknownCursor("cursor names no page of this segment")
             day = session.execute(
                 select(Snapshot.as_of)
                 .join(SegmentResult, SegmentResult.snapshot_id == Snapshot.id)

@@ -86,8 +86,9 @@ def test_bad_parameters_are_400_with_a_json_error(served):
         answer = _get(served, base, served.token_all, **params)
         assert answer.status_code == 400, params
         assert answer.json()["error"]
-    gone = _get(served, base, served.token_all, cursor="99999.2")
-    assert gone.status_code == 404 and "no page" in gone.json()["error"]
+    for cursor in ("99999.2", "3468052219.2", "1.99999999999"):
+        gone = _get(served, base, served.token_all, cursor=cursor)
+        assert gone.status_code == 404 and "no page" in gone.json()["error"], cursor
 
 
 def test_the_openapi_document_is_served(served):
@@ -98,3 +99,10 @@ def test_the_openapi_document_is_served(served):
         "/api/v1/segments/{segment}/members/{entity}",
         "/api/v1/segments/{segment}/members",
     }
+
+
+def test_entity_ids_are_read_as_utf8_and_control_characters_refused(served):
+    odd = _get(served, "/api/v1/entities/caf%C3%A9/segments", served.token_all)
+    assert odd.status_code == 200 and odd.json()["entity"] == "café"
+    nul = _get(served, "/api/v1/entities/a%00b/segments", served.token_all)
+    assert nul.status_code == 400 and "control characters" in nul.json()["error"]
