@@ -39,11 +39,10 @@ no network.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pyroaring import BitMap
@@ -124,10 +123,6 @@ class DestinationConfig(BaseModel):
         """Whether this destination receives the segment ``segment`` of tier ``tier``."""
         return segment in self.segments or tier in self.tiers
 
-    def fingerprint(self) -> str:
-        """The settings as canonical JSON (no secrets: only their names are declared)."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
 
 def check_destinations(destinations: dict[str, DestinationConfig], segments: Iterable[str]) -> None:
     """Names are slugs and every named segment exists; ValueError with the first problem."""
@@ -169,7 +164,7 @@ def batches(
     *,
     size: int,
     max_bytes: int | None = None,
-    key_bytes: Sequence[int] | None = None,
+    key_bytes: Mapping[int, int] | Sequence[int] | None = None,
 ) -> Iterator[Piece]:
     """Cut ``add`` and ``remove`` into pieces of at most ``size`` ids, removes first.
 
@@ -212,7 +207,3 @@ def describe(config: DestinationConfig, name: str) -> str:
     if config.kind == "files":
         return f"files {name}"
     return f"webhook {name}"
-
-
-def to_jsonable(config: DestinationConfig) -> dict[str, Any]:
-    return config.model_dump(mode="json", exclude_defaults=True)
