@@ -21,7 +21,7 @@ from commands.errors import UnknownSegment
 from segments.errors import SegopsError
 from segments.membership import MAX_ID, decode
 from store.db import session_scope
-from store.entities import id_of, keys_of
+from store.entities import id_of, keys_for_ids
 from store.models import Segment, SegmentResult, Snapshot
 
 CACHE_SIZE = 64
@@ -180,6 +180,6 @@ def members_page(
             seg.name,
             served[1].isoformat(),
             len(bitmap),
-            keys_of(session, ids=ids),
+            keys_for_ids(session, ids=ids),
             f"{served[0]}.{ids[-1]}" if more and ids else None,
         )

@@ -45,7 +45,7 @@ from segments.membership import decode
 from segments.workspace import Workspace
 from store import syncs as store
 from store.db import session_scope
-from store.entities import keys_of
+from store.entities import keys_for_ids
 from store.models import (
     Alert,
     Segment,
@@ -222,7 +222,7 @@ def _plan_one(
     key_bytes = None
     if config.kind == "webhook":
         ids = [*add, *remove]
-        lengths = [len(k.encode()) for k in keys_of(session, ids=ids)]
+        lengths = [len(k.encode()) for k in keys_for_ids(session, ids=ids)]
         key_bytes = dict(zip(ids, lengths, strict=True))
     pieces = [
         (p.add, p.remove)
@@ -444,12 +444,12 @@ def claim(
         segment = session.get(Segment, run.segment_id)
         state = store.state(session, destination_id=row.id, segment_id=segment.id)
         add_ids, remove_ids = decode(batch.add_ids), decode(batch.remove_ids)
-        add = keys_of(session, ids=list(add_ids))
-        remove = keys_of(session, ids=list(remove_ids))
+        add = keys_for_ids(session, ids=list(add_ids))
+        remove = keys_for_ids(session, ids=list(remove_ids))
         full = None
         if snapshot:
             members = (store.bitmap(state.acked) | add_ids) - remove_ids
-            full = keys_of(session, ids=list(members))
+            full = keys_for_ids(session, ids=list(members))
         return Work(
             batch_id=batch_id,
             run_id=run.id,

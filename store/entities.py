@@ -60,7 +60,7 @@ IN_CHUNK = 500
 FULL_READ = 20_000
 
 
-def keys_of(session: Session, *, ids: list[int]) -> list[str]:
+def keys_for_ids(session: Session, *, ids: list[int]) -> list[str]:
     """The keys of dense ``ids``, aligned with them (KeyError for an unknown id).
 
     Few ids are looked up by primary key; many read the whole dictionary once.

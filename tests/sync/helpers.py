@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 from commands.settings import Settings
 from segments.membership import decode
 from store.db import session_scope
-from store.entities import keys_of
+from store.entities import keys_for_ids
 from store.models import Segment, SegmentResult
 from sync import SyncStats, run_syncs
 from tests.factories import Factory
@@ -41,7 +41,7 @@ def members(engine: Engine, segment: str) -> set[str]:
     with session_scope(engine) as session:
         seg = session.execute(select(Segment).where(Segment.name == segment)).scalar_one()
         result = session.get(SegmentResult, seg.current_result_id)
-        return set(keys_of(session, ids=list(decode(result.bitmap))))
+        return set(keys_for_ids(session, ids=list(decode(result.bitmap))))
 
 
 class Clock:
