@@ -412,11 +412,14 @@ def bench(
     slack: Annotated[
         bool, typer.Option("--slack/--no-slack", help="Also time Slack acks (local server).")
     ] = True,
+    web: Annotated[
+        bool, typer.Option("--web", help="Only the web process's memory under 50 proposals.")
+    ] = False,
 ) -> None:
     """Time each phase of a refresh against bare pandas and DuckDB on the same data."""
     from cli.bench import run_bench
 
-    run_bench(customers=customers, segments=segments, console=out, slack=slack)
+    run_bench(customers=customers, segments=segments, console=out, slack=slack, web=web)
 
 
 @app.command()

@@ -1,6 +1,7 @@
 """``segops bench``: one run times a refresh phase by phase against bare pandas and DuckDB
 (:mod:`cli.bench.refresh`) and, on the refreshed store, Slack acks from a separate client
-process (:mod:`cli.bench.slack`)."""
+process (:mod:`cli.bench.slack`); ``--web`` alone measures the web process's memory under
+concurrent proposals (:mod:`cli.bench.web`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,18 @@ from rich.console import Console
 from cli.bench.refresh import run_bench as run_refresh_bench
 
 
-def run_bench(*, customers: int, segments: int, console: Console, slack: bool = True) -> dict:
-    """Run the whole benchmark and print its table; returns the figures."""
+def run_bench(
+    *, customers: int, segments: int, console: Console, slack: bool = True, web: bool = False
+) -> dict:
+    """Run the whole benchmark and print its table; returns the figures.
+
+    ``web``: only the memory of ``segops serve`` under concurrent proposals
+    (:mod:`cli.bench.web`).
+    """
+    if web:
+        from cli.bench.web import run_web_bench
+
+        return run_web_bench(customers=customers, console=console)
 
     def acks(engine: Any, segment: str) -> dict[str, Any]:
         from cli.bench.slack import run_slack_bench

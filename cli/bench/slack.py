@@ -121,9 +121,15 @@ class _StubWebApi(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()  # path -> number of posts
+        self._lock = threading.Lock()
+        calls, lock = self.calls, self._lock
+
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    calls[self.path] += 1
                 body = json.dumps(
                     {
                         "ok": True,
@@ -149,6 +155,11 @@ class _StubWebApi(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/"
+
+    def count(self, path: str) -> int:
+        """How many posts reached ``path`` so far."""
+        with self._lock:
+            return self.calls[path]
 
 
 def run_slack_bench(
