@@ -38,7 +38,7 @@ from commands.proposals.definition import (
     build_definition,
     validate_definition,
 )
-from commands.proposals.proposing import MAX_REASON, propose
+from commands.proposals.proposing import MAX_REASON, measure_impact, propose
 from commands.proposals.text import USAGE, ProposalRequest, parse_proposal_text
 from commands.proposals.views import (
     DecisionView,
@@ -66,6 +66,7 @@ __all__ = [
     "decide",
     "find_by_message",
     "get_proposal",
+    "measure_impact",
     "parse_proposal_text",
     "pending_for",
     "pending_older_than",

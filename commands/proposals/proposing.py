@@ -1,12 +1,17 @@
 """Making a proposal: validate the change, measure its impact on the latest data and
 store it as pending.
+
+Measuring loads the whole dataset. The CLI and the demo measure in place; Slack
+passes ``queue_impact``, which stores the proposal with its impact pending and queues
+the measurement for the worker in the same transaction (:mod:`commands.queue`), which
+then calls :func:`measure_impact`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from commands.errors import Refused
 from commands.lookup import find_segment
@@ -16,7 +21,7 @@ from commands.proposals.definition import (
     validate_definition,
 )
 from commands.proposals.text import USAGE
-from commands.proposals.views import ProposalView, proposal_view
+from commands.proposals.views import PENDING_IMPACT, ProposalView, proposal_view
 from segments import rules
 from segments.errors import SegopsError
 from segments.workspace import SegmentDef, Workspace
@@ -63,8 +68,13 @@ def propose(
     kind: str,
     changes: dict[str, Any],
     reason: str,
+    queue_impact: Any = None,
 ) -> ProposalView:
-    """Validate, measure and store a pending proposal; nothing is written on error."""
+    """Validate, measure and store a pending proposal; nothing is written on error.
+
+    ``queue_impact`` (a :class:`commands.queue.ReplyTo`): do not measure here; store the
+    impact as pending and queue its measurement, answering that person when it is done.
+    """
     reason = (reason or "").strip()
     proposer = (proposer or "").strip()
     if not proposer:
@@ -92,11 +102,13 @@ def propose(
     if new.fingerprint() == current.fingerprint():
         raise SegopsError(f"the proposal does not change segment '{current.name}'")
     validate_definition(ws, current=current, new=new, definitions=definitions)
-    impact = (
-        {"note": "persona changes do not move members"}
-        if kind == "persona"
-        else _measure(engine, ws, kind=kind, current=current, new=new)
-    )
+    queued = False
+    if kind == "persona":
+        impact: dict[str, Any] = {"note": "persona changes do not move members"}
+    elif queue_impact is not None and _moves_members(kind, current, new) and ws is not None:
+        impact, queued = dict(PENDING_IMPACT), True
+    else:
+        impact = _measure(engine, ws, kind=kind, current=current, new=new)
     stored_changes = _stored_changes(current, new, kind, changes)
     with session_scope(engine) as session:
         row = session.get(Segment, row.id)
@@ -112,7 +124,39 @@ def propose(
         )
         session.add(proposal)
         session.flush()
+        if queued:
+            from commands.queue import add_preview
+
+            add_preview(session, proposal_id=proposal.id, reply_to=queue_impact)
         return proposal_view(session, proposal, row)
+
+
+def measure_impact(engine: Engine, ws: Workspace | None, proposal_id: int) -> dict[str, Any]:
+    """Measure proposal ``proposal_id``'s impact on the latest data and store it.
+
+    Stored whatever the proposal's status meanwhile (a decided proposal keeps the
+    figures it was decided without). Returns the impact (or ``{"note": why not}``).
+    """
+    with session_scope(engine) as session:
+        proposal = session.get(Proposal, proposal_id)
+        if proposal is None:
+            raise SegopsError(f"no proposal #{proposal_id}")
+        base = session.get(SegmentVersion, proposal.base_version_id)
+        current = SegmentDef.model_validate(base.definition)
+        kind = proposal.kind
+        changes = {"status": "archived"} if kind == "archive" else dict(proposal.changes)
+    new = build_definition(current, kind, changes)
+    impact = _measure(engine, ws, kind=kind, current=current, new=new)
+    with session_scope(engine) as session:
+        session.exec(update(Proposal).where(Proposal.id == proposal_id).values(impact=impact))
+    return impact
+
+
+def _moves_members(kind: str, current: SegmentDef, new: SegmentDef) -> bool:
+    """Whether the change can move members (else there is nothing to measure)."""
+    if kind == "archive":
+        return True
+    return rules.to_text(rules.parse(new.rule)) != rules.to_text(rules.parse(current.rule))
 
 
 def _stored_changes(

@@ -15,6 +15,12 @@ from segments.errors import SegopsError
 from store.db import session_scope
 from store.models import Proposal, Segment, SegmentVersion
 
+PENDING_IMPACT: dict[str, Any] = {
+    "pending": True,
+    "note": "impact being measured on the latest data; this message will show it",
+}
+"""The stored impact of a proposal whose measurement is queued for the worker."""
+
 
 @dataclass
 class ProposalView:
@@ -42,6 +48,7 @@ class ProposalView:
     message_ts: str | None = None
     applied_version: int | None = None
     segment_channel: str | None = None
+    impact_pending: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,6 +123,7 @@ def proposal_view(session: Session, proposal: Proposal, segment: Segment) -> Pro
         if proposal.applied_version_id
         else None,
         segment_channel=segment.channel,
+        impact_pending=bool((proposal.impact or {}).get("pending")),
     )
 
 
@@ -224,7 +232,7 @@ def proposal_context(
                     )
             else:
                 diff.append({"field": key, "before": before.get(key), "after": value})
-        impact, _note = _impact(proposal.impact)
+        impact, note = _impact(proposal.impact)
         ctx: dict[str, Any] = {
             "proposal": {
                 "id": proposal.id,
@@ -238,6 +246,7 @@ def proposal_context(
                 "decision_via": proposal.decision_via,
                 "changes": diff,
                 "impact": impact,
+                "impact_note": note,
                 "applied_version": applied.version if applied else None,
             },
             "segment": {
