@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     templates_dir: Path | None = Field(default=None, alias="SEGOPS_TEMPLATES")
     privacy_floor: int = Field(default=10, alias="SEGOPS_PRIVACY_FLOOR", ge=1)
     write_budget: float = Field(default=20.0, alias="SEGOPS_WRITE_BUDGET", gt=0, le=600)
-    """Seconds a person's write (feedback) keeps retrying against a busy database."""
+    """Seconds a person's write (feedback, a decision, an alert click, queueing a refresh)
+    keeps retrying against a busy database."""
 
     slack_bot_token: str | None = Field(default=None, alias="SLACK_BOT_TOKEN", repr=False)
     slack_signing_secret: str | None = Field(default=None, alias="SLACK_SIGNING_SECRET", repr=False)
