@@ -70,7 +70,7 @@ def _workspace_path() -> Path:
 def _workspace():
     from segments.workspace import load_workspace
 
-    return load_workspace(_workspace_path())
+    return load_workspace(_workspace_path(), data_roots=state.settings.data_root_paths)
 
 
 def _parse_date(value: str | None) -> date:
@@ -119,7 +119,7 @@ def apply(
     from commands.catalog import apply_workspace
     from segments.workspace import load_workspace
 
-    ws = load_workspace(file)
+    ws = load_workspace(file, data_roots=state.settings.data_root_paths)
     engine = _engine()
     result = apply_workspace(engine, ws, reason=reason, author=author)
     if json_out:

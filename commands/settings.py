@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -31,6 +32,22 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     approve_emoji: str = Field(default="white_check_mark", alias="SEGOPS_APPROVE_EMOJI")
     reject_emoji: str = Field(default="x", alias="SEGOPS_REJECT_EMOJI")
+    data_roots: str = Field(default="", alias="SEGOPS_DATA_ROOTS")
+    """Absolute folders, separated by ``os.pathsep``, that file sources may read besides
+    the workspace file's own folder (never set by the workspace file itself)."""
+
+    @field_validator("data_roots")
+    @classmethod
+    def _absolute_roots(cls, value: str) -> str:
+        for part in _split_roots(value):
+            if not Path(part).expanduser().is_absolute():
+                raise ValueError(f"{part!r} is not an absolute path")
+        return value
+
+    @property
+    def data_root_paths(self) -> list[Path]:
+        """``SEGOPS_DATA_ROOTS`` as paths, for ``load_workspace(..., data_roots=)``."""
+        return [Path(part).expanduser() for part in _split_roots(self.data_roots)]
 
     @field_validator("database_url")
     @classmethod
@@ -59,3 +76,7 @@ class Settings(BaseSettings):
             missing.append("SLACK_SIGNING_SECRET")
         if missing:
             raise SegopsError("missing environment: " + ", ".join(missing))
+
+
+def _split_roots(value: str) -> list[str]:
+    return [part.strip() for part in (value or "").split(os.pathsep) if part.strip()]

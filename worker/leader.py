@@ -311,7 +311,7 @@ class Worker:
 
         if self.settings.workspace is None:
             raise SegopsError("no workspace file: pass --workspace FILE or set SEGOPS_WORKSPACE")
-        return load_workspace(self.settings.workspace)
+        return load_workspace(self.settings.workspace, data_roots=self.settings.data_root_paths)
 
     def after_refresh(self, result: RefreshJobResult) -> None:
         """Schedule a retry after a failure (unless the cadence comes first); clear on success."""
@@ -412,7 +412,7 @@ def run_worker(
         raise SegopsError(
             "the worker needs a workspace: pass --workspace FILE or set SEGOPS_WORKSPACE"
         )
-    load_workspace(path)
+    load_workspace(path, data_roots=settings.data_root_paths)
     settings = settings.model_copy(update={"workspace": Path(path)})
     if not logging.getLogger().handlers:
         logging.basicConfig(

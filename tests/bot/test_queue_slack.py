@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlmodel import select
@@ -199,3 +200,44 @@ def test_a_refresh_of_an_unknown_segment_is_refused_and_nothing_is_queued(
     told = wait_until(lambda: replies(fake_slack, "nope"), message="refusal")
     assert told[0]["text"].startswith(":warning:") and "nope" in told[0]["text"]
     assert jobs(engine) == []
+
+
+def test_the_web_and_the_worker_read_sources_under_the_configured_data_roots(
+    fake_slack: FakeSlack, engine: Engine, catalog: Path, tmp_path: Path
+):
+    from bot.app import build_app, shutdown
+    from bot.server import BackgroundServer
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "crm.csv").write_text(CRM)
+    ws = yaml.safe_load(catalog.read_text())
+    ws["sources"]["crm"]["path"] = str(shared / "crm.csv")
+    inside = tmp_path / "ws"
+    inside.mkdir()
+    (inside / "workspace.yaml").write_text(yaml.safe_dump(ws))
+    settings = Settings(
+        DATABASE_URL=engine.url.render_as_string(hide_password=False),
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.url,
+        SEGOPS_WORKSPACE=str(inside / "workspace.yaml"),
+        SEGOPS_DATA_ROOTS=str(shared),
+    )
+    app = build_app(settings, engine=engine)
+    try:
+        with BackgroundServer(app, threads=4) as server:
+            post_command(
+                server.events_url,
+                "/segment",
+                PROPOSE,
+                user_id=REP,
+                response_url=fake_slack.response_url("roots"),
+            )
+            told = wait_until(lambda: replies(fake_slack, "roots"), message="confirmation")
+        assert "Its impact is being measured" in told[0]["text"]
+        worker_pass(settings, engine, fake_slack)
+    finally:
+        shutdown(app)
+    with session_scope(engine) as session:
+        assert session.exec(select(Proposal)).one().impact["size_now"] == 20
