@@ -415,11 +415,23 @@ def bench(
     web: Annotated[
         bool, typer.Option("--web", help="Only the web process's memory under 50 proposals.")
     ] = False,
+    soak: Annotated[
+        bool, typer.Option("--soak", help="Only a soak: web, worker and CLI, then a report.")
+    ] = False,
+    seconds: Annotated[int, typer.Option(min=5, max=3600, help="How long the soak runs.")] = 30,
 ) -> None:
     """Time each phase of a refresh against bare pandas and DuckDB on the same data."""
     from cli.bench import run_bench
 
-    run_bench(customers=customers, segments=segments, console=out, slack=slack, web=web)
+    run_bench(
+        customers=customers,
+        segments=segments,
+        console=out,
+        slack=slack,
+        web=web,
+        soak=seconds if soak else 0,
+        database_url=state.settings.database_url,
+    )
 
 
 @app.command()

@@ -122,14 +122,17 @@ class _StubWebApi(ThreadingHTTPServer):
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()  # path -> number of posts
+        self.answers: list[tuple[str, str]] = []  # (path, text) posted to response URLs
         self._lock = threading.Lock()
-        calls, lock = self.calls, self._lock
+        calls, answers, lock = self.calls, self.answers, self._lock
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with lock:
                     calls[self.path] += 1
+                    if self.path.startswith("/response") and raw.startswith(b"{"):
+                        answers.append((self.path, str(json.loads(raw).get("text") or "")))
                 body = json.dumps(
                     {
                         "ok": True,
@@ -139,6 +142,10 @@ class _StubWebApi(ThreadingHTTPServer):
                         "team_id": "T111",
                         "bot_id": "BBENCH",
                         "user": "UBENCH",
+                        # files.getUploadURLExternal: the upload goes back to this stub
+                        "upload_url": f"http://127.0.0.1:{self.server.server_address[1]}/upload",
+                        "file_id": "FBENCH",
+                        "files": [{"id": "FBENCH"}],
                     }
                 ).encode()
                 self.send_response(200)
