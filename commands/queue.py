@@ -175,15 +175,41 @@ def claim_next(engine: Engine, *, worker: str, now: datetime | None = None) -> J
     return None
 
 
-def _refresh(
-    engine: Engine, ws: Workspace, job: JobView, templates_dir: Path | None
-) -> dict[str, Any]:
+class _Pass:
+    """What the jobs of one drain pass share: the workspace, read once, and the data the
+    last preview loaded, so previews measured on the same day share one load (only the
+    latest is kept, so a pass holds at most one dataset)."""
+
+    def __init__(self, load_workspace: Callable[[], Workspace]) -> None:
+        self._load_workspace = load_workspace
+        self._ws: Workspace | None = None
+        self._data: tuple[date, Any] | None = None
+
+    def workspace(self) -> Workspace:
+        if self._ws is None:
+            self._ws = self._load_workspace()
+        return self._ws
+
+    def dataset(self, ws: Workspace, as_of: date) -> Any:
+        from segments.sources import load_dataset
+
+        if self._data is None or self._data[0] != as_of:
+            self._data = None  # let the previous one go before loading the next
+            self._data = (as_of, load_dataset(ws, as_of=as_of))
+        return self._data[1]
+
+
+def _refresh(engine: Engine, shared: _Pass, job: JobView, templates_dir: Path | None) -> dict:
     from commands.refresh import refresh
 
     only = job.args.get("only")
     as_of = date.fromisoformat(job.args["as_of"])
     report = refresh(
-        engine, ws, as_of=as_of, only=[only] if only else None, templates_dir=templates_dir
+        engine,
+        shared.workspace(),
+        as_of=as_of,
+        only=[only] if only else None,
+        templates_dir=templates_dir,
     )
     return {
         "as_of": as_of.isoformat(),
@@ -195,16 +221,15 @@ def _refresh(
     }
 
 
-def _preview(
-    engine: Engine, ws: Workspace, job: JobView, templates_dir: Path | None
-) -> dict[str, Any]:
+def _preview(engine: Engine, shared: _Pass, job: JobView, templates_dir: Path | None) -> dict:
     from commands.proposals import measure_impact
 
     proposal_id = int(job.args["proposal_id"])
-    return {"proposal_id": proposal_id, "impact": measure_impact(engine, ws, proposal_id)}
+    impact = measure_impact(engine, shared.workspace(), proposal_id, load=shared.dataset)
+    return {"proposal_id": proposal_id, "impact": impact}
 
 
-RUNNERS: dict[str, Callable[[Engine, Workspace, JobView, Path | None], dict[str, Any]]] = {
+RUNNERS: dict[str, Callable[[Engine, _Pass, JobView, Path | None], dict[str, Any]]] = {
     "refresh": _refresh,
     "preview": _preview,
 }
@@ -217,13 +242,18 @@ def run_job(
     load_workspace: Callable[[], Workspace],
     templates_dir: Path | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    shared: _Pass | None = None,
 ) -> JobView:
-    """Run a claimed job and record its outcome: done, failed, or back in the queue."""
+    """Run a claimed job and record its outcome: done, failed, or back in the queue.
+
+    ``shared``: what the jobs of one drain pass share (:func:`drain` passes it).
+    """
     from commands.refresh import RefreshRunning
 
     status, result, error, later = "done", None, None, None
+    shared = shared or _Pass(load_workspace)
     try:
-        result = RUNNERS[job.kind](engine, load_workspace(), job, templates_dir)
+        result = RUNNERS[job.kind](engine, shared, job, templates_dir)
     except RefreshRunning as running:
         waited = now() - (job.created_at or now())
         if waited < REFRESH_WAIT:
@@ -267,13 +297,26 @@ def drain(
     templates_dir: Path | None = None,
     limit: int = 20,
 ) -> list[JobView]:
-    """Claim and run due jobs one after the other, at most ``limit``; their outcomes."""
+    """Claim and run due jobs one after the other, at most ``limit``; their outcomes.
+
+    The workspace is read once for the pass, and previews of the same day share one
+    load of the data.
+    """
     ran = []
+    shared = _Pass(load_workspace)
     for _ in range(limit):
         job = claim_next(engine, worker=worker)
         if job is None:
             break
-        ran.append(run_job(engine, job, load_workspace=load_workspace, templates_dir=templates_dir))
+        ran.append(
+            run_job(
+                engine,
+                job,
+                load_workspace=load_workspace,
+                templates_dir=templates_dir,
+                shared=shared,
+            )
+        )
     return ran
 
 

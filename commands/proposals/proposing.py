@@ -38,6 +38,7 @@ def _measure(
     kind: str,
     current: SegmentDef,
     new: SegmentDef,
+    load: Any = None,
 ) -> dict[str, Any]:
     """Impact of the change on the latest data, or ``{"note": why not}``."""
     rule_changed = rules.to_text(rules.parse(new.rule)) != rules.to_text(rules.parse(current.rule))
@@ -49,7 +50,11 @@ def _measure(
 
     try:
         impact = preview(
-            engine, ws, segment=current.name, definition=current if kind == "archive" else new
+            engine,
+            ws,
+            segment=current.name,
+            definition=current if kind == "archive" else new,
+            load=load,
         )
     except (SegopsError, OSError) as exc:
         return {"note": f"impact not measured: {exc}"}
@@ -131,11 +136,14 @@ def propose(
         return proposal_view(session, proposal, row)
 
 
-def measure_impact(engine: Engine, ws: Workspace | None, proposal_id: int) -> dict[str, Any]:
+def measure_impact(
+    engine: Engine, ws: Workspace | None, proposal_id: int, *, load: Any = None
+) -> dict[str, Any]:
     """Measure proposal ``proposal_id``'s impact on the latest data and store it.
 
     Stored whatever the proposal's status meanwhile (a decided proposal keeps the
     figures it was decided without). Returns the impact (or ``{"note": why not}``).
+    ``load``: see ``commands.refresh.preview``.
     """
     with session_scope(engine) as session:
         proposal = session.get(Proposal, proposal_id)
@@ -146,7 +154,7 @@ def measure_impact(engine: Engine, ws: Workspace | None, proposal_id: int) -> di
         kind = proposal.kind
         changes = {"status": "archived"} if kind == "archive" else dict(proposal.changes)
     new = build_definition(current, kind, changes)
-    impact = _measure(engine, ws, kind=kind, current=current, new=new)
+    impact = _measure(engine, ws, kind=kind, current=current, new=new, load=load)
     with session_scope(engine) as session:
         session.exec(update(Proposal).where(Proposal.id == proposal_id).values(impact=impact))
     return impact

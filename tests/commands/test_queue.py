@@ -135,3 +135,44 @@ def test_an_expired_response_url_is_not_used(engine: Engine, workspace: Path):
     job = queue.queue_refresh(engine, only="trial", as_of=date(2026, 6, 1), reply_to=ASKER)
     assert job.response_url_fresh()
     assert not job.response_url_fresh(job.created_at + queue.RESPONSE_URL_LIFETIME)
+
+
+def test_previews_drained_in_one_pass_each_get_their_own_impact(engine: Engine, workspace: Path):
+    from commands import proposals
+    from store.models import Proposal
+
+    ws = load_workspace(workspace)
+    asked = {}
+    for rule, expected in (("plan = 'pro'", 1), ("plan in ('trial', 'pro')", 3)):
+        view = proposals.propose(
+            engine,
+            ws,
+            segment="trial",
+            proposer="U333",
+            kind="edit",
+            changes={"rule": rule},
+            reason="try it",
+            queue_impact=ASKER,
+        )
+        assert view.impact_pending
+        asked[view.id] = expected
+    queue.queue_refresh(engine, only="trial", as_of=date(2026, 6, 1), reply_to=ASKER)
+    archive = proposals.propose(
+        engine,
+        ws,
+        segment="trial",
+        proposer="U333",
+        kind="archive",
+        changes={},
+        reason="done with it",
+        queue_impact=ASKER,
+    )
+    asked[archive.id] = 0
+
+    ran = queue.drain(engine, worker="w", load_workspace=lambda: load_workspace(workspace))
+
+    assert [j.status for j in ran] == ["done"] * 4
+    with session_scope(engine) as session:
+        for proposal_id, size_after in asked.items():
+            impact = session.get(Proposal, proposal_id).impact
+            assert (impact["size_now"], impact["size_after"]) == (2, size_after)
