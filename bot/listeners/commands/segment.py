@@ -64,7 +64,6 @@ class SegmentCommand(Handler):
 
     def ack(self, ack: Ack, command: dict[str, Any]) -> None:
         error = segment_usage_error(command.get("text"))
-        sub, _ = split_words(command.get("text"))
         if error:
             ack(text=error)
         else:
