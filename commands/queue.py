@@ -356,3 +356,14 @@ def outstanding(engine: Engine) -> int:
     """Jobs not yet done and answered."""
     with session_scope(engine) as session:
         return store_jobs.count_outstanding(session)
+
+
+KEEP_FINISHED = timedelta(days=7)
+
+
+def prune(
+    engine: Engine, *, older_than: timedelta = KEEP_FINISHED, now: datetime | None = None
+) -> int:
+    """Forget jobs finished and answered more than ``older_than`` ago; how many."""
+    with session_scope(engine) as session:
+        return store_jobs.prune(session, before=(now or datetime.now(UTC)) - older_than)

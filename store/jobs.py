@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlmodel import Session
 
 from store.models import Job
@@ -154,3 +154,15 @@ def count_outstanding(session: Session) -> int:
         )
     )
     return int(session.execute(query.select_from(Job)).scalar_one())
+
+
+def prune(session: Session, *, before: datetime) -> int:
+    """Delete jobs finished and answered before ``before``; the number deleted."""
+    result = session.execute(
+        delete(Job).where(
+            Job.status.in_(FINISHED_STATUSES),  # type: ignore[attr-defined]
+            Job.replied_at.is_not(None),  # type: ignore[union-attr]
+            Job.finished_at < before,  # type: ignore[operator]
+        )
+    )
+    return result.rowcount

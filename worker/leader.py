@@ -25,6 +25,7 @@ id                          when (UTC)                             store
 ``proposal-reminders``      hourly, on the hour                    ``segops_jobs``
 ``catalog-health``          Mondays 09:00                          ``segops_jobs``
 ``prune-events``            daily 03:30                            ``segops_jobs``
+``prune-jobs``              daily 03:45                            ``segops_jobs``
 ``deliver``                 every 5 s, only with a Slack token     memory
 ``catalog-sync``            every 30 s                             memory
 ``queue``                   every 2 s                              memory

@@ -23,7 +23,14 @@ from commands.settings import Settings
 from store.db import session_scope
 from store.models import Job, OutboxMessage, Proposal, SegmentResult, Snapshot
 from tests.bot.conftest import OWNER, REP
-from tests.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, post_command, wait_until
+from tests.slack import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    FakeSlack,
+    post_command,
+    post_view_submission,
+    wait_until,
+)
 from worker.leader import Worker
 
 PROPOSE = "propose trial rule: plan = 'trial' and seats >= 3 reason: one-seat trials are noise"
@@ -241,3 +248,33 @@ def test_the_web_and_the_worker_read_sources_under_the_configured_data_roots(
         shutdown(app)
     with session_scope(engine) as session:
         assert session.exec(select(Proposal)).one().impact["size_now"] == 20
+
+
+def test_a_proposal_from_the_form_is_measured_by_the_worker_and_answered_by_dm(
+    slack_server, slack_settings: Settings, fake_slack: FakeSlack, engine: Engine
+):
+    """The form (also what a drift alert's *Open proposal* opens) has no response_url."""
+    from tests.bot.test_proposals_slack import form_values
+
+    values = form_values("edit", "one-seat trials are noise")
+    rule = "plan = 'trial' and seats >= 3"
+    values["rule"] = {"value": {"type": "plain_text_input", "value": rule}}
+    post_view_submission(
+        slack_server.events_url,
+        "propose_submit",
+        values,
+        private_metadata=json.dumps({"segment": "trial", "channel": "C111"}),
+        user_id=REP,
+    )
+    [note] = fake_slack.wait_for("chat.postEphemeral")
+    assert "Its impact is being measured" in note.body["text"]
+    [job] = jobs(engine)
+    assert (job.kind, job.response_url, job.requested_by) == ("preview", None, REP)
+
+    worker_pass(slack_settings, engine, fake_slack)
+
+    [update] = fake_slack.wait_for("chat.update")
+    assert "Members now" in json.dumps(update.body["blocks"])
+    with session_scope(engine) as session:
+        [dm] = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "job_reply")).all()
+    assert dm.channel == REP and "impact of proposal" in dm.text
