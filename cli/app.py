@@ -74,7 +74,7 @@ def _workspace_path() -> Path:
 def _workspace():
     from segments.workspace import load_workspace
 
-    return load_workspace(_workspace_path())
+    return load_workspace(_workspace_path(), data_roots=state.settings.data_root_paths)
 
 
 def _parse_date(value: str | None) -> date:
@@ -133,7 +133,7 @@ def apply(
     from commands.governance import apply_governed
     from segments.workspace import load_workspace
 
-    ws = load_workspace(file)
+    ws = load_workspace(file, data_roots=state.settings.data_root_paths)
     engine = _engine()
     settings = state.settings
     result = apply_governed(
@@ -529,11 +529,26 @@ def bench(
     slack: Annotated[
         bool, typer.Option("--slack/--no-slack", help="Also time Slack acks (local server).")
     ] = True,
+    web: Annotated[
+        bool, typer.Option("--web", help="Only the web process's memory under 50 proposals.")
+    ] = False,
+    soak: Annotated[
+        bool, typer.Option("--soak", help="Only a soak: web, worker and CLI, then a report.")
+    ] = False,
+    seconds: Annotated[int, typer.Option(min=5, max=3600, help="How long the soak runs.")] = 30,
 ) -> None:
     """Time each phase of a refresh against bare pandas and DuckDB on the same data."""
     from cli.bench import run_bench
 
-    run_bench(customers=customers, segments=segments, console=out, slack=slack)
+    run_bench(
+        customers=customers,
+        segments=segments,
+        console=out,
+        slack=slack,
+        web=web,
+        soak=seconds if soak else 0,
+        database_url=state.settings.database_url,
+    )
 
 
 @app.command()

@@ -843,11 +843,23 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def preview(engine: Engine, ws: Workspace, *, segment: str, definition: SegmentDef) -> Impact:
+Loader = Callable[[Workspace, date], sources.Dataset]
+"""Loads a workspace's data as of a day (``sources.load_dataset``, or a cache of it)."""
+
+
+def preview(
+    engine: Engine,
+    ws: Workspace,
+    *,
+    segment: str,
+    definition: SegmentDef,
+    load: Loader | None = None,
+) -> Impact:
     """Evaluate the current and a proposed definition on the latest data, side by side.
 
     The data is loaded as of the segment's last published refresh (today if it was
-    never refreshed), so both sizes are measured on exactly the same rows.
+    never refreshed), so both sizes are measured on exactly the same rows. ``load``
+    replaces the loading (the worker shares one load among the previews it runs).
     """
     with session_scope(engine) as session:
         current = find_segment(session, segment)
@@ -856,7 +868,7 @@ def preview(engine: Engine, ws: Workspace, *, segment: str, definition: SegmentD
         if current.current_result_id:
             result = session.get(SegmentResult, current.current_result_id)
             as_of = session.get(Snapshot, result.snapshot_id).as_of
-    dataset = sources.load_dataset(ws, as_of=as_of)
+    dataset = load(ws, as_of) if load is not None else sources.load_dataset(ws, as_of=as_of)
     before = evaluate_all(all_rules, dataset.frame, dataset.schema)[current.name]
     proposed = dict(all_rules)
     proposed.pop(current.name, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -22,7 +23,8 @@ class Settings(BaseSettings):
     templates_dir: Path | None = Field(default=None, alias="SEGOPS_TEMPLATES")
     privacy_floor: int = Field(default=10, alias="SEGOPS_PRIVACY_FLOOR", ge=1)
     write_budget: float = Field(default=20.0, alias="SEGOPS_WRITE_BUDGET", gt=0, le=600)
-    """Seconds a person's write (feedback) keeps retrying against a busy database."""
+    """Seconds a person's write (feedback, a decision, an alert click, queueing a refresh)
+    keeps retrying against a busy database."""
 
     slack_bot_token: str | None = Field(default=None, alias="SLACK_BOT_TOKEN", repr=False)
     slack_signing_secret: str | None = Field(default=None, alias="SLACK_SIGNING_SECRET", repr=False)
@@ -38,6 +40,22 @@ class Settings(BaseSettings):
     refresh_admins: str = Field(default="", alias="SEGOPS_REFRESH_ADMINS")
     """Slack user ids (comma-separated) who may ``/segment refresh`` any or every segment;
     anyone else only a segment they own or approve."""
+    data_roots: str = Field(default="", alias="SEGOPS_DATA_ROOTS")
+    """Absolute folders, separated by ``os.pathsep``, that file sources may read besides
+    the workspace file's own folder (never set by the workspace file itself)."""
+
+    @field_validator("data_roots")
+    @classmethod
+    def _absolute_roots(cls, value: str) -> str:
+        for part in _split_roots(value):
+            if not Path(part).expanduser().is_absolute():
+                raise ValueError(f"{part!r} is not an absolute path")
+        return value
+
+    @property
+    def data_root_paths(self) -> list[Path]:
+        """``SEGOPS_DATA_ROOTS`` as paths, for ``load_workspace(..., data_roots=)``."""
+        return [Path(part).expanduser() for part in _split_roots(self.data_roots)]
 
     @field_validator("database_url")
     @classmethod
@@ -87,3 +105,7 @@ class Settings(BaseSettings):
             missing.append("SLACK_SIGNING_SECRET")
         if missing:
             raise SegopsError("missing environment: " + ", ".join(missing))
+
+
+def _split_roots(value: str) -> list[str]:
+    return [part.strip() for part in (value or "").split(os.pathsep) if part.strip()]

@@ -446,7 +446,7 @@ class Workspace(_Model):
     @property
     def data_roots(self) -> tuple[Path, ...]:
         """Folders besides the workspace's own that file sources may read: those given
-        when the file was loaded, else ``SEGOPS_DATA_ROOTS``."""
+        when the file was loaded (none when it was built otherwise)."""
         return self._data_roots if self._data_roots is not None else allowed_roots()
 
     def data_path(self, relative: str, *, entries: bool = True) -> Path:
@@ -512,7 +512,8 @@ def parse_workspace(
     """Validate already-loaded YAML data; raise WorkspaceError on the first problem.
 
     ``data_roots`` (absolute folders) is the allow-list of file-source folders besides
-    ``base_dir``; None reads ``SEGOPS_DATA_ROOTS``.
+    ``base_dir``; None allows only ``base_dir`` (the entry points pass
+    ``Settings.data_root_paths``, from ``SEGOPS_DATA_ROOTS``).
     """
     if not isinstance(data, dict):
         raise WorkspaceError(f"{origin}: expected a mapping with 'sources' and 'segments'")

@@ -85,3 +85,11 @@ def run_prune_events() -> None:
 
     removed = prune(_worker().engine)
     logger.info("slack_events_pruned rows=%d", removed)
+
+
+def run_prune_jobs() -> None:
+    """Forget queued jobs finished and answered more than a week ago."""
+    from commands.queue import prune
+
+    removed = prune(_worker().engine)
+    logger.info("jobs_pruned rows=%d", removed)

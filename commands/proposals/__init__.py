@@ -41,6 +41,7 @@ from commands.proposals.definition import (
 from commands.proposals.proposing import (
     MAX_REASON,
     PreparedProposal,
+    measure_impact,
     prepare_proposal,
     propose,
     store_proposal,
@@ -75,6 +76,7 @@ __all__ = [
     "find_by_message",
     "get_proposal",
     "list_proposals",
+    "measure_impact",
     "parse_proposal_text",
     "pending_for",
     "pending_older_than",

@@ -66,6 +66,7 @@ def test_tables_are_the_contracted_ones() -> None:
         "outbox_message",
         "slack_event",
         "lease",
+        "job",
     }
 
 
