@@ -232,7 +232,7 @@ def _served(outcome: Any) -> dict[str, Any]:
 
 
 def _preview(engine: Engine, shared: _Pass, job: JobView, templates_dir: Path | None) -> dict:
-    from commands.proposals import measure_impact
+    from commands.proposals.impact import measure_impact
 
     proposal_id = int(job.args["proposal_id"])
     impact = measure_impact(engine, shared.workspace(), proposal_id, load=shared.dataset)
