@@ -263,6 +263,8 @@ def refresh(
         def step(msg: str) -> None:
             if msg in phases:
                 bar.update(task, description=f"refresh {day}: {msg}", advance=1)
+            elif msg.startswith("query: "):
+                bar.update(task, description=f"refresh {day}: {msg[:80]}")
 
         report = run_refresh(
             engine,
@@ -271,10 +273,12 @@ def refresh(
             only=segment or None,
             progress=step,
             templates_dir=state.settings.templates_dir,
+            engine_name=state.settings.engine,
+            engine_options=state.settings.engine_options(),
         )
         bar.update(task, completed=len(phases) + 1)
     if json_out:
-        _print_json(report.to_dict())
+        _print_json({**report.to_dict(), "timings": report.timings})
         return
     print_report(report)
 

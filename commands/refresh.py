@@ -55,6 +55,7 @@ from sqlmodel import Session, select
 from commands.lookup import current_definition, find_segment
 from commands.notify import drift_fingerprint
 from segments import drift, membership, quality, rules, sources
+from segments import engine as engines
 from segments.errors import SegopsError
 from segments.evaluate import evaluate_all
 from segments.workspace import SegmentDef, Workspace
@@ -283,12 +284,17 @@ def refresh(
     after_evaluate: Callable[[], None] | None = None,
     notify: bool = True,
     templates_dir: Path | None = None,
+    engine_name: str | None = None,
+    engine_options: engines.EngineOptions | None = None,
 ) -> RefreshReport:
     """Refresh the catalog's active segments (or ``only`` these) for ``as_of``.
 
     ``progress`` is called with each phase name: ``load``, ``quality``, ``evaluate``,
     and ``commit`` just before the one transaction that publishes is committed.
     ``templates_dir`` (``SEGOPS_TEMPLATES``) overrides the templates of the queued messages.
+    ``engine_name`` (``pandas``, ``duckdb``, ``sql``; None: the workspace's) computes the
+    data where it lives, with ``engine_options``; the queries it runs are reported through
+    ``progress`` as ``query: ...``.
     Raises :class:`RefreshRunning` when another refresh is running.
     """
     with exclusive_refresh(engine):
@@ -301,7 +307,23 @@ def refresh(
             after_evaluate=after_evaluate,
             notify=notify,
             templates_dir=templates_dir,
+            engine_name=engine_name,
+            engine_options=engine_options,
         )
+
+
+def _load(
+    ws: Workspace,
+    as_of: date,
+    progress: Progress | None,
+    engine_name: str | None,
+    engine_options: engines.EngineOptions | None,
+) -> sources.Dataset:
+    """The dataset from the chosen engine (the pandas one reads every source into memory)."""
+    dataset, _members = engines.load(
+        ws, as_of=as_of, engine=engine_name, options=engine_options, progress=progress
+    )
+    return dataset
 
 
 def _refresh(
@@ -314,6 +336,8 @@ def _refresh(
     after_evaluate: Callable[[], None] | None,
     notify: bool,
     templates_dir: Path | None,
+    engine_name: str | None = None,
+    engine_options: engines.EngineOptions | None = None,
 ) -> RefreshReport:
     say = progress or (lambda _msg: None)
     timer = _Timer()
@@ -324,7 +348,7 @@ def _refresh(
         history = recent_profiles(session, limit=HISTORY)
     say("load")
     with timer.phase("load"):
-        dataset = sources.load_dataset(ws, as_of=as_of, progress=progress)
+        dataset = _load(ws, as_of, progress, engine_name, engine_options)
         fingerprint = dataset.fingerprint
     say("quality")
     with timer.phase("quality"):
