@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -416,8 +417,38 @@ def bench(
     slack: Annotated[
         bool, typer.Option("--slack/--no-slack", help="Also time Slack acks (local server).")
     ] = True,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="duckdb | sql | pandas: a refresh at scale against hand-written SQL."),
+    ] = None,
+    events: Annotated[int, typer.Option(min=1000, help="Events, with --engine.")] = 10_000_000,
+    url: Annotated[str | None, typer.Option(help="PostgreSQL URL for --engine sql.")] = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="Where generated data is kept between runs.")
+    ] = None,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Time each phase of a refresh against bare pandas and DuckDB on the same data."""
+    """Time each phase of a refresh against bare pandas and DuckDB on the same data;
+    with --engine, a refresh at scale against a hand-written SQL script on that engine."""
+    if engine is not None:
+        from cli.bench.engines import run_engine_bench
+
+        if engine not in ("duckdb", "sql", "pandas"):
+            raise SegopsError(f"unknown engine {engine!r}: use duckdb, sql or pandas")
+        settings = state.settings
+        run_engine_bench(
+            engine=engine,
+            customers=customers,
+            events=events,
+            segments=segments,
+            console=out,
+            cache=cache or Path(tempfile.gettempdir()) / "segops-bench-cache",
+            url=url,
+            memory_limit=settings.duckdb_memory_limit,
+            threads=settings.duckdb_threads,
+            as_json=json_out,
+        )
+        return
     from cli.bench import run_bench
 
     run_bench(customers=customers, segments=segments, console=out, slack=slack)

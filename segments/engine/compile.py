@@ -60,6 +60,7 @@ class Compiled:
     entity_columns: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)
     ctes: dict[str, FromClause] = field(default_factory=dict)
+    extra: list[str] = field(default_factory=list)
 
 
 class _DaysBetween(ColumnElement[Any]):
@@ -101,6 +102,42 @@ def _days_trino(element: _DaysBetween, compiler: Any, **kw: Any) -> str:
     return f"date_diff('day', {earlier}, {later})"
 
 
+class _ValueAtEdge(ColumnElement[Any]):
+    """In one pass: the value at the earliest (``first``) or latest time among the rows where
+    ``cond`` holds, the largest value on a tie; DuckDB and PostgreSQL spellings."""
+
+    inherit_cache = True
+    type = sa.Float(53)
+    _traverse_internals = [
+        ("value", InternalTraversal.dp_clauseelement),
+        ("ts", InternalTraversal.dp_clauseelement),
+        ("cond", InternalTraversal.dp_clauseelement),
+        ("first", InternalTraversal.dp_boolean),
+    ]
+
+    def __init__(
+        self, value: ColumnElement[Any], ts: ColumnElement[Any], cond: Any, first: bool
+    ) -> None:
+        self.value, self.ts, self.cond, self.first = value, ts, cond, first
+
+
+@compiles(_ValueAtEdge, "duckdb")
+def _edge_duckdb(element: _ValueAtEdge, compiler: Any, **kw: Any) -> str:
+    value, ts = compiler.process(element.value, **kw), compiler.process(element.ts, **kw)
+    cond = compiler.process(element.cond, **kw)
+    if element.first:
+        return f"arg_min({value}, ({ts}, -{value})) FILTER (WHERE {cond})"
+    return f"arg_max({value}, ({ts}, {value})) FILTER (WHERE {cond})"
+
+
+@compiles(_ValueAtEdge, "postgresql")
+def _edge_postgresql(element: _ValueAtEdge, compiler: Any, **kw: Any) -> str:
+    value, ts = compiler.process(element.value, **kw), compiler.process(element.ts, **kw)
+    cond = compiler.process(element.cond, **kw)
+    order = f"{ts}, {value} DESC" if element.first else f"{ts} DESC, {value} DESC"
+    return f"(array_agg({value} ORDER BY {order}) FILTER (WHERE {cond}))[1]"
+
+
 def _fold(expr: ColumnElement[Any], cases: tuple[str, ...]) -> ColumnElement[Any]:
     """Trimmed, case-folded text; NULL when empty."""
     out = sa.func.trim(expr)
@@ -121,8 +158,15 @@ def _required(rel: Relation, *roles: str) -> None:
 
 
 class _Builder:
-    def __init__(self, ws: Workspace, relations: Mapping[str, Relation], as_of: date) -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        relations: Mapping[str, Relation],
+        as_of: date,
+        dialect: str | None = None,
+    ) -> None:
         self.ws = ws
+        self.dialect = dialect
         self.rel = relations
         self.as_of = as_of
         self.before = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
@@ -186,6 +230,7 @@ class _Builder:
         order = rel.order()
         ranked = sa.select(
             *selected,
+            sa.func.count().over(partition_by=ident).label(f"segops_rows__{name}"),
             sa.func.row_number().over(partition_by=ident, order_by=order or None).label("rn"),
         ).select_from(joined)
         ranked = ranked.where(ident.is_not(None), *self.created_cut(rel))
@@ -216,12 +261,14 @@ class _Builder:
         ts = rel.typed(cfg.timestamp or "", "date")
         event = sa.func.trim(rel.text(cfg.event)) if rel.has(cfg.event) else sa.null()
         value = rel.typed(cfg.value, "number") if rel.has(cfg.value) else sa.null()
+        present = rel.present(cfg.value) if rel.has(cfg.value) else sa.false()
         stmt = (
             sa.select(
                 ident.label(ID),
                 ts.label("ts"),
                 sa.cast(event, sa.String).label("event"),
                 sa.cast(value, sa.Float(53)).label("value"),
+                present.label("value_present"),
             )
             .select_from(joined)
             .where(ts.is_not(None), ts < self.before)
@@ -242,8 +289,14 @@ class _Builder:
         return sa.and_(sa.true(), *conds)
 
     def features(self, source: str, names: list[str], known: FromClause) -> FromClause:
-        """One grouped aggregation computing the features ``names`` of ``source``."""
-        aggs: list[ColumnElement[Any]] = []
+        """One grouped aggregation over the events of ``source`` with an id, computing the
+        features ``names`` and the counts the gate needs (``segops_n``, events;
+        ``segops_present`` and ``segops_valued``, values there and values that parsed)."""
+        aggs: list[ColumnElement[Any]] = [
+            sa.func.count().label("segops_n"),
+            sa.func.count(sa.case((known.c.value_present, 1))).label("segops_present"),
+            sa.func.count(known.c.value).label("segops_valued"),
+        ]
         edges: list[tuple[str, FeatureConfig, str]] = []
         as_of_day = sa.cast(sa.literal(self.as_of, sa.Date()), sa.Date())
         for fname in names:
@@ -261,6 +314,8 @@ class _Builder:
                     agg, sa.func.max
                 )
                 expr = fn(sa.case((cond, known.c.value)))
+            elif self.dialect in ("duckdb", "postgresql"):
+                expr = _ValueAtEdge(known.c.value, known.c.ts, cond, agg == "first")
             else:
                 edge = sa.func.min if agg == "first" else sa.func.max
                 expr = edge(sa.case((cond, known.c.ts)))
@@ -268,7 +323,12 @@ class _Builder:
                 aggs.append(expr.label(f"{fname}__edge"))
                 continue
             aggs.append(sa.cast(expr, sa.Float(53)).label(fname))
-        grouped = sa.select(known.c[ID], *aggs).group_by(known.c[ID]).cte(f"segops_feat_{source}")
+        grouped = (
+            sa.select(known.c[ID], *aggs)
+            .where(known.c[ID].is_not(None))
+            .group_by(known.c[ID])
+            .cte(f"segops_feat_{source}")
+        )
         if not edges:
             return grouped
         joined = known.join(grouped, grouped.c[ID] == known.c[ID])
@@ -295,11 +355,15 @@ class _Builder:
         )
 
 
-def compile_dataset(ws: Workspace, relations: Mapping[str, Relation], as_of: date) -> Compiled:
+def compile_dataset(
+    ws: Workspace, relations: Mapping[str, Relation], as_of: date, dialect: str | None = None
+) -> Compiled:
     """The statement giving one row per entity: ``segops_id``, entity columns, features,
-    scores (named as in the pandas frame)."""
+    scores (named as in the pandas frame), then the gate's per-entity counts (``extra``).
+
+    ``dialect`` (``duckdb``, ``postgresql``) allows one-pass ``first``/``last``."""
     schema = declared_schema(ws)
-    b = _Builder(ws, relations, as_of)
+    b = _Builder(ws, relations, as_of, dialect)
     entity_names = [n for n, c in ws.sources.items() if c.kind == "entity"]
     event_names = [n for n, c in ws.sources.items() if c.kind == "events"]
     for name in ws.sources:
@@ -325,30 +389,30 @@ def compile_dataset(ws: Workspace, relations: Mapping[str, Relation], as_of: dat
         universe = universe.cte("segops_ids")
     b.ctes["segops_ids"] = universe
 
-    features_of: dict[str, list[str]] = {}
+    features_of: dict[str, list[str]] = {name: [] for name in event_names}
     for fname, feat in ws.features.items():
-        features_of.setdefault(feat.source, []).append(fname)
-    feature_ctes: dict[str, FromClause] = {}
-    for source, names in features_of.items():
-        raw = raw_events[source]
-        known = (
-            sa.select(raw)
-            .join_from(raw, universe, universe.c[ID] == raw.c[ID])
-            .cte(f"segops_ev_{source}")
-        )
-        b.ctes[f"segops_ev_{source}"] = known
-        feature_ctes[source] = b.features(source, names, known)
+        features_of[feat.source].append(fname)
+    feature_ctes = {
+        source: b.features(source, names, raw_events[source])
+        for source, names in features_of.items()
+    }
 
     joined: FromClause = universe
     selected: list[ColumnElement[Any]] = [universe.c[ID]]
+    extra: list[str] = []
     kinds: dict[str, str] = {}
     for name, cte in entity_ctes.items():
         joined = joined.outerjoin(cte, cte.c[ID] == universe.c[ID])
         for column, kind in entity_columns[name]:
             selected.append(cte.c[column])
             kinds[column] = kind
-    for cte in feature_ctes.values():
+        selected.append(cte.c[f"segops_rows__{name}"])
+        extra.append(f"segops_rows__{name}")
+    for source, cte in feature_ctes.items():
         joined = joined.outerjoin(cte, cte.c[ID] == universe.c[ID])
+        for stat in ("segops_n", "segops_present", "segops_valued"):
+            selected.append(cte.c[stat].label(f"{stat}__{source}"))
+            extra.append(f"{stat}__{source}")
     for fname, feat in ws.features.items():
         value: ColumnElement[Any] = feature_ctes[feat.source].c[fname]
         fill = feat.fill
@@ -361,10 +425,17 @@ def compile_dataset(ws: Workspace, relations: Mapping[str, Relation], as_of: dat
     base = sa.select(*selected).select_from(joined).cte("segops_base")
     b.ctes["segops_base"] = base
     final = _scores(ws, schema, base, kinds)
-    statement = sa.select(*[final.c[ID], *[final.c[c] for c in schema.columns]])
+    statement = sa.select(final.c[ID], *[final.c[c] for c in [*schema.columns, *extra]])
     missing = {name: [c for c in _wanted(rel) if not rel.has(c)] for name, rel in relations.items()}
     return Compiled(
-        statement, schema, kinds, features_of, entity_columns, missing, dict(b.ctes, final=final)
+        statement,
+        schema,
+        kinds,
+        features_of,
+        entity_columns,
+        missing,
+        dict(b.ctes, final=final),
+        extra,
     )
 
 

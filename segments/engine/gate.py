@@ -71,49 +71,30 @@ def gate_statements(b: _Builder, compiled: Compiled) -> dict[str, Select[Any]]:
             ).select_from(rel.table)
             continue
         joined, ident = b.resolved(rel)
-        known = sa.exists().where(universe.c[ID] == ident)
-        if cfg.kind == "entity":
+        if cfg.kind == "entity":  # duplicates come with the dataset (``segops_rows__``)
             cut = b.created_cut(rel)
             stamp = rel.typed(cfg.timestamp, "date") if rel.has(cfg.timestamp) else sa.null()
-            repeats = (
-                sa.select(ident.label("id"))
-                .select_from(joined)
-                .where(ident.is_not(None), *cut)
-                .group_by(ident)
-                .having(sa.func.count() > 1)
-                .subquery()
-            )
-            dup = sa.select(sa.func.count()).select_from(repeats).scalar_subquery()
             out[name] = (
                 sa.select(
                     sa.func.count().label("rows"),
                     sa.func.max(stamp).label("max_timestamp"),
                     _count(ident.is_(None)).label("dropped"),
                     _count(sa.and_(ident.is_(None), blank_raw)).label("blank"),
-                    dup.label("duplicates"),
                     *_value_counts(rel, _parsed_kinds(rel), ident.is_not(None)),
                 )
                 .select_from(joined)
                 .where(*cut)
             )
             continue
+        # events of known entities (and their values) are counted with the dataset
         ts = rel.typed(cfg.timestamp or "", "date")
         kept = sa.and_(ts.is_not(None), ts < b.before)
-        values = _value_counts(rel, {cfg.timestamp or "": "date"})
-        if rel.has(cfg.value):
-            present = rel.present(cfg.value or "")
-            typed = rel.typed(cfg.value or "", "number")
-            use = sa.and_(kept, known)
-            values += [
-                _count(sa.and_(use, present)).label(f"present__{cfg.value}"),
-                _count(sa.and_(use, present, typed.is_(None))).label(f"invalid__{cfg.value}"),
-            ]
         out[name] = sa.select(
             _count(kept).label("rows"),
             sa.func.max(sa.case((kept, ts))).label("max_timestamp"),
             _count(sa.and_(kept, ident.is_(None))).label("unmapped"),
             _count(sa.and_(kept, ident.is_(None), blank_raw)).label("blank"),
-            _count(sa.and_(kept, ident.is_not(None), sa.not_(known))).label("unknown"),
-            *values,
+            _count(sa.and_(kept, ident.is_not(None))).label("resolved"),
+            *_value_counts(rel, {cfg.timestamp or "": "date"}),
         ).select_from(joined)
     return out

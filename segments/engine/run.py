@@ -33,10 +33,17 @@ BATCH = 100_000
 
 @dataclass
 class Members:
-    """Every segment's members as entity ids (text), from one query."""
+    """Every segment's members from one query: a boolean mask per segment over the rows of
+    the dataset's frame (``index``), and the seconds the query took."""
 
-    ids: dict[str, list[str]]
+    masks: dict[str, np.ndarray]
+    index: pd.Index
     seconds: float
+
+    @property
+    def ids(self) -> dict[str, list[str]]:
+        """Each segment's member ids (text)."""
+        return {name: list(self.index[mask]) for name, mask in self.masks.items()}
 
 
 def _describe(exc: BaseException) -> str:
@@ -125,8 +132,8 @@ def load_in_engine(
     if isinstance(as_of, datetime):
         as_of = as_of.date()
     with open_relations(ws, engine, options or EngineOptions()) as (conn, relations):
-        compiled = compile_dataset(ws, relations, as_of)
-        builder = _Builder(ws, relations, as_of)
+        compiled = compile_dataset(ws, relations, as_of, conn.dialect.name)
+        builder = _Builder(ws, relations, as_of, conn.dialect.name)
         flags, names = compile_members(compiled, rules) if rules else ([], [])
         what = "the features " + ", ".join(ws.features) if ws.features else "the entities"
         if names:
@@ -138,8 +145,9 @@ def load_in_engine(
         frame = _frame(batches, compiled)
         members = None
         if rules is not None:
-            members = _members(batches, names, time.perf_counter() - started)
-        sources = _gate(conn, engine, ws, relations, builder, compiled, say)
+            members = _members(batches, names, frame.index, time.perf_counter() - started)
+        totals = _totals(batches, compiled)
+        sources = _gate(conn, engine, ws, relations, builder, compiled, totals, say)
         say(f"entities: {len(frame):,}")
     lineage: dict[str, set[str]] = {}
     for name, cfg in ws.sources.items():
@@ -173,14 +181,30 @@ def load_in_engine(
     return dataset, members
 
 
-def _members(batches: list[pa.RecordBatch], names: list[str], seconds: float) -> Members:
-    out: dict[str, list[str]] = {n: [] for n in names}
-    for batch in batches:
-        ids = np.asarray(batch.column(0).cast(pa.string()).to_pylist(), dtype=object)
-        for i, name in enumerate(names):
-            flags = batch.column(f"m{i}").to_numpy(zero_copy_only=False)
-            out[name].extend(ids[flags.astype(bool)].tolist())
-    return Members(out, seconds)
+def _totals(batches: list[pa.RecordBatch], compiled: Compiled) -> dict[str, int]:
+    """The gate's per-entity counts summed: known events and values per events source, and
+    per entity source the ids with more than one row (``segops_dup__<source>``)."""
+    out: dict[str, int] = {}
+    for name in compiled.extra:
+        total = 0
+        for batch in batches:
+            values = batch.column(name).to_numpy(zero_copy_only=False)
+            values = np.nan_to_num(values.astype(np.float64), nan=0.0)
+            total += (
+                int((values > 1).sum()) if name.startswith("segops_rows__") else int(values.sum())
+            )
+        out[name.replace("segops_rows__", "segops_dup__")] = total
+    return out
+
+
+def _members(
+    batches: list[pa.RecordBatch], names: list[str], index: pd.Index, seconds: float
+) -> Members:
+    masks = {}
+    for i, name in enumerate(names):
+        parts = [b.column(f"m{i}").to_numpy(zero_copy_only=False) for b in batches]
+        masks[name] = np.concatenate(parts).astype(bool) if parts else np.zeros(0, bool)
+    return Members(masks, index, seconds)
 
 
 def _gate(
@@ -190,6 +214,7 @@ def _gate(
     relations: Mapping[str, Relation],
     builder: _Builder,
     compiled: Compiled,
+    totals: dict[str, int],
     say: Progress,
 ) -> dict[str, LoadedSource]:
     statements = gate_statements(builder, compiled)
@@ -233,14 +258,19 @@ def _gate(
                 frame=pd.DataFrame(),
                 rows=rows,
                 max_timestamp=stamp,
-                duplicate_ids=int(row["duplicates"] or 0),
+                duplicate_ids=totals.get(f"segops_dup__{name}", 0),
                 missing_columns=missing,
                 unmapped=dropped,
                 id_stats={"rows": rows, "blank": blank, "unresolved": dropped - blank},
                 values=values,
             )
         else:
-            unmapped, unknown, blank = int(row["unmapped"]), int(row["unknown"]), int(row["blank"])
+            unmapped, blank = int(row["unmapped"]), int(row["blank"])
+            unknown = int(row["resolved"]) - totals.get(f"segops_n__{name}", 0)
+            if cfg.value and cfg.value in relations[name].names:
+                present = totals.get(f"segops_present__{name}", 0)
+                valued = totals.get(f"segops_valued__{name}", 0)
+                values[cfg.value] = ValueStats("number", present, present - valued)
             sources[name] = LoadedSource(
                 name=name,
                 config=cfg,
