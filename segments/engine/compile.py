@@ -215,7 +215,11 @@ class _Builder:
 
     # ------------------------------------------------------------------ entities
 
-    def entity(self, name: str, schema: Schema) -> tuple[FromClause, list[tuple[str, str]]]:
+    def entity(
+        self, name: str, schema: Schema, unique: bool = False
+    ) -> tuple[FromClause, list[tuple[str, str]]]:
+        """An entity source's rows; ``unique``: its ids are known not to repeat, so the
+        first-row-wins window (a sort of the whole source) is left out."""
         rel = self.rel[name]
         cfg = rel.cfg
         _required(rel, "id")
@@ -228,10 +232,13 @@ class _Builder:
             selected.append(value.label(frame_name))
             columns.append((frame_name, kind))
         order = rel.order()
+        if unique:
+            rows, rank = sa.literal(1), sa.literal(1)
+        else:
+            rows = sa.func.count().over(partition_by=ident)
+            rank = sa.func.row_number().over(partition_by=ident, order_by=order or None)
         ranked = sa.select(
-            *selected,
-            sa.func.count().over(partition_by=ident).label(f"segops_rows__{name}"),
-            sa.func.row_number().over(partition_by=ident, order_by=order or None).label("rn"),
+            *selected, rows.label(f"segops_rows__{name}"), rank.label("rn")
         ).select_from(joined)
         ranked = ranked.where(ident.is_not(None), *self.created_cut(rel))
         inner = ranked.subquery()
@@ -356,12 +363,17 @@ class _Builder:
 
 
 def compile_dataset(
-    ws: Workspace, relations: Mapping[str, Relation], as_of: date, dialect: str | None = None
+    ws: Workspace,
+    relations: Mapping[str, Relation],
+    as_of: date,
+    dialect: str | None = None,
+    unique: frozenset[str] = frozenset(),
 ) -> Compiled:
     """The statement giving one row per entity: ``segops_id``, entity columns, features,
     scores (named as in the pandas frame), then the gate's per-entity counts (``extra``).
 
-    ``dialect`` (``duckdb``, ``postgresql``) allows one-pass ``first``/``last``."""
+    ``dialect`` (``duckdb``, ``postgresql``) allows one-pass ``first``/``last``; the entity
+    sources in ``unique`` have no repeated id (the gate counted them), so need no window."""
     schema = declared_schema(ws)
     b = _Builder(ws, relations, as_of, dialect)
     entity_names = [n for n, c in ws.sources.items() if c.kind == "entity"]
@@ -373,7 +385,7 @@ def compile_dataset(
     entity_ctes: dict[str, FromClause] = {}
     entity_columns: dict[str, list[tuple[str, str]]] = {}
     for name in entity_names:
-        entity_ctes[name], entity_columns[name] = b.entity(name, schema)
+        entity_ctes[name], entity_columns[name] = b.entity(name, schema, name in unique)
     raw_events = {name: b.events(name) for name in event_names}
 
     if entity_ctes:

@@ -80,6 +80,8 @@ def gate_statements(b: _Builder, compiled: Compiled) -> dict[str, Select[Any]]:
                     sa.func.max(stamp).label("max_timestamp"),
                     _count(ident.is_(None)).label("dropped"),
                     _count(sa.and_(ident.is_(None), blank_raw)).label("blank"),
+                    sa.func.count(ident).label("with_id"),
+                    sa.func.count(sa.distinct(ident)).label("distinct_ids"),
                     *_value_counts(rel, _parsed_kinds(rel), ident.is_not(None)),
                 )
                 .select_from(joined)

@@ -29,8 +29,8 @@ class EngineOptions:
 
 def choose_engine(ws: Workspace, asked: str | None = None) -> str:
     """The engine for ``ws``: ``asked`` (or the workspace's ``engine``) when given; else
-    ``sql`` when every source is on one database, ``duckdb`` when the files are large,
-    ``pandas`` otherwise."""
+    ``sql`` when every source is on one database, ``duckdb`` when the files are large
+    (and use no CSV option only pandas reads), ``pandas`` otherwise."""
     chosen = asked or ws.engine
     if chosen:
         if chosen not in ENGINES:
@@ -44,6 +44,8 @@ def choose_engine(ws: Workspace, asked: str | None = None) -> str:
         return "sql" if len(urls) == 1 else "pandas"
     if "sql" in formats:
         return "pandas"
+    if any(c.thousands or c.date_format or c.decimal != "." for c in ws.sources.values()):
+        return "pandas"  # CSV options only the pandas engine reads
     total = 0
     for cfg in ws.sources.values():
         path = ws.resolve_path(cfg.path or "")

@@ -132,8 +132,17 @@ def load_in_engine(
     if isinstance(as_of, datetime):
         as_of = as_of.date()
     with open_relations(ws, engine, options or EngineOptions()) as (conn, relations):
-        compiled = compile_dataset(ws, relations, as_of, conn.dialect.name)
-        builder = _Builder(ws, relations, as_of, conn.dialect.name)
+        dialect = conn.dialect.name
+        builder = _Builder(ws, relations, as_of, dialect)
+        first = compile_dataset(ws, relations, as_of, dialect)
+        statements = gate_statements(builder, first)
+        entity_rows = {  # counted first: sources without repeated ids skip the dedup window
+            name: _gate_row(conn, engine, name, statements[name], say)
+            for name, cfg in ws.sources.items()
+            if cfg.kind == "entity"
+        }
+        unique = frozenset(n for n, r in entity_rows.items() if r["with_id"] == r["distinct_ids"])
+        compiled = compile_dataset(ws, relations, as_of, dialect, unique)
         flags, names = compile_members(compiled, rules) if rules else ([], [])
         what = "the features " + ", ".join(ws.features) if ws.features else "the entities"
         if names:
@@ -147,7 +156,7 @@ def load_in_engine(
         if rules is not None:
             members = _members(batches, names, frame.index, time.perf_counter() - started)
         totals = _totals(batches, compiled)
-        sources = _gate(conn, engine, ws, relations, builder, compiled, totals, say)
+        sources = _gate(conn, engine, ws, relations, builder, compiled, totals, entity_rows, say)
         say(f"entities: {len(frame):,}")
     lineage: dict[str, set[str]] = {}
     for name, cfg in ws.sources.items():
@@ -207,6 +216,12 @@ def _members(
     return Members(masks, index, seconds)
 
 
+def _gate_row(conn: sa.Connection, engine: str, name: str, stmt: Any, say: Progress) -> Any:
+    say(f"query: quality counts of {name}")
+    with _query(engine, f"the quality counts of source {name!r}"):
+        return conn.execute(stmt).mappings().one()
+
+
 def _gate(
     conn: sa.Connection,
     engine: str,
@@ -215,15 +230,14 @@ def _gate(
     builder: _Builder,
     compiled: Compiled,
     totals: dict[str, int],
+    done: dict[str, Any],
     say: Progress,
 ) -> dict[str, LoadedSource]:
     statements = gate_statements(builder, compiled)
     sources: dict[str, LoadedSource] = {}
     for name, stmt in statements.items():
         cfg = ws.sources[name]
-        say(f"query: quality counts of {name}")
-        with _query(engine, f"the quality counts of source {name!r}"):
-            row = conn.execute(stmt).mappings().one()
+        row = done[name] if name in done else _gate_row(conn, engine, name, stmt, say)
         values: dict[str, ValueStats] = {}
         parsed = {c: k for c, k in cfg.columns.items() if k != "string"}
         for key in row.keys():
