@@ -134,7 +134,7 @@ def _pg_data(url: str, customers: int, events: int) -> None:
                             ELSE CAST(mod(i * 37, 5000) AS double precision) END AS mrr,
                        TIMESTAMP '2024-01-01' + mod(i * 13, 800) * INTERVAL '1 day' AS created_at,
                        TIMESTAMP '{AS_OF}' - mod(i, 20) * INTERVAL '1 hour' AS updated_at
-                FROM generate_series(0, {customers - 1}) AS t(i)"""
+                FROM generate_series(CAST(0 AS bigint), {customers - 1}) AS t(i)"""
             )
             conn.exec_driver_sql(
                 f"""CREATE TABLE {SCHEMA}.events AS
@@ -144,7 +144,7 @@ def _pg_data(url: str, customers: int, events: int) -> None:
                        (ARRAY['login','report','purchase','invite'])[1 + mod(i * 3, 4)] AS event,
                        CASE WHEN mod(i, 8) = 0 THEN NULL
                             ELSE CAST(mod(i * 17, 100) AS double precision) END AS value
-                FROM generate_series(0, {events - 1}) AS t(i)"""
+                FROM generate_series(CAST(0 AS bigint), {events - 1}) AS t(i)"""
             )
             conn.exec_driver_sql(f"DELETE FROM {SCHEMA}.generated")
             conn.exec_driver_sql(f"INSERT INTO {SCHEMA}.generated VALUES ('{wanted}')")

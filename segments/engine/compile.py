@@ -19,9 +19,10 @@ One statement gives one row per entity (:func:`compile_dataset`), built from CTE
 
 :func:`compile_members` adds every segment's rule as a filter over that row
 (:func:`segments.rules.to_sql`, ``in_segment`` inlined in dependency order), so all segments
-come back from one query as ids with one flag per segment. :func:`compile_gate` counts what
-the quality gate needs per source (rows, newest timestamp, blank and unresolved ids,
-duplicates, values that did not parse) in one aggregate query each.
+come back from the same query, packed 60 segments to a BIGINT column (bit ``k`` of column
+``m{j}`` is segment ``60 j + k``). :mod:`segments.engine.gate` counts what the quality gate
+needs per source (rows, newest timestamp, blank and unresolved ids, values that did not
+parse) in one aggregate query each.
 """
 
 from __future__ import annotations
@@ -531,15 +532,30 @@ def _round_half_even(x: ColumnElement[Any]) -> ColumnElement[Any]:
     return sa.cast(rint / 10.0, sa.Float(53))
 
 
+PACK = 60
+"""Segments per packed flag column (bits of a BIGINT, clear of the sign bit)."""
+
+
 def compile_members(
     compiled: Compiled, rules: Mapping[str, Rule]
-) -> tuple[list[ColumnElement[bool]], list[str]]:
-    """Every segment's rule as a boolean column over the per-entity row (``m0``, ``m1``, ...
-    in the order returned, references first), ``in_segment`` inlined."""
+) -> tuple[list[ColumnElement[Any]], list[str]]:
+    """Every segment's rule over the per-entity row, ``in_segment`` inlined, as packed flag
+    columns ``m0``, ``m1``, ... (bit ``k`` of ``m{j}``: segment ``names[PACK * j + k]``;
+    the names come back in dependency order)."""
     final = compiled.ctes["final"]
     order = order_segments({name: dependencies(rule) for name, rule in rules.items()})
     clauses: dict[str, ColumnElement[bool]] = {}
     for name in order:
         clauses[name] = to_sql(rules[name], final, compiled.schema, clauses)
     names = list(order)
-    return [clauses[n].label(f"m{i}") for i, n in enumerate(names)], names
+    columns = []
+    for j in range(0, len(names), PACK):
+        bits = [
+            sa.case((clauses[name], sa.literal(1 << k, sa.BigInteger())), else_=0)
+            for k, name in enumerate(names[j : j + PACK])
+        ]
+        packed = bits[0]
+        for bit in bits[1:]:
+            packed = packed + bit
+        columns.append(sa.cast(packed, sa.BigInteger()).label(f"m{j // PACK}"))
+    return columns, names

@@ -17,7 +17,14 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.sql import Select
 
-from segments.engine.compile import ID, Compiled, _Builder, compile_dataset, compile_members
+from segments.engine.compile import (
+    ID,
+    PACK,
+    Compiled,
+    _Builder,
+    compile_dataset,
+    compile_members,
+)
 from segments.engine.gate import gate_statements
 from segments.engine.options import EngineError, EngineOptions
 from segments.engine.relations import Relation, open_relations
@@ -210,9 +217,11 @@ def _members(
     batches: list[pa.RecordBatch], names: list[str], index: pd.Index, seconds: float
 ) -> Members:
     masks = {}
-    for i, name in enumerate(names):
-        parts = [b.column(f"m{i}").to_numpy(zero_copy_only=False) for b in batches]
-        masks[name] = np.concatenate(parts).astype(bool) if parts else np.zeros(0, bool)
+    for j in range(0, len(names), PACK):
+        parts = [b.column(f"m{j // PACK}").to_numpy(zero_copy_only=False) for b in batches]
+        packed = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+        for k, name in enumerate(names[j : j + PACK]):
+            masks[name] = ((packed >> k) & 1).astype(bool)
     return Members(masks, index, seconds)
 
 

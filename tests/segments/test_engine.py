@@ -431,3 +431,16 @@ def test_the_statements_compile_for_warehouse_dialects(tmp_path, dialect, days):
     assert names == ["big", "not-big", "paid", "recent"]
     assert days in text and "GROUP BY" in text and "rank() OVER" in text.replace("RANK", "rank")
     assert text.count("WITH ") == 1  # one statement of CTEs, not one query per segment
+
+
+def test_more_segments_than_one_packed_flag_column_holds(tmp_path):
+    many = [
+        {"name": f"s{i:02d}", "title": f"S{i}", "owner": "U1", "rule": f"seats >= {i % 12}"}
+        for i in range(70)
+    ]
+    ws = csv_workspace(tmp_path, segments=many)
+    reference, _ = load(ws, as_of=AS_OF, engine="pandas")
+    got, members = load(ws, as_of=AS_OF, engine="duckdb", rules=parsed(ws))
+    ids = {k: sorted(v) for k, v in members.ids.items()}
+    assert ids == expected_members(ws, reference)
+    assert ids["s61"] == ids["s01"] != ids["s62"]
