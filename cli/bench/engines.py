@@ -347,6 +347,12 @@ def _run_path(path: str, spec: dict[str, Any]) -> dict[str, Any]:
         )
         sizes = [o.size for o in report.segments]
         store.dispose()
+        return {
+            "seconds": time.perf_counter() - started,
+            "rss_mb": _rss_mb(),
+            "sizes": sizes,
+            "phases": report.timings,
+        }
     else:
         sizes = _peer(spec, ws)
     return {"seconds": time.perf_counter() - started, "rss_mb": _rss_mb(), "sizes": sizes}
@@ -491,3 +497,7 @@ def _print(console: Console, f: dict[str, Any], as_json: bool) -> None:
             same,
         )
     console.print(table)
+    phases = paths.get("refresh", {}).get("phases") or {}
+    if phases:
+        shown = " · ".join(f"{k} {v:.2f}" for k, v in phases.items() if k != "total")
+        console.print(f"segops refresh by phase (s): {shown}")
