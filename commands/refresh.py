@@ -697,7 +697,7 @@ def preview(engine: Engine, ws: Workspace, *, segment: str, definition: SegmentD
         if current.current_result_id:
             result = session.get(SegmentResult, current.current_result_id)
             as_of = session.get(Snapshot, result.snapshot_id).as_of
-    dataset = sources.load_dataset(ws, as_of=as_of)
+    dataset = _load(ws, as_of, None, None, None)
     before = evaluate_all(all_rules, dataset.frame, dataset.schema)[current.name]
     proposed = dict(all_rules)
     proposed.pop(current.name, None)
