@@ -31,7 +31,14 @@ def test_duckdb_refresh_publishes_the_pandas_members_and_gate(tmp_path):
     fx.apply(duck_db)
     expected = fx.refresh(pandas_db, AS_OF)
     options = EngineOptions(memory_limit="256MB", temp_dir=tmp_path / "spill", threads=1)
-    got = fx.refresh(duck_db, AS_OF, engine_name="duckdb", engine_options=options)
+    said: list[str] = []
+    got = fx.refresh(
+        duck_db, AS_OF, engine_name="duckdb", engine_options=options, progress=said.append
+    )
+    queries = [m for m in said if m.startswith("query: ")]
+    assert queries[0] == "query: quality counts of crm"
+    assert "query: the features logins_30d, days_since_login" in queries
+    assert said.index("load") < said.index(queries[0]) < said.index("quality")
     assert [o.to_dict() for o in got.segments] == [o.to_dict() for o in expected.segments]
     assert published(duck_db) == published(pandas_db)
     with session_scope(pandas_db) as a, session_scope(duck_db) as b:
