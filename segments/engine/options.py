@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from segments.errors import SegopsError
 from segments.workspace import Workspace
 
 ENGINES = ("pandas", "duckdb", "sql")
+RUN_IN_TESTS = ("postgresql",)
+"""Databases the ``sql`` engine is chosen for by default (its statements run in the tests)."""
 DUCKDB_ABOVE_BYTES = 512 * 1024**2
 """File sources larger than this (in total) default to the DuckDB engine."""
 
@@ -41,7 +45,7 @@ def choose_engine(ws: Workspace, asked: str | None = None) -> str:
     formats = {cfg.format for cfg in ws.sources.values()}
     if formats == {"sql"}:
         urls = {cfg.url for cfg in ws.sources.values()}
-        return "sql" if len(urls) == 1 else "pandas"
+        return "sql" if len(urls) == 1 and backend(next(iter(urls))) in RUN_IN_TESTS else "pandas"
     if "sql" in formats:
         return "pandas"
     if any(c.thousands or c.date_format or c.decimal != "." for c in ws.sources.values()):
@@ -54,3 +58,11 @@ def choose_engine(ws: Workspace, asked: str | None = None) -> str:
         elif path.is_dir():
             total += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return "duckdb" if total > DUCKDB_ABOVE_BYTES else "pandas"
+
+
+def backend(url: str | None) -> str | None:
+    """The database a SQLAlchemy URL names (``postgresql``, ``sqlite`` ...), None if unreadable."""
+    try:
+        return sa.engine.make_url(url or "").get_backend_name()
+    except (sa.exc.ArgumentError, ValueError):
+        return None

@@ -24,7 +24,7 @@ from sqlalchemy.sql import ColumnElement, FromClause
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from segments.access import AccessError, check_query, read_only
-from segments.engine.options import EngineError, EngineOptions
+from segments.engine.options import EngineError, EngineOptions, backend
 from segments.sources.files import MISSING_MARKERS
 from segments.workspace import SourceConfig, Workspace
 
@@ -308,7 +308,13 @@ def open_relations(
                 + ", ".join(sorted(f or "?" for f in formats))
                 + f" from {len(urls)} place(s): use engine 'duckdb' or 'pandas'"
             )
-        db = sa.create_engine(next(iter(urls)) or "")
+        url = next(iter(urls)) or ""
+        if backend(url) == "sqlite":
+            raise EngineError(
+                "engine 'sql' does not run on SQLite (its dates are text, so windows and "
+                "days_since cannot be computed there): use engine 'pandas'"
+            )
+        db = sa.create_engine(url)
     try:
         with db.connect() as conn:
             if engine == "duckdb":

@@ -254,6 +254,11 @@ def test_the_engine_is_chosen_from_the_sources(tmp_path):
     assert choose_engine(workspace(tmp_path, sql, features={}, scores={}, segments=[])) == "sql"
     with pytest.raises(EngineError, match="needs every source to be a table or query"):
         load(ws, as_of=AS_OF, engine="sql")
+    lite = {"crm": {**CRM_SOURCE, "url": f"sqlite:///{tmp_path / 'x.db'}", "table": "crm"}}
+    on_sqlite = workspace(tmp_path, lite, features={}, scores={}, segments=[])
+    assert choose_engine(on_sqlite) == "pandas"  # only where the statements are tested
+    with pytest.raises(EngineError, match="does not run on SQLite"):
+        load(on_sqlite, as_of=AS_OF, engine="sql")
 
 
 # ------------------------------------------------------------------------- PostgreSQL
