@@ -9,11 +9,12 @@ One statement gives one row per entity (:func:`compile_dataset`), built from CTE
   mapped through ``map_via`` as a join), the first row of a repeated id kept;
 * ``segops_ids``: the entity universe (the union of the entity sources' ids; with none, the
   ids seen in events);
-* ``segops_ev_<source>``: an events source cut at as_of, ids resolved, joined to the
-  universe, and one grouped aggregation per source computing every feature on it with
-  ``CASE`` filters (event names, window, value present); ``first``/``last`` take one more
-  aggregation over the events at each entity's earliest/latest time (same time: the largest
-  value, as in pandas);
+* ``segops_raw_<source>``: an events source cut at as_of with its ids resolved, and
+  ``segops_feat_<source>``, one grouped aggregation per source (by id, the universe joined
+  afterwards) computing every feature on it with ``CASE`` filters (event names, window,
+  value present) and the gate's per-entity counts; ``first``/``last`` in the same pass on
+  DuckDB and PostgreSQL, with one more aggregation over the events at each entity's
+  earliest/latest time elsewhere (same time: the largest value, as in pandas);
 * scores as window functions (averaged ranks, min-max) in dependency order, rounded half
   to even like numpy.
 
