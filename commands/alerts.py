@@ -33,6 +33,7 @@ from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, select
 
 from commands.errors import NotAuthorised, person
+from commands.lookup import find_segment
 from commands.notify import POSTED_WITH, QUALITY_PREFIX, _kpi_rows, _segment_ctx, alert_item
 from segments.errors import SegopsError
 from store.db import session_scope
@@ -175,6 +176,55 @@ def mute(
             )
         session.refresh(alert)
         return _view(alert, segment, now=now, changed=changed == 1)
+
+
+ALERT_STATUSES = ("open", "acknowledged", "muted")
+
+
+def list_alerts(
+    engine: Engine,
+    *,
+    segment: str | None = None,
+    status: str | None = "open",
+    limit: int = 50,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Alerts, newest first, with their status as it stands ``now`` (a mute that ran out
+    is open) and the refresh date they belong to; ``status`` None: every status."""
+    if status is not None and status not in ALERT_STATUSES:
+        raise SegopsError(f"status {status!r} must be one of {', '.join(ALERT_STATUSES)} or all")
+    now = now or datetime.now(UTC)
+    with session_scope(engine) as session:
+        query = (
+            select(Alert, Segment.name, Snapshot.as_of)
+            .join(Segment, Segment.id == Alert.segment_id)
+            .join(SegmentResult, SegmentResult.id == Alert.result_id, isouter=True)
+            .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id, isouter=True)
+        )
+        if segment is not None:
+            query = query.where(Alert.segment_id == find_segment(session, segment).id)
+        rows = session.exec(query.order_by(Alert.id.desc())).all()  # type: ignore[union-attr]
+        out = []
+        for alert, name, as_of in rows:
+            current = state(alert, now)
+            if status is not None and current != status:
+                continue
+            out.append(
+                {
+                    "id": alert.id,
+                    "segment": name,
+                    "as_of": as_of.isoformat() if as_of else None,
+                    "kind": alert.kind,
+                    "severity": alert.severity,
+                    "status": current,
+                    "message": alert.message,
+                    "acknowledged_by": alert.acknowledged_by,
+                    "muted_until": _iso(alert.muted_until) if current == "muted" else None,
+                }
+            )
+            if len(out) >= limit:
+                break
+        return out
 
 
 def alert_context(engine: Engine, alert_id: int, *, now: datetime | None = None) -> dict[str, Any]:

@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     approve_emoji: str = Field(default="white_check_mark", alias="SEGOPS_APPROVE_EMOJI")
     reject_emoji: str = Field(default="x", alias="SEGOPS_REJECT_EMOJI")
+    cli_user: str | None = Field(default=None, alias="SEGOPS_CLI_USER")
+    """The Slack user id the command line acts as (``--as`` overrides it)."""
+    apply_direct_tiers: str = Field(default="", alias="SEGOPS_APPLY_DIRECT_TIERS")
+    """Tiers whose changes ``segops apply`` writes at once (comma-separated: ``tactical``,
+    ``strategic``); every other change to an existing segment becomes a proposal."""
+    refresh_admins: str = Field(default="", alias="SEGOPS_REFRESH_ADMINS")
+    """Slack user ids (comma-separated) who may ``/segment refresh`` any or every segment;
+    anyone else only a segment they own or approve."""
 
     @field_validator("database_url")
     @classmethod
@@ -43,6 +51,27 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value[len("postgresql://") :]
         return value
+
+    @field_validator("apply_direct_tiers")
+    @classmethod
+    def _direct_tiers(cls, value: str) -> str:
+        tiers = [t.strip().lower() for t in value.split(",") if t.strip()]
+        if "core" in tiers:
+            raise ValueError("core segments always need an approval; list strategic or tactical")
+        unknown = sorted(set(tiers) - {"strategic", "tactical"})
+        if unknown:
+            raise ValueError(f"unknown tier {unknown[0]!r} (strategic or tactical)")
+        return ",".join(dict.fromkeys(tiers))
+
+    @property
+    def direct_tiers(self) -> frozenset[str]:
+        """The tiers of :attr:`apply_direct_tiers` as a set."""
+        return frozenset(t for t in self.apply_direct_tiers.split(",") if t)
+
+    @property
+    def refresh_admin_ids(self) -> frozenset[str]:
+        """The user ids of :attr:`refresh_admins`."""
+        return frozenset(u.strip() for u in self.refresh_admins.split(",") if u.strip())
 
     @field_validator("slack_api_url")
     @classmethod

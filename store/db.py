@@ -17,6 +17,7 @@ Alembic's ``alembic.ini`` and ``migrations/`` ship inside this package, so
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -79,14 +80,36 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database).expanduser()
 
 
+SQLITE_WAL_WAIT = 30.0  # seconds a new connection keeps asking for WAL mode
+
+
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # before WAL: it locks
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL, again while another connection holds it.
+
+    Two processes opening a brand-new file at the same moment both ask for WAL; SQLite
+    answers one of them "database is locked" at once, without waiting out the busy
+    timeout, when waiting could deadlock. The mode is a property of the file, so the
+    loser only has to ask again.
+    """
+    deadline = time.monotonic() + SQLITE_WAL_WAIT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05 * (0.5 + random.random()))
 
 
 WRITE_BUDGET = 20.0  # seconds a user-facing write keeps trying against a busy database

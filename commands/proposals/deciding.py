@@ -32,9 +32,20 @@ def _people(users: list[str]) -> str:
 
 
 def authorise(
-    *, segment: Segment, proposal_id: int, proposer: str, user: str, approve: bool
+    *,
+    segment: Segment,
+    proposal_id: int | None,
+    proposer: str,
+    user: str,
+    approve: bool,
+    subject: str | None = None,
 ) -> None:
-    """Raise NotAuthorised unless ``user`` may take this decision."""
+    """Raise NotAuthorised unless ``user`` may take this decision.
+
+    ``subject`` names what is decided in the message (``proposal #N`` by default; ``segops
+    apply --approved-by`` decides "the change to segment 'x'" with no proposal).
+    """
+    subject = subject or f"proposal #{proposal_id}"
     approvers = list(segment.approvers or [])
     is_owner = user == segment.owner
     if not is_owner and user not in approvers:
@@ -42,14 +53,15 @@ def authorise(
         if approvers:
             who += f" or approvers {_people(approvers)}"
         raise NotAuthorised(
-            f"only {who} can decide on proposal #{proposal_id}", users=[segment.owner, *approvers]
+            f"only {who} can decide on {subject}", users=[segment.owner, *approvers]
         )
     if approve and user == proposer and not (is_owner and segment.tier != "core"):
         others = [u for u in [segment.owner, *approvers] if u != user]
         ask = f": ask {_people(others)}" if others else ""
         why = "core segment" if segment.tier == "core" else "segment you do not own"
         raise NotAuthorised(
-            f"you proposed #{proposal_id} and cannot approve your own change to a {why}{ask}",
+            f"you proposed {subject.removeprefix('proposal ')} and cannot approve your own "
+            f"change to a {why}{ask}",
             users=others,
         )
 

@@ -4,9 +4,11 @@ store it as pending.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from commands.errors import Refused
 from commands.lookup import find_segment
@@ -54,7 +56,22 @@ def _measure(
     return data
 
 
-def propose(
+@dataclass
+class PreparedProposal:
+    """A validated, measured proposal not stored yet (:func:`store_proposal` stores it)."""
+
+    segment_id: int
+    segment: str
+    base_version_id: int
+    proposer: str
+    kind: str
+    changes: dict[str, Any]
+    reason: str
+    impact: dict[str, Any]
+    definition: SegmentDef
+
+
+def prepare_proposal(
     engine: Engine,
     ws: Workspace | None,
     *,
@@ -63,8 +80,13 @@ def propose(
     kind: str,
     changes: dict[str, Any],
     reason: str,
-) -> ProposalView:
-    """Validate, measure and store a pending proposal; nothing is written on error."""
+    definitions: dict[str, SegmentDef] | None = None,
+) -> PreparedProposal:
+    """Validate and measure a proposal without writing anything.
+
+    ``definitions`` (active definitions by name) replaces the catalog's as what the new
+    definition is checked against, for a file whose other segments change with it.
+    """
     reason = (reason or "").strip()
     proposer = (proposer or "").strip()
     if not proposer:
@@ -79,8 +101,10 @@ def propose(
             raise SegopsError(f"segment '{row.name}' is archived: nothing to propose")
         base = session.get(SegmentVersion, row.current_version_id)
         current = SegmentDef.model_validate(base.definition)
-        definitions = active_definitions(session)
+        if definitions is None:
+            definitions = active_definitions(session)
         base_version_id = base.id
+        segment_id = row.id
     if not reason:
         if current.tier == "core":
             raise Refused(
@@ -97,22 +121,53 @@ def propose(
         if kind == "persona"
         else _measure(engine, ws, kind=kind, current=current, new=new)
     )
-    stored_changes = _stored_changes(current, new, kind, changes)
+    return PreparedProposal(
+        segment_id=segment_id,
+        segment=current.name,
+        base_version_id=base_version_id,
+        proposer=proposer,
+        kind=kind,
+        changes=_stored_changes(current, new, kind, changes),
+        reason=reason,
+        impact=impact,
+        definition=new,
+    )
+
+
+def store_proposal(session: Session, prepared: PreparedProposal) -> Proposal:
+    """Store a prepared proposal as pending (the caller's transaction)."""
+    proposal = Proposal(
+        segment_id=prepared.segment_id,
+        base_version_id=prepared.base_version_id,
+        proposer=prepared.proposer,
+        kind=prepared.kind,
+        changes=prepared.changes,
+        reason=prepared.reason,
+        impact=prepared.impact,
+        status="pending",
+    )
+    session.add(proposal)
+    session.flush()
+    return proposal
+
+
+def propose(
+    engine: Engine,
+    ws: Workspace | None,
+    *,
+    segment: str,
+    proposer: str,
+    kind: str,
+    changes: dict[str, Any],
+    reason: str,
+) -> ProposalView:
+    """Validate, measure and store a pending proposal; nothing is written on error."""
+    prepared = prepare_proposal(
+        engine, ws, segment=segment, proposer=proposer, kind=kind, changes=changes, reason=reason
+    )
     with session_scope(engine) as session:
-        row = session.get(Segment, row.id)
-        proposal = Proposal(
-            segment_id=row.id,
-            base_version_id=base_version_id,
-            proposer=proposer,
-            kind=kind,
-            changes=stored_changes,
-            reason=reason,
-            impact=impact,
-            status="pending",
-        )
-        session.add(proposal)
-        session.flush()
-        return proposal_view(session, proposal, row)
+        proposal = store_proposal(session, prepared)
+        return proposal_view(session, proposal, session.get(Segment, prepared.segment_id))
 
 
 def _stored_changes(

@@ -20,6 +20,7 @@ from bot.listeners.workspace import load_workspace_of
 from briefs.blocks import escape_mrkdwn as esc
 from briefs.render import render_messages, render_reply
 from commands import catalog, proposals, stats
+from commands.permissions import authorise_refresh
 from commands.policy import visible_size
 from segments.errors import SegopsError
 
@@ -88,6 +89,12 @@ class SegmentCommand(Handler):
             elif sub == "propose":
                 self._propose(rest, command, client, respond)
             elif sub == "refresh":
+                authorise_refresh(
+                    self.engine,
+                    user=command.get("user_id") or "",
+                    segment=name or None,
+                    admins=self.settings.refresh_admin_ids,
+                )
                 respond(text=self._refresh(name or None))
         except SegopsError as error:
             respond(text=problem(error))
@@ -170,10 +177,20 @@ class SegmentCommand(Handler):
         floor = self.settings.privacy_floor
         ctx = {
             "as_of": as_of.isoformat(),
-            "segments": [
-                {"segment": o.segment, "status": o.status, "size": visible_size(o.size, floor)}
-                for o in report.segments
-            ],
+            "segments": [_gated(o, floor) for o in report.segments],
             "privacy_floor": floor,
         }
         return render_reply("segment-refresh", ctx, templates_dir=self.settings.templates_dir)
+
+
+def _gated(outcome: Any, floor: int) -> dict[str, Any]:
+    """One segment of the reply as it was published: a blocked segment shows the size
+    still served (its previous snapshot), never the size computed on the failed data."""
+    blocked = outcome.status == "blocked"
+    size = outcome.previous_size if blocked else outcome.size
+    return {
+        "segment": outcome.segment,
+        "status": outcome.status,
+        "size": visible_size(size, floor),
+        "unpublished": blocked and outcome.previous_size is None,
+    }
