@@ -335,7 +335,13 @@ def open_relations(
 
 def _configure_duckdb(conn: sa.Connection, options: EngineOptions) -> None:
     conn.exec_driver_sql("SET TimeZone = 'UTC'")
-    conn.exec_driver_sql(f"SET memory_limit = {_quote(options.memory_limit)}")
+    try:
+        conn.exec_driver_sql(f"SET memory_limit = {_quote(options.memory_limit)}")
+    except sa.exc.DBAPIError as exc:
+        raise EngineError(
+            f"engine 'duckdb': memory limit {options.memory_limit!r} "
+            f"(SEGOPS_DUCKDB_MEMORY_LIMIT): {_first(exc)}"
+        ) from None
     if options.temp_dir is not None:
         options.temp_dir.mkdir(parents=True, exist_ok=True)
         conn.exec_driver_sql(f"SET temp_directory = {_quote(str(options.temp_dir))}")

@@ -173,6 +173,8 @@ class SegmentCommand(Handler):
             as_of=as_of,
             only=[only] if only else None,
             templates_dir=self.settings.templates_dir,
+            engine_name=self.settings.engine,
+            engine_options=self.settings.engine_options(),
         )
         floor = self.settings.privacy_floor
         ctx = {
