@@ -543,9 +543,17 @@ def bench(
     cache: Annotated[
         Path | None, typer.Option(help="Where generated data is kept between runs.")
     ] = None,
+    process: Annotated[
+        bool,
+        typer.Option(
+            "--process/--no-process",
+            help="Also time the whole refresh process on a CSV against a bare pandas process.",
+        ),
+    ] = True,
     json_out: JsonOpt = False,
 ) -> None:
-    """Time each phase of a refresh against bare pandas and DuckDB on the same data;
+    """Time each phase of a refresh against bare pandas and DuckDB on the same data, and the
+    whole refresh process on a CSV against a bare pandas process;
     with --engine, a refresh at scale against a hand-written SQL script on that engine."""
     if engine is not None:
         from cli.bench.engines import run_engine_bench
@@ -568,7 +576,7 @@ def bench(
         return
     from cli.bench import run_bench
 
-    run_bench(customers=customers, segments=segments, console=out, slack=slack)
+    run_bench(customers=customers, segments=segments, console=out, slack=slack, process=process)
 
 
 @app.command()
