@@ -368,7 +368,8 @@ def _refresh(
     with session_scope(engine) as session:
         with timer.phase("bitmaps"):
             known = entity_keys(session)
-            ids, new_keys = membership.assign_ids(dataset.frame.index, known)
+            # the dictionary's keys are unique in the store (a unique constraint)
+            ids, new_keys = membership.assign_ids(dataset.frame.index, known, known_unique=True)
         with timer.phase("drift"):
             profiles = drift.ProfileColumns(dataset.frame, dataset.schema, as_of=as_of)
         run = _Run(dataset, report, masks, all_rules, ids, as_of, timer, profiles)

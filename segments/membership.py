@@ -57,17 +57,27 @@ if array.array("I").itemsize != 4:  # pragma: no cover - every supported platfor
     raise ImportError("segments.membership needs a 4-byte array typecode 'I'")
 
 
-def assign_ids(keys: pd.Index, known: pd.Index) -> tuple[np.ndarray, list[str]]:
+def assign_ids(
+    keys: pd.Index, known: pd.Index, *, known_unique: bool = False
+) -> tuple[np.ndarray, list[str]]:
     """Dense ids for ``keys``, aligned with them, and the keys new to ``known``, in order.
 
     The id of a known key is its 0-based position in ``known``; new keys get ``len(known)``,
     ``len(known) + 1``, ... in the order they first occur in ``keys`` (a repeated new key gets
     one id). Callers append the returned new keys to their dictionary in that order.
+
+    ``known_unique`` says the caller already knows ``known`` holds no key twice (the store's
+    unique constraint on the dictionary); then, when ``keys`` start with ``known`` in the
+    same order (a refresh of the same rows, new ones appended), no key is hashed but the
+    new ones: the ids are the positions.
     """
-    if not known.is_unique:
+    if not known_unique and not known.is_unique:
         raise SegopsError("entity dictionary holds a key twice; dense ids would be ambiguous")
     if keys.hasnans:
         raise SegopsError("entity keys contain an empty id; every row needs an id")
+    same = _same_prefix(keys, known)
+    if same is not None:
+        return same
     positions = known.get_indexer(keys)
     missing = positions < 0
     new_keys: list[str] = []
@@ -79,6 +89,24 @@ def assign_ids(keys: pd.Index, known: pd.Index) -> tuple[np.ndarray, list[str]]:
     if len(known) + len(new_keys) > MAX_ID + 1:
         raise SegopsError(f"entity dictionary would exceed {MAX_ID + 1:,} keys")
     return positions.astype(np.uint32), new_keys
+
+
+def _same_prefix(keys: pd.Index, known: pd.Index) -> tuple[np.ndarray, list[str]] | None:
+    """``assign_ids`` when ``keys`` start with ``known`` and the rest is all new, else None."""
+    n = len(known)
+    if len(keys) < n or not keys[:n].equals(known):
+        return None
+    tail = keys[n:]
+    new_index = pd.Index(pd.unique(tail)) if len(tail) else pd.Index([], dtype=object)
+    if len(new_index) and known.isin(new_index).any():
+        return None  # a key of the dictionary again among the new rows: the general path
+    if n + len(new_index) > MAX_ID + 1:
+        raise SegopsError(f"entity dictionary would exceed {MAX_ID + 1:,} keys")
+    ids = np.empty(len(keys), dtype=np.uint32)
+    ids[:n] = np.arange(n, dtype=np.uint32)
+    if len(tail):
+        ids[n:] = n + new_index.get_indexer(tail)
+    return ids, [str(key) for key in new_index]
 
 
 def to_bitmap(ids: np.ndarray) -> BitMap:
