@@ -67,15 +67,15 @@ def assign_ids(
     one id). Callers append the returned new keys to their dictionary in that order.
 
     ``known_unique`` says the caller already knows ``known`` holds no key twice (the store's
-    unique constraint on the dictionary); then, when ``keys`` start with ``known`` in the
-    same order (a refresh of the same rows, new ones appended), no key is hashed but the
-    new ones: the ids are the positions.
+    unique constraint on the dictionary); then, when ``keys`` are ``known`` in the same
+    order (a refresh of the same rows as the last), no key is hashed: the ids are the
+    positions.
     """
     if not known_unique and not known.is_unique:
         raise SegopsError("entity dictionary holds a key twice; dense ids would be ambiguous")
     if keys.hasnans:
         raise SegopsError("entity keys contain an empty id; every row needs an id")
-    same = _same_prefix(keys, known)
+    same = _same_keys(keys, known)
     if same is not None:
         return same
     positions = known.get_indexer(keys)
@@ -91,22 +91,11 @@ def assign_ids(
     return positions.astype(np.uint32), new_keys
 
 
-def _same_prefix(keys: pd.Index, known: pd.Index) -> tuple[np.ndarray, list[str]] | None:
-    """``assign_ids`` when ``keys`` start with ``known`` and the rest is all new, else None."""
-    n = len(known)
-    if len(keys) < n or not keys[:n].equals(known):
+def _same_keys(keys: pd.Index, known: pd.Index) -> tuple[np.ndarray, list[str]] | None:
+    """``assign_ids`` when ``keys`` are ``known`` in the same order (positions), else None."""
+    if len(known) == 0 or len(keys) != len(known) or not keys.equals(known):
         return None
-    tail = keys[n:]
-    new_index = pd.Index(pd.unique(tail)) if len(tail) else pd.Index([], dtype=object)
-    if len(new_index) and known.isin(new_index).any():
-        return None  # a key of the dictionary again among the new rows: the general path
-    if n + len(new_index) > MAX_ID + 1:
-        raise SegopsError(f"entity dictionary would exceed {MAX_ID + 1:,} keys")
-    ids = np.empty(len(keys), dtype=np.uint32)
-    ids[:n] = np.arange(n, dtype=np.uint32)
-    if len(tail):
-        ids[n:] = n + new_index.get_indexer(tail)
-    return ids, [str(key) for key in new_index]
+    return np.arange(len(keys), dtype=np.uint32), []
 
 
 def to_bitmap(ids: np.ndarray) -> BitMap:
