@@ -71,6 +71,7 @@ def test_tables_are_the_contracted_ones() -> None:
         "sync_run",
         "sync_batch",
         "api_token",
+        "job",
     }
 
 
