@@ -339,15 +339,15 @@ def readout(
     present = ~np.isnan(now_values[experiment.kpi])
     n_t, n_h = int((present & ~held).sum()), int((present & held).sum())
     ratio = sample_ratio(n_t, n_h, share=experiment.holdout_share)
-    base = dict(
-        experiment_id=experiment.id,
-        segment=row.name,
-        as_of=day.isoformat(),
-        phase=phase,
-        day=elapsed,
-        window_days=experiment.window_days,
-        ratio=ratio.to_dict(),
-    )
+    base = {
+        "experiment_id": experiment.id,
+        "segment": row.name,
+        "as_of": day.isoformat(),
+        "phase": phase,
+        "day": elapsed,
+        "window_days": experiment.window_days,
+        "ratio": ratio.to_dict(),
+    }
     if ratio.mismatch:
         return Readout(
             **base, blocked=ratio.message(), kpis=[], verdict=None, summary=ratio.message()
