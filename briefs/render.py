@@ -111,12 +111,14 @@ KINDS: tuple[str, ...] = (
     "refresh-recovered",
     "proposal-reminder",
     "home",
+    "clinic-agenda",
 )
 REPLY_KINDS: tuple[str, ...] = (
     "segment-show",
     "segment-history",
     "segment-drift",
     "segment-refresh",
+    "segment-learnings",
 )
 PERSONA_KINDS: tuple[str, ...] = ("brief", "talking-points", "discovery")
 ALIASES = {"persona": "brief", "talking_points": "talking-points"}

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
+from cli.experiments import agenda_app, experiments_app, learnings_app
 from cli.output import err, out, print_report, progress
 from commands.settings import Settings
 from segments.errors import SegopsError
@@ -31,6 +32,9 @@ app = typer.Typer(
 )
 feedback_app = typer.Typer(help="Field feedback tagged to a segment.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(learnings_app, name="learnings")
+app.add_typer(agenda_app, name="agenda")
 
 
 class State:

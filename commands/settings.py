@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     approve_emoji: str = Field(default="white_check_mark", alias="SEGOPS_APPROVE_EMOJI")
     reject_emoji: str = Field(default="x", alias="SEGOPS_REJECT_EMOJI")
+    clinic_channel: str | None = Field(default=None, alias="SEGOPS_CLINIC_CHANNEL")
+    """Where the weekly segmentation clinic agenda is posted (none: not posted)."""
+    clinic_cron: str = Field(default="0 9 * * mon", alias="SEGOPS_CLINIC_CRON")
+    """When the agenda is posted: a 5-field cron string in UTC (Mondays 09:00)."""
 
     @field_validator("database_url")
     @classmethod
