@@ -31,9 +31,8 @@ class Settings(BaseSettings):
     approve_emoji: str = Field(default="white_check_mark", alias="SEGOPS_APPROVE_EMOJI")
     reject_emoji: str = Field(default="x", alias="SEGOPS_REJECT_EMOJI")
     clinic_channel: str | None = Field(default=None, alias="SEGOPS_CLINIC_CHANNEL")
-    """Where the weekly segmentation clinic agenda is posted (none: not posted)."""
-    clinic_cron: str = Field(default="0 9 * * mon", alias="SEGOPS_CLINIC_CRON")
-    """When the agenda is posted: a 5-field cron string in UTC (Mondays 09:00)."""
+    """Where the weekly segmentation clinic agenda is posted, Mondays 09:30 UTC (none: not
+    posted)."""
 
     @field_validator("database_url")
     @classmethod

@@ -85,3 +85,31 @@ def run_prune_events() -> None:
 
     removed = prune(_worker().engine)
     logger.info("slack_events_pruned rows=%d", removed)
+
+
+def run_experiments_close() -> None:
+    """Read out and close experiments whose window has closed; record their learnings."""
+    from commands.experiments import close_due
+
+    worker = _worker()
+    done = close_due(worker.engine, worker.load_workspace())
+    logger.info("experiments_closed count=%d", len(done))
+
+
+def run_clinic_agenda() -> None:
+    """Queue the weekly segmentation clinic agenda for ``SEGOPS_CLINIC_CHANNEL``."""
+    from commands.agenda import queue_agenda
+
+    worker = _worker()
+    settings = worker.settings
+    if not settings.clinic_channel:
+        logger.info("clinic_agenda skipped: no SEGOPS_CLINIC_CHANNEL")
+        return
+    queued = queue_agenda(
+        worker.engine,
+        channel=settings.clinic_channel,
+        ws=worker.load_workspace() if settings.workspace else None,
+        privacy_floor=settings.privacy_floor,
+        templates_dir=settings.templates_dir,
+    )
+    logger.info("clinic_agenda queued=%d", queued)

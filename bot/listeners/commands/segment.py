@@ -12,6 +12,7 @@ from typing import Any
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
+from bot.listeners.commands.learnings import learnings_reply
 from bot.listeners.commands.words import split_words
 from bot.listeners.handler import Handler
 from bot.listeners.messages import post_proposal, problem
@@ -23,7 +24,16 @@ from commands import catalog, proposals, stats
 from commands.policy import visible_size
 from segments.errors import SegopsError
 
-SEGMENT_SUBCOMMANDS = ("help", "list", "show", "history", "drift", "propose", "refresh")
+SEGMENT_SUBCOMMANDS = (
+    "help",
+    "list",
+    "show",
+    "history",
+    "drift",
+    "propose",
+    "refresh",
+    "learnings",
+)
 NEEDS_NAME = ("show", "history", "drift", "propose")
 SEGMENT_USAGE = "\n".join(
     [
@@ -35,6 +45,8 @@ SEGMENT_USAGE = "\n".join(
         "• `propose <segment>`: propose a change in a form, or in one line:",
         "    `propose <segment> rule: <new rule> reason: <why>` (also `rename: <name>`, `archive`)",
         "• `refresh [segment]`: refresh now (every active segment without a name)",
+        "• `learnings [segment | words]`: what past changes and experiments did "
+        "(`learnings note <id> <text>` adds a note)",
         "Also `/persona <segment> [brief|talking-points|discovery]` and "
         "`/feedback <segment> <what you heard>`.",
     ]
@@ -89,6 +101,12 @@ class SegmentCommand(Handler):
                 self._propose(rest, command, client, respond)
             elif sub == "refresh":
                 respond(text=self._refresh(name or None))
+            elif sub == "learnings":
+                respond(
+                    text=learnings_reply(
+                        self.engine, self.settings, rest, user=command.get("user_id", "")
+                    )
+                )
         except SegopsError as error:
             respond(text=problem(error))
 
