@@ -12,7 +12,7 @@ from commands import learnings
 from commands.settings import Settings
 from segments.errors import SegopsError
 
-NOTE_USAGE = "usage: `/segment learnings note <id> <what you want to add>`"
+NOTE_USAGE = "usage: `/segment learnings note ID WHAT-YOU-WANT-TO-ADD`"
 
 
 def learnings_reply(engine: Engine, settings: Settings, text: str, *, user: str) -> str:
