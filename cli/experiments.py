@@ -137,6 +137,19 @@ def readout_cmd(
         out.print(f"  also {escape(item['effect'])} (adjusted p {item['adjusted_p']:.3g})")
 
 
+@experiments_app.command("stop")
+def stop_cmd(
+    segment: str,
+    reason: Annotated[str, typer.Option(help="Why it stops early.")] = "",
+    by: Annotated[str, typer.Option(help="Who decided (Slack id or name).")] = "cli",
+) -> None:
+    """Stop the segment's running experiment before its window closes."""
+    from commands.experiments import stop
+
+    view = stop(_engine(), segment, by=by, reason=reason)
+    out.print(f"experiment #{view.id} on {escape(view.segment)} stopped")
+
+
 @experiments_app.command("list")
 def list_cmd(
     segment: Annotated[str | None, typer.Argument()] = None, json_out: JsonOpt = False

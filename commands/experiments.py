@@ -452,6 +452,38 @@ def close_due(engine: Engine, ws: Workspace, *, as_of: date | None = None) -> li
     return done
 
 
+def stop(engine: Engine, segment: str, *, by: str, reason: str) -> ExperimentView:
+    """Stop the segment's running experiment before its window closes: no more holdout
+    from the next refresh on, and its learning says who stopped it and why."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise SegopsError("stopping an experiment needs a reason (--reason)")
+    with session_scope(engine) as session:
+        row = find_segment(session, segment)
+        running = store_experiments.running_experiments(session, segment_id=row.id)
+        if not running:
+            raise SegopsError(f"no experiment is running on segment '{row.name}'")
+        experiment = running[0]
+        day = _latest_day(session) or experiment.started_on
+        experiment.status = "stopped"
+        experiment.closed_at = datetime.now(UTC)
+        session.add(experiment)
+        learning = session.exec(
+            select(Learning).where(Learning.experiment_id == experiment.id)
+        ).first()
+        if learning is not None:
+            record_effect(
+                session,
+                learning=learning,
+                effect={"stopped_by": by, "reason": reason},
+                text=f"stopped by {by} on day {(day - experiment.started_on).days}: {reason}",
+                verdict="inconclusive",
+                closed_on=day,
+            )
+        session.flush()
+        return _view(experiment, row)
+
+
 def list_experiments(engine: Engine, *, segment: str | None = None) -> list[ExperimentView]:
     """Experiments, newest first (of one segment when named)."""
     with session_scope(engine) as session:

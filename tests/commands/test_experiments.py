@@ -209,3 +209,17 @@ def test_bad_experiment_declarations_are_refused(tmp_path, changes, message) -> 
 def test_a_segment_without_a_declaration_cannot_start(engine, fx) -> None:
     with pytest.raises(SegopsError, match="declares no experiment"):
         experiments.start(engine, fx.ws(), "trial", by="U111")
+
+
+def test_a_stopped_experiment_holds_no_one_out_any_more(engine, fx) -> None:
+    experiments.start(engine, fx.ws(), "smb", by="U111")
+    with pytest.raises(SegopsError, match="needs a reason"):
+        experiments.stop(engine, "smb", by="U111", reason=" ")
+    experiments.stop(engine, "smb", by="U222", reason="the call script changed")
+    fx.refresh(engine, START + timedelta(days=10))
+    assert len(experiments.holdout_ids(engine, "smb")) == 0
+    (entry,) = list_learnings(engine, segment="smb")
+    assert entry.verdict == "inconclusive"
+    assert entry.effect_text == "stopped by U222 on day 0: the call script changed"
+    with pytest.raises(SegopsError, match="no experiment is running"):
+        experiments.stop(engine, "smb", by="U111", reason="again")
