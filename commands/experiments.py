@@ -80,12 +80,19 @@ def _member_keys(session: Session, result: SegmentResult) -> pd.Index:
     return entity_keys(session)[ids]
 
 
-def _kpi_values(ws: Workspace, kpi: str, day: date, keys: pd.Index) -> np.ndarray:
-    """The KPI of each key as of ``day`` (NaN for keys no longer in the data)."""
+def _kpi_table(ws: Workspace, kpis: list[str], day: date, keys: pd.Index) -> dict[str, np.ndarray]:
+    """Each KPI of each key as of ``day`` (NaN for keys no longer in the data), from one
+    load of the sources."""
     dataset = sources.load_dataset(ws, as_of=day)
-    column = dataset.schema.resolve(kpi)
-    values = dataset.frame[column].reindex(keys)
-    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    out = {}
+    for kpi in kpis:
+        values = dataset.frame[dataset.schema.resolve(kpi)].reindex(keys)
+        out[kpi] = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    return out
+
+
+def _kpi_values(ws: Workspace, kpi: str, day: date, keys: pd.Index) -> np.ndarray:
+    return _kpi_table(ws, [kpi], day, keys)[kpi]
 
 
 def _salt(segment: Segment, config: ExperimentConfig, started_on: date) -> str:
@@ -334,8 +341,8 @@ def readout(
     phase = "final" if final else "interim"
     elapsed = (day - experiment.started_on).days
     kpis = [experiment.kpi, *experiment.also]
-    pre_values = {k: _kpi_values(ws, k, experiment.started_on, keys) for k in kpis}
-    now_values = {k: _kpi_values(ws, k, day, keys) for k in kpis}
+    pre_values = _kpi_table(ws, kpis, experiment.started_on, keys)
+    now_values = _kpi_table(ws, kpis, day, keys)
     present = ~np.isnan(now_values[experiment.kpi])
     n_t, n_h = int((present & ~held).sum()), int((present & held).sum())
     ratio = sample_ratio(n_t, n_h, share=experiment.holdout_share)

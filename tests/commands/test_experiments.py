@@ -223,3 +223,17 @@ def test_a_stopped_experiment_holds_no_one_out_any_more(engine, fx) -> None:
     assert entry.effect_text == "stopped by U222 on day 0: the call script changed"
     with pytest.raises(SegopsError, match="no experiment is running"):
         experiments.stop(engine, "smb", by="U111", reason="again")
+
+
+def test_several_kpis_are_read_with_the_holm_correction(engine, tmp_path) -> None:
+    fx = factories.build(tmp_path, accounts=1000, segments=with_experiment(also=["seats"]))
+    fx.apply(engine)
+    fx.refresh(engine, START)
+    experiments.start(engine, fx.ws(), "smb", by="U111")
+    result = experiments.readout(engine, fx.ws(), segment="smb", as_of=START + timedelta(days=30))
+    assert [k["kpi"] for k in result.kpis] == ["logins_30d", "seats"]
+    assert result.kpis[0]["primary"] and not result.kpis[1]["primary"]
+    raw = sorted(k["p_value"] for k in result.kpis)
+    adjusted = sorted(k["adjusted_p"] for k in result.kpis)
+    assert adjusted[0] == pytest.approx(min(1.0, 2 * raw[0]))
+    assert all(k["adjusted_p"] >= k["p_value"] for k in result.kpis)
