@@ -44,6 +44,7 @@ SEGMENT_USAGE = "\n".join(
         "• `drift <segment>`: size over time and recent alerts",
         "• `propose <segment>`: propose a change in a form, or in one line:",
         "    `propose <segment> rule: <new rule> reason: <why>` (also `rename: <name>`, `archive`)",
+        "    a rule change may end with `expect: <kpi> up|down <n>% in <days> days`",
         "• `refresh [segment]`: refresh now (every active segment without a name)",
         "• `learnings [segment | words]`: what past changes and experiments did "
         "(`learnings note <id> <text>` adds a note)",
