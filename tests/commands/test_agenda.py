@@ -93,6 +93,10 @@ def test_the_weekly_post_is_queued_once_per_week(engine, fx) -> None:
             select(OutboxMessage).where(OutboxMessage.kind == "clinic_agenda")
         ).all()
     assert {r.channel for r in rows} == {"C999"}
+    for block in rows[0].blocks:
+        if block["type"] == "actions":  # Slack wants action ids unique within a block
+            ids = [e["action_id"] for e in block["elements"]]
+            assert len(ids) == len(set(ids))
     text = blocks_text(rows[0].blocks)
     assert "Segmentation clinic agenda" in text and "`smb` and `smb-twin` overlap" in text
     assert queue_agenda(engine, channel="C999", ws=fx.ws(), now=NOW + timedelta(days=7)) >= 1
