@@ -66,6 +66,10 @@ def test_tables_are_the_contracted_ones() -> None:
         "outbox_message",
         "slack_event",
         "lease",
+        "experiment",
+        "experiment_holdout",
+        "learning",
+        "learning_note",
     }
 
 
