@@ -92,6 +92,9 @@ def run_experiments_close() -> None:
     from commands.experiments import close_due
 
     worker = _worker()
+    if worker.settings.workspace is None:
+        logger.info("experiments_close skipped: no SEGOPS_WORKSPACE")
+        return
     done = close_due(worker.engine, worker.load_workspace())
     logger.info("experiments_closed count=%d", len(done))
 
