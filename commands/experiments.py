@@ -95,6 +95,19 @@ def _kpi_values(ws: Workspace, kpi: str, day: date, keys: pd.Index) -> np.ndarra
     return _kpi_table(ws, [kpi], day, keys)[kpi]
 
 
+def _plain(value: Any) -> Any:
+    """JSON-safe: non-finite floats (an undefined lift) become None, numpy scalars Python."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def _salt(segment: Segment, config: ExperimentConfig, started_on: date) -> str:
     return config.salt or f"{segment.name}:{started_on.isoformat()}"
 
@@ -203,7 +216,7 @@ def start(engine: Engine, ws: Workspace, segment: str, *, by: str) -> Experiment
             ends_on=started_on + timedelta(days=config.window_days),
             start_result_id=result.id,
             started_by=by,
-            plan=planned.to_dict(),
+            plan=_plain(planned.to_dict()),
         )
         session.add(experiment)
         session.flush()
@@ -414,9 +427,14 @@ def readout(
         verdict = "inconclusive"
     lift = primary["lift"]
     interval = "95% CI" if final else "always-valid 95%"
+    low_lift, high_lift = primary["lift_interval"]
+    relative = (
+        f"relative {lift:+.1%} [{low_lift:+.1%}, {high_lift:+.1%}]"
+        if np.isfinite([lift, low_lift, high_lift]).all()
+        else "relative change undefined (the holdout's mean is 0)"
+    )
     summary = (
-        f"{primary['effect']} ({interval}), relative {lift:+.1%} "
-        f"[{primary['lift_interval'][0]:+.1%}, {primary['lift_interval'][1]:+.1%}], "
+        f"{primary['effect']} ({interval}), {relative}, "
         f"{n_t:,} treated vs {n_h:,} held out, day {elapsed} of {experiment.window_days}: "
         f"{verdict}"
     )
@@ -437,7 +455,7 @@ def close_due(engine: Engine, ws: Workspace, *, as_of: date | None = None) -> li
             experiment = session.get(Experiment, experiment_id)
             experiment.status = "closed"
             experiment.closed_at = datetime.now(UTC)
-            experiment.readout = final.to_dict()
+            experiment.readout = _plain(final.to_dict())
             session.add(experiment)
             learning = session.exec(
                 select(Learning).where(Learning.experiment_id == experiment_id)
@@ -447,7 +465,7 @@ def close_due(engine: Engine, ws: Workspace, *, as_of: date | None = None) -> li
                 record_effect(
                     session,
                     learning=learning,
-                    effect=final.to_dict(),
+                    effect=_plain(final.to_dict()),
                     text=(primary.get("effect", "") + f", {final.verdict}")
                     if not final.blocked
                     else final.blocked,
