@@ -45,6 +45,8 @@ def run_refresh(segment: str) -> None:
         segment,
         now=datetime.now(UTC),
         templates_dir=worker.settings.templates_dir,
+        engine_name=worker.settings.engine,
+        engine_options=worker.settings.engine_options(),
     )
     logger.info("scheduled_refresh %s", result.to_dict())
     worker.after_refresh(result)
@@ -116,3 +118,11 @@ def run_clinic_agenda() -> None:
         templates_dir=settings.templates_dir,
     )
     logger.info("clinic_agenda queued=%d", queued)
+
+
+def run_prune_jobs() -> None:
+    """Forget queued jobs finished and answered more than a week ago."""
+    from commands.queue import prune
+
+    removed = prune(_worker().engine)
+    logger.info("jobs_pruned rows=%d", removed)

@@ -70,6 +70,7 @@ def test_tables_are_the_contracted_ones() -> None:
         "experiment_holdout",
         "learning",
         "learning_note",
+        "job",
     }
 
 
