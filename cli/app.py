@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.output import err, out, print_report, progress
+from cli.stream import stream_app
 from commands.settings import Settings
 from segments.errors import SegopsError
 
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 feedback_app = typer.Typer(help="Field feedback tagged to a segment.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(stream_app, name="stream")
 
 
 class State:
@@ -200,6 +202,8 @@ def show(name: str, json_out: JsonOpt = False) -> None:
     out.print(f"channel {d.get('channel') or '—'} · cadence {view['cadence']}")
     out.print(f"[bold]rule[/] {d['rule']}")
     out.print(f"[bold]in words[/] {view['criteria']}")
+    live = view["live"]
+    out.print(f"[bold]{live['mode']}[/] " + escape("; ".join(live["reasons"])))
     if d.get("purpose"):
         out.print(f"[bold]purpose[/] {d['purpose']}")
     stats = view.get("stats")
@@ -425,17 +429,21 @@ def serve(
     socket: Annotated[bool, typer.Option("--socket", help="Use Socket Mode.")] = False,
     threads: Annotated[int, typer.Option(min=1, max=256)] = 16,
 ) -> None:
-    """Run the Slack app (HTTP on /slack/events, or Socket Mode)."""
+    """Run the Slack app (HTTP on /slack/events, or Socket Mode), and POST /events for
+    live segments when SEGOPS_EVENTS_TOKEN is set."""
     from bot.app import build_app
     from bot.server import serve as serve_http
     from bot.server import serve_socket
+    from cli.stream import event_routes
 
     state.settings.require_slack(socket=socket)
-    bolt = build_app(state.settings, engine=_engine())
+    engine = _engine()
+    bolt = build_app(state.settings, engine=engine)
     if socket:
         serve_socket(bolt, state.settings.slack_app_token)
     else:
-        serve_http(bolt, host="0.0.0.0", port=port, threads=threads)
+        routes = event_routes(state.settings, engine, state.workspace_option)
+        serve_http(bolt, host="0.0.0.0", port=port, threads=threads, routes=routes)
 
 
 @app.command()
