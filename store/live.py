@@ -141,7 +141,7 @@ def all_states(session: Session) -> Iterator[tuple[int, str]]:
     """Every entity's state, by entity id."""
     yield from session.execute(
         select(LiveState.entity_id, LiveState.data).order_by(LiveState.entity_id)
-    ).tuples()
+    ).all()
 
 
 def save_states(session: Session, *, states: dict[int, str], now: datetime) -> None:
