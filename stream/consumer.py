@@ -93,7 +93,7 @@ class Consumer:
             if entries:
                 return entries
             self._own_pending = False
-        if self._rounds % 20 == 0:
+        if self._rounds % 20 == 1:  # the first round, then every 20th
             claimed = self.log.claim(self.name, min_idle_ms=self.claim_idle_ms, count=self.batch)
             if claimed:
                 return claimed
