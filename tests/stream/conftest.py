@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from stream.log import EventLog
 from tests.live import LiveSetup, build
+from tests.slack import fake_slack, slack_app, slack_settings  # noqa: F401
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -18,14 +18,7 @@ from segments.live import MAX_BATCH
 from stream.consumer import Consumer
 from stream.log import EventLog
 from tests.live import LiveSetup, event
-from tests.slack import (  # noqa: F401
-    fake_slack,
-    post,
-    post_command,
-    row_counts,
-    slack_app,
-    slack_settings,
-)
+from tests.slack import post, post_command, row_counts
 from tests.stream.conftest import REDIS_URL
 
 TOKEN = "events-secret-1"
