@@ -416,8 +416,20 @@ def bench(
     slack: Annotated[
         bool, typer.Option("--slack/--no-slack", help="Also time Slack acks (local server).")
     ] = True,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Live segments under a stream of events instead.")
+    ] = False,
+    rate: Annotated[float, typer.Option(min=1, help="--stream: events per second.")] = 1000,
+    duration: Annotated[float, typer.Option(min=1, help="--stream: seconds of events.")] = 60,
 ) -> None:
     """Time each phase of a refresh against bare pandas and DuckDB on the same data."""
+    if stream:
+        from cli.bench.stream import run_stream_bench
+
+        run_stream_bench(
+            customers=customers, segments=segments, rate=rate, duration=duration, console=out
+        )
+        return
     from cli.bench import run_bench
 
     run_bench(customers=customers, segments=segments, console=out, slack=slack)
