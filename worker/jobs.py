@@ -85,3 +85,15 @@ def run_prune_events() -> None:
 
     removed = prune(_worker().engine)
     logger.info("slack_events_pruned rows=%d", removed)
+
+
+def run_live_reconcile() -> None:
+    """Compare live segments with today's batch results (each result once); alert owners."""
+    from commands.live import reconcile
+
+    worker = _worker()
+    found = reconcile(
+        worker.engine, today=datetime.now(UTC).date(), templates_dir=worker.settings.templates_dir
+    )
+    for item in found:
+        logger.info("live_reconciled %s", item.to_dict())
