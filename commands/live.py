@@ -165,9 +165,7 @@ def build(engine: Engine, rt: Runtime, *, now: datetime) -> list[str]:
             segment_id = rt.segment_ids[name]
             store_live.clear_members(session, segment_id=segment_id)
             chosen = entity_ids[masks[name]]
-            store_live.add_members(
-                session, pairs=((segment_id, int(e)) for e in chosen), now=utcnow()
-            )
+            store_live.add_members(session, pairs=((segment_id, int(e)) for e in chosen))
             store_live.mark_built(
                 session, segment_id=segment_id, version_id=rt.versions[name], now=utcnow()
             )
@@ -298,7 +296,7 @@ def _record(session, rt, found, entity_ids, cause, done, wall) -> None:
             }
         )
     store_live.remove_members(session, pairs=leaves)
-    store_live.add_members(session, pairs=joins, now=wall)
+    store_live.add_members(session, pairs=joins)
     store_live.add_transitions(session, rows=rows)
     done.joins += len(joins)
     done.leaves += len(leaves)

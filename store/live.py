@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -34,15 +34,21 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 
 def _upsert(session: Session, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
-    """Insert ``rows``, replacing the other columns where ``keys`` already exist."""
+    """Insert ``rows``, replacing the other columns where ``keys`` already exist (one
+    statement, compiled once, run with the driver's ``executemany``)."""
     if not rows:
         return
-    name = session.connection().dialect.name
-    dialect = postgresql if name == "postgresql" else sqlite
-    for chunk in _chunks(rows):
-        stmt = dialect.insert(table).values(list(chunk))
-        others = {c: stmt.excluded[c] for c in chunk[0] if c not in keys}
-        session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=others))
+    connection = session.connection()
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    others = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    connection.execute(stmt.on_conflict_do_update(index_elements=keys, set_=others), rows)
+
+
+def _insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` with the driver's ``executemany`` (Core, no ORM bookkeeping)."""
+    if rows:
+        session.connection().execute(table.insert(), rows)
 
 
 # ---------------------------------------------------------------- classification
@@ -118,8 +124,7 @@ def applied_ids(session: Session, *, ids: Collection[str]) -> set[str]:
 def add_applied(session: Session, *, rows: list[dict[str, Any]]) -> None:
     """Record applied events ``{event_id, ts, accepted_at, applied_at}``; a repeated id
     fails the transaction (the primary key), so nothing applies twice."""
-    for chunk in _chunks(rows):
-        session.execute(insert(LiveEvent), list(chunk))
+    _insert(session, LiveEvent.__table__, rows)
 
 
 def prune_applied(session: Session, *, before: datetime) -> int:
@@ -184,10 +189,9 @@ def member_count(session: Session, *, segment_id: int) -> int:
     return int(session.execute(query).scalar_one())
 
 
-def add_members(session: Session, *, pairs: Iterable[tuple[int, int]], now: datetime) -> None:
-    rows = [{"segment_id": s, "entity_id": e, "since": now} for s, e in pairs]
-    for chunk in _chunks(rows, 2000):
-        session.execute(insert(LiveMember), list(chunk))
+def add_members(session: Session, *, pairs: Iterable[tuple[int, int]]) -> None:
+    rows = [{"segment_id": s, "entity_id": e} for s, e in pairs]
+    _insert(session, LiveMember.__table__, rows)
 
 
 def remove_members(session: Session, *, pairs: Collection[tuple[int, int]]) -> None:
@@ -206,8 +210,7 @@ def clear_members(session: Session, *, segment_id: int) -> None:
 def add_transitions(session: Session, *, rows: list[dict[str, Any]]) -> None:
     """Record joins and leaves ``{segment_id, entity_id, kind, event_id, clause,
     accepted_at, recorded_at}``."""
-    for chunk in _chunks(rows, 2000):
-        session.execute(insert(LiveTransition), list(chunk))
+    _insert(session, LiveTransition.__table__, rows)
 
 
 def transitions(session: Session, *, segment_id: int, limit: int = 100) -> list[LiveTransition]:
@@ -226,8 +229,7 @@ def transitions(session: Session, *, segment_id: int, limit: int = 100) -> list[
 
 def add_dead_letters(session: Session, *, rows: list[dict[str, Any]]) -> None:
     """Record events that could not be applied ``{event_id, reason, payload, received_at}``."""
-    for chunk in _chunks(rows):
-        session.execute(insert(LiveDeadLetter), list(chunk))
+    _insert(session, LiveDeadLetter.__table__, rows)
 
 
 def dead_letters(session: Session, *, limit: int = 100) -> list[LiveDeadLetter]:

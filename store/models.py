@@ -342,7 +342,8 @@ class LiveEvent(SQLModel, table=True):
 
 
 class LiveMember(SQLModel, table=True):
-    """A live segment's current member (dense entity id)."""
+    """A live segment's current member (dense entity id); when and why it joined is in
+    ``live_transition``."""
 
     __tablename__ = "live_member"
 
@@ -350,7 +351,6 @@ class LiveMember(SQLModel, table=True):
         primary_key=True, foreign_key="segment.id", sa_column_kwargs={"autoincrement": False}
     )
     entity_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    since: datetime = _created_at()
 
 
 class LiveTransition(SQLModel, table=True):

@@ -368,6 +368,6 @@ def _print(console: Console, f: dict[str, Any]) -> None:
     )
     table.add_row("batch refresh of the same accounts (peer)", f"{f['batch_refresh_s']:,.1f} s")
     ratio = f["batch_refresh_s"] * 1000 / f["p95_ms"] if f["p95_ms"] else float("nan")
-    table.add_row("batch refresh time / live p95 latency", f"{ratio:,.0f}x")
+    table.add_row("batch refresh time / live p95 latency", f"{ratio:,.2f}x")
     table.add_row("HTTP answers", json.dumps(f["statuses"]))
     console.print(table)

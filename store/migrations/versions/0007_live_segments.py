@@ -60,7 +60,6 @@ def upgrade() -> None:
         "live_member",
         sa.Column("segment_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("entity_id", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("since", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["segment_id"], ["segment.id"], name=op.f("fk_live_member_segment_id_segment")
         ),
