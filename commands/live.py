@@ -13,6 +13,9 @@ loads what it needs from the store and the workspace and owns the transactions:
   redelivered or duplicated event a no-op; the log is acknowledged only after the commit.
   Events older than the lateness bound are counted (``late``) and left to the batch
   refresh; events from the future, for unknown entities or malformed go to dead letters.
+* Every live transaction starts by taking its turn (:func:`store.live.take_turn`), so
+  several consumers of one group may run: they share the reading and checking, and
+  their transactions apply one after the other.
 * :func:`sweep` re-evaluates, when the day changes, the entities of the segments whose
   windows or ``days_since`` can end a membership without any event.
 * :func:`reconcile` compares each live segment with its current batch result for the
@@ -161,6 +164,7 @@ def build(engine: Engine, rt: Runtime, *, now: datetime) -> list[str]:
     _frame, masks = _evaluate(rt, entity_ids.tolist(), states, day_of(now), pending)
 
     def work(session: Session) -> None:
+        store_live.take_turn(session)
         for name in pending:
             segment_id = rt.segment_ids[name]
             store_live.clear_members(session, segment_id=segment_id)
@@ -216,6 +220,7 @@ def apply_events(
     today = day_of(now)
 
     def work(session: Session) -> ApplyReport:
+        store_live.take_turn(session)
         done = ApplyReport(late=report.late, dead=len(dead), duplicates=report.duplicates)
         before = store_live.applied_ids(session, ids=[e.id for e, _m, _d in fresh])
         todo = [item for item in fresh if item[0].id not in before]
@@ -310,6 +315,7 @@ def sweep(engine: Engine, rt: Runtime, *, now: datetime) -> ApplyReport:
     horizons = rt.model.horizons(today)
 
     def work(session: Session) -> ApplyReport:
+        store_live.take_turn(session)
         done = ApplyReport()
         states = {e: EntityState.from_json(d) for e, d in store_live.all_states(session)}
         changed = {e: s.to_json() for e, s in states.items() if s.fold(horizons)}

@@ -251,5 +251,19 @@ def bump(session: Session, *, name: str, by: int) -> None:
     session.flush()
 
 
+def take_turn(session: Session, *, name: str = "batches") -> None:
+    """Count one live transaction, as its FIRST statement: the write takes SQLite's write
+    lock and PostgreSQL's row lock on the counter until the commit, so consumers applying
+    batches at the same time take turns and never overwrite each other's entity state."""
+    connection = session.connection()
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(LiveCounter.__table__).values(name=name, value=1)
+    connection.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["name"], set_={"value": LiveCounter.__table__.c.value + 1}
+        )
+    )
+
+
 def counters(session: Session) -> dict[str, int]:
     return {row.name: row.value for row in session.execute(select(LiveCounter)).scalars()}

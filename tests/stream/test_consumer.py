@@ -200,3 +200,32 @@ def test_a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
         expected = [k for k, hit in zip(entities, masks[name], strict=True) if hit]
         assert members(engine, name) == expected
     assert members(engine, "active") == ["a0", "a3"] and members(engine, "buyers") == ["a4"]
+
+
+def test_two_consumers_of_one_group_take_turns_on_the_same_entities(
+    engine, live_setup, event_log
+) -> None:
+    import threading
+
+    now = datetime.now(UTC)
+    events = [event(f"c{i}", ("a0", "a1")[i % 2], "login", now) for i in range(600)]
+    for start in range(0, 600, 50):
+        publish(event_log, *events[start : start + 50])
+    stop = threading.Event()
+    consumers = [consumer(engine, live_setup, event_log, name=n, batch=25) for n in ("x", "y")]
+    threads = [threading.Thread(target=c.run, args=(stop,)) for c in consumers]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 120
+    while count(engine, LiveEvent) < 600 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert all(c.totals.applied > 0 for c in consumers)  # both did work
+    with session_scope(engine) as session:
+        states = dict(store_live.all_states(session))
+    logins = [
+        EntityState.from_json(d).aggregate("product", None, None, 10**6)[0] for d in states.values()
+    ]
+    assert sorted(logins) == [300.0, 300.0]
