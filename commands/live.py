@@ -16,6 +16,8 @@ loads what it needs from the store and the workspace and owns the transactions:
 * Every live transaction starts by taking its turn (:func:`store.live.take_turn`), so
   several consumers of one group may run: they share the reading and checking, and
   their transactions apply one after the other.
+* :func:`resync` re-evaluates every entity after a batch refresh, which may have
+  brought new entities and changed properties.
 * :func:`sweep` re-evaluates, when the day changes, the entities of the segments whose
   windows or ``days_since`` can end a membership without any event.
 * :func:`reconcile` compares each live segment with its current batch result for the
@@ -105,12 +107,18 @@ class Runtime:
 
 
 def catalog_mark(engine: Engine) -> tuple[Any, ...]:
-    """Names, statuses, cadences and versions of the catalog: a change means reload."""
+    """Names, statuses, cadences and versions of the catalog, and the latest batch
+    snapshot (new entities, changed properties): a change means reload."""
+    from sqlalchemy import func
+
+    from store.models import Snapshot
+
     with session_scope(engine) as session:
         rows = session.exec(
             select(Segment.name, Segment.status, Segment.cadence, Segment.current_version_id)
         ).all()
-        return tuple(sorted(tuple(r) for r in rows))
+        latest = session.exec(select(func.max(Snapshot.id))).one()
+        return (latest, *sorted(tuple(r) for r in rows))
 
 
 def load_runtime(engine: Engine, ws: Workspace, *, lateness: timedelta, today: date) -> Runtime:
@@ -309,8 +317,18 @@ def _record(session, rt, found, entity_ids, cause, done, wall) -> None:
 
 def sweep(engine: Engine, rt: Runtime, *, now: datetime) -> ApplyReport:
     """Re-evaluate the time-dependent live segments for the day of ``now`` (windows that
-    ended, days since that grew) and fold old buckets; joins and leaves have no event."""
-    timed = rt.model.timed()
+    ended, days since that grew) and fold old buckets; joins and leaves have no event.
+    Only entities with state can change with the day alone."""
+    return _resync(engine, rt, now=now, segments=rt.model.timed(), everyone=False)
+
+
+def resync(engine: Engine, rt: Runtime, *, now: datetime) -> ApplyReport:
+    """Re-evaluate every live segment over every entity: after a batch refresh the entity
+    properties may have changed (a plan downgraded) without any event."""
+    return _resync(engine, rt, now=now, segments=list(rt.model.segments), everyone=True)
+
+
+def _resync(engine, rt: Runtime, *, now: datetime, segments: list[str], everyone: bool):
     today = day_of(now)
     horizons = rt.model.horizons(today)
 
@@ -321,9 +339,12 @@ def sweep(engine: Engine, rt: Runtime, *, now: datetime) -> ApplyReport:
         changed = {e: s.to_json() for e, s in states.items() if s.fold(horizons)}
         wall = utcnow()
         store_live.save_states(session, states=changed, now=wall)
-        entity_ids = [e for e in sorted(states) if e < len(rt.rows) and rt.rows[e] >= 0]
-        if timed and entity_ids:
-            _transitions(session, rt, entity_ids, states, today, timed, {}, {}, done, wall)
+        if everyone:
+            entity_ids = np.flatnonzero(rt.rows >= 0).tolist()
+        else:
+            entity_ids = [e for e in sorted(states) if e < len(rt.rows) and rt.rows[e] >= 0]
+        if segments and entity_ids:
+            _transitions(session, rt, entity_ids, states, today, segments, {}, {}, done, wall)
         return done
 
     return write(engine, work, budget=WRITE_BUDGET)

@@ -7,7 +7,8 @@ restart, those it read but never acknowledged), else entries other consumers lef
 nothing (unacknowledged entries come back) and applies nothing twice (the applied event
 ids commit with the state). When the UTC day changes the sweep runs; every
 ``reload_every`` seconds a changed catalog (new, edited or archived segments) is loaded and
-the live membership of changed segments rebuilt.
+the live membership of changed segments rebuilt, and after a new batch refresh the entity
+dictionary and properties are loaded again and every entity re-evaluated.
 """
 
 from __future__ import annotations
@@ -79,12 +80,16 @@ class Consumer:
 
     def _load(self) -> None:
         now = self.clock()
+        before = self.runtime
         self.runtime = live.load_runtime(
             self.engine, self.load_workspace(), lateness=self.lateness, today=now.date()
         )
         built = live.build(self.engine, self.runtime, now=now)
         if built:
             logger.info("live_built segments=%s", ",".join(built))
+        if before is not None and before.mark[0] != self.runtime.mark[0]:
+            synced = live.resync(self.engine, self.runtime, now=now)
+            logger.info("live_resync joins=%d leaves=%d", synced.joins, synced.leaves)
         self._checked = time.monotonic()
 
     def _entries(self) -> list[Entry]:

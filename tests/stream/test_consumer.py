@@ -229,3 +229,25 @@ def test_two_consumers_of_one_group_take_turns_on_the_same_entities(
         EntityState.from_json(d).aggregate("product", None, None, 10**6)[0] for d in states.values()
     ]
     assert sorted(logins) == [300.0, 300.0]
+
+
+def test_after_a_batch_refresh_changed_properties_move_members(
+    engine, live_setup, event_log
+) -> None:
+    from commands.refresh import refresh
+
+    now = datetime.now(UTC)
+    purchase = event("r1", "a2", "purchase", now, 90)
+    publish(event_log, purchase)
+    c = consumer(engine, live_setup, event_log, reload_every=0.0)
+    drain(c)
+    assert members(engine, "buyers") == ["a2"]
+    crm = (live_setup.folder / "crm.csv").read_text().replace("a2,pro", "a2,free")
+    (live_setup.folder / "crm.csv").write_text(crm)
+    live_setup.write_events([purchase])
+    refresh(engine, live_setup.workspace(), as_of=now.date(), notify=False)
+    c.step()
+    assert members(engine, "buyers") == []
+    with session_scope(engine) as session:
+        leave = session.exec(select(LiveTransition).where(LiveTransition.kind == "leave")).one()
+    assert (leave.event_id, leave.clause) == (None, "plan = 'pro'")
