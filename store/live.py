@@ -66,7 +66,17 @@ def _insert(
     if replace_on:
         others = ", ".join(f"{n} = excluded.{n}" for n in names if n not in replace_on)
         sql += f" ON CONFLICT ({', '.join(replace_on)}) DO UPDATE SET {others}"
-    values = [tuple(_raw(row[n], sqlite_dialect) for n in names) for row in rows]
+    seen: dict[int, Any] = {}  # rows of a batch share their datetimes: convert each once
+
+    def raw(value: Any) -> Any:
+        if not isinstance(value, datetime):
+            return value
+        found = seen.get(id(value))
+        if found is None:
+            found = seen[id(value)] = _raw(value, sqlite_dialect)
+        return found
+
+    values = [tuple(raw(row[n]) for n in names) for row in rows]
     cursor = connection.connection.driver_connection.cursor()
     try:
         cursor.executemany(sql, values)

@@ -72,17 +72,22 @@ class LiveModel:
             for name, clauses in self._clauses.items()
         }
         self._index: dict[tuple[str, str], frozenset[str]] = {}
+        self._touched: dict[tuple[str, str], frozenset[str]] = {}
 
     # ---------------------------------------------------------------- the index
 
-    def touched_features(self, source: str, name: str) -> set[str]:
+    def touched_features(self, source: str, name: str) -> frozenset[str]:
         """The live features an event ``name`` of ``source`` changes."""
-        return {
-            fname
-            for fname, feat in self.features.items()
-            if feat.source == source
-            and (feat.events is None or name in {e.strip() for e in feat.events})
-        }
+        key = (source, name)
+        found = self._touched.get(key)
+        if found is None:
+            found = self._touched[key] = frozenset(
+                fname
+                for fname, feat in self.features.items()
+                if feat.source == source
+                and (feat.events is None or name in {e.strip() for e in feat.events})
+            )
+        return found
 
     def segments_for(self, source: str, name: str) -> frozenset[str]:
         """The live segments an event can change: those reading a feature it touches, and
