@@ -26,6 +26,7 @@ loads what it needs from the store and the workspace and owns the transactions:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -527,7 +528,9 @@ def _alert(session, segment, as_of, live, batch, differ, shown, share, templates
         severity="warning",
         message=message,
         details=details,
-        fingerprint=f"live_divergence:{segment.name}:{as_of.isoformat()}",
+        fingerprint=hashlib.sha256(
+            f"live_divergence|{segment.name}|{as_of.isoformat()}".encode()
+        ).hexdigest(),
     )
     session.add(alert)
     session.flush()

@@ -19,11 +19,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import redis
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from commands import live
 from segments.live import day_of
 from segments.workspace import Workspace
+from store.db import DatabaseBusy
 from stream.log import Entry, EventLog
 
 logger = logging.getLogger(__name__)
@@ -134,7 +137,13 @@ class Consumer:
         return len(entries)
 
     def run(self, stop: threading.Event | None = None) -> None:
-        """Consume until ``stop`` is set (or forever)."""
+        """Consume until ``stop`` is set (or forever). A round that fails on the database
+        or the log is logged and tried again: its entries stay pending and are re-read."""
         self.start()
         while stop is None or not stop.is_set():
-            self.step()
+            try:
+                self.step()
+            except (SQLAlchemyError, DatabaseBusy, redis.RedisError):
+                logger.exception("live_round_failed; retrying")
+                self._own_pending = True
+                time.sleep(1.0)
