@@ -18,7 +18,9 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
+from cli.alerts import app as alerts_app
 from cli.output import err, out, print_report, progress
+from cli.proposals import app as proposals_app
 from cli.stream import stream_app
 from commands.settings import Settings
 from segments.errors import SegopsError
@@ -33,6 +35,8 @@ app = typer.Typer(
 feedback_app = typer.Typer(help="Field feedback tagged to a segment.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(stream_app, name="stream")
+app.add_typer(proposals_app, name="proposals")
+app.add_typer(alerts_app, name="alerts")
 
 
 class State:
@@ -72,7 +76,7 @@ def _workspace_path() -> Path:
 def _workspace():
     from segments.workspace import load_workspace
 
-    return load_workspace(_workspace_path())
+    return load_workspace(_workspace_path(), data_roots=state.settings.data_root_paths)
 
 
 def _parse_date(value: str | None) -> date:
@@ -114,20 +118,41 @@ def init() -> None:
 def apply(
     file: Annotated[Path, typer.Argument(help="Workspace YAML to apply.")],
     reason: Annotated[str | None, typer.Option(help="Why: stored on every new version.")] = None,
-    author: Annotated[str, typer.Option(help="Who is applying (Slack id or name).")] = "cli",
+    author: Annotated[
+        str | None,
+        typer.Option("--as", "--author", help="Who applies: a Slack user id (SEGOPS_CLI_USER)."),
+    ] = None,
+    approved_by: Annotated[
+        str | None,
+        typer.Option(help="An owner or approver who approved the changes (recorded)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Apply over versions the file has not seen.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Validate the whole file, then create, update or archive segments as one change."""
-    from commands.catalog import apply_workspace
+    """Validate the whole file, then create segments and change or propose the others."""
+    from commands.governance import apply_governed
     from segments.workspace import load_workspace
 
-    ws = load_workspace(file)
+    ws = load_workspace(file, data_roots=state.settings.data_root_paths)
     engine = _engine()
-    result = apply_workspace(engine, ws, reason=reason, author=author)
+    settings = state.settings
+    result = apply_governed(
+        engine,
+        ws,
+        user=(author or settings.cli_user or "cli").strip(),
+        reason=reason,
+        approved_by=approved_by,
+        force=force,
+        direct_tiers=settings.direct_tiers,
+        templates_dir=settings.templates_dir,
+        reactions={"approve": settings.approve_emoji, "reject": settings.reject_emoji},
+    )
     if json_out:
         _print_json(result.to_dict())
         return
-    if not result.changed:
+    if not result.changed and not result.proposed and not result.pending:
         out.print(f"nothing to change: {len(result.unchanged)} segments already up to date")
         return
     for label, names, colour in (
@@ -137,6 +162,10 @@ def apply(
     ):
         for name in names:
             out.print(f"[{colour}]{label:>8}[/] {name}")
+    for name, number in result.proposed.items():
+        out.print(f"[cyan]proposed[/] {name}: proposal #{number} awaits its owner's approval")
+    for name, number in result.pending.items():
+        out.print(f"[dim] pending[/] {name}: proposal #{number} already awaits approval")
     out.print(f"{len(result.unchanged)} unchanged")
 
 
@@ -181,7 +210,8 @@ def list_cmd(json_out: JsonOpt = False) -> None:
             r.owner,
             r.cadence,
             str(r.version or ""),
-            f"{r.size:,}" if r.size is not None else "—",
+            (f"{r.size:,}" if r.size is not None else "—")
+            + (f" (v{r.size_version})" if r.size_version not in (None, r.version) else ""),
             r.as_of or "never",
         )
     out.print(table)
@@ -215,10 +245,18 @@ def show(name: str, json_out: JsonOpt = False) -> None:
         change = f" ({stats['change_pct']:+.1f}%)" if stats.get("change_pct") is not None else ""
         out.print(
             f"[bold]size[/] {stats['size']:,}{change} as of {stats['as_of']} · "
-            f"+{stats['joined']:,} joined, -{stats['left']:,} left"
+            f"+{stats['joined']:,} joined, -{stats['left']:,} left · "
+            f"computed by v{stats['version']}"
         )
     else:
         out.print("never refreshed")
+    if stats and stats.get("definition_changed"):
+        expected = stats.get("expected_size")
+        out.print(
+            f"[yellow]definition changed since the last refresh[/]: these numbers are "
+            f"v{stats['version']}'s; v{view['version']} is computed by the next refresh"
+            + (f" ({expected:,} expected from the approved proposal's preview)" if expected else "")
+        )
 
 
 @app.command()
@@ -226,14 +264,19 @@ def history(name: str, json_out: JsonOpt = False) -> None:
     """Every version of a segment with author, approver and reason."""
     from commands.catalog import history as load_history
 
-    versions = load_history(_engine(), name)
+    floor = state.settings.privacy_floor
+    versions = load_history(_engine(), name, privacy_floor=floor)
     if json_out:
         _print_json([v.to_dict() for v in versions])
         return
     table = Table(title=f"History of {name}", title_justify="left")
-    for col in ("v", "change", "when", "author", "approver", "reason", "rule"):
+    for col in ("v", "change", "when", "author", "approver", "reason", "rule", "refreshes"):
         table.add_column(col, overflow="fold")
     for v in versions:
+        computed = "—"
+        if v.refreshes:
+            size = f"{v.last_size:,}" if v.last_size is not None else f"fewer than {floor}"
+            computed = f"{v.refreshes}, last {v.last_as_of}: {size}"
         table.add_row(
             str(v.version),
             v.change_kind,
@@ -242,6 +285,7 @@ def history(name: str, json_out: JsonOpt = False) -> None:
             v.approver or "—",
             v.reason or "—",
             v.rule,
+            computed,
         )
     out.print(table)
 
@@ -286,20 +330,27 @@ def refresh(
 @app.command()
 def drift(name: str, json_out: JsonOpt = False) -> None:
     """A segment's size trend and its recent alerts."""
-    from commands.stats import recent_alerts, size_trend
+    from commands.stats import recent_alerts, size_trend, trend_versions
 
     engine = _engine()
     points = size_trend(engine, name, privacy_floor=state.settings.privacy_floor)
+    versions = trend_versions(engine, name, privacy_floor=state.settings.privacy_floor)
     alerts = recent_alerts(engine, name)
     if json_out:
-        _print_json({"segment": name, "trend": points, "alerts": alerts})
+        _print_json({"segment": name, "trend": points, "points": versions, "alerts": alerts})
         return
     table = Table(title=f"{name}: size over time", title_justify="left")
     table.add_column("as of")
     table.add_column("size", justify="right")
+    table.add_column("computed by")
     floor = state.settings.privacy_floor
-    for as_of_day, size in points:
-        table.add_row(as_of_day, f"{size:,}" if size is not None else f"fewer than {floor}")
+    for point in versions:
+        size = point["size"]
+        table.add_row(
+            point["as_of"],
+            f"{size:,}" if size is not None else f"fewer than {floor}",
+            f"v{point['version']}",
+        )
     out.print(table)
     if not alerts:
         out.print("no alerts")
@@ -313,14 +364,36 @@ def drift(name: str, json_out: JsonOpt = False) -> None:
 def members(
     name: str,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="The published refresh of this day (or the one before).")
+    ] = None,
+    joined: Annotated[
+        bool, typer.Option("--joined", help="Only ids that joined in that refresh.")
+    ] = False,
+    left: Annotated[
+        bool, typer.Option("--left", help="Only ids that left in that refresh.")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="With --joined/--left: compare with this day, not the refresh before."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Export the ids of a segment's current members, one per line."""
-    from commands.stats import members as load_members
+    """Export the ids of a segment's members (or of those that joined or left), one per line."""
+    from commands.snapshots import member_export
 
-    ids = load_members(_engine(), name)
+    if joined and left:
+        _fail("choose one of --joined and --left")
+    export = member_export(
+        _engine(),
+        name,
+        as_of=_parse_date(as_of) if as_of else None,
+        change="joined" if joined else "left" if left else None,
+        since=_parse_date(since) if since else None,
+    )
+    ids = export.ids
     if json_out:
-        _print_json({"segment": name, "count": len(ids), "members": ids})
+        _print_json(export.to_dict())
         return
     text = "".join(f"{i}\n" for i in ids)
     if output is None:
@@ -328,6 +401,50 @@ def members(
     else:
         output.write_text(text, encoding="utf-8")
         err.print(f"wrote {len(ids):,} ids to {output}")
+    if export.as_of is not None and (as_of or export.change):
+        what = f"{export.change} " if export.change else ""
+        against = ""
+        if export.change:
+            against = (
+                f" since {export.compared_with}" if export.compared_with else " (first refresh)"
+            )
+        err.print(
+            f"{len(ids):,} {what}members of {export.segment} as of {export.as_of}{against}, "
+            f"computed by v{export.version}"
+        )
+
+
+@app.command()
+def lineage(name: str, json_out: JsonOpt = False) -> None:
+    """What a segment reads (sources, features, scores, segments) and what reads it."""
+    from commands.snapshots import lineage as load_lineage
+
+    path = state.workspace_option or state.settings.workspace
+    ws = _workspace() if path is not None else None
+    view = load_lineage(_engine(), ws, name)
+    if json_out:
+        _print_json(view.to_dict())
+        return
+    refreshed = (
+        f"last published {view.as_of} by v{view.result_version}"
+        if view.as_of
+        else "never refreshed"
+    )
+    out.print(f"[bold]{view.segment}[/] v{view.version} · {refreshed}")
+    if ws is None:
+        out.print("sources, features and scores: pass --workspace FILE to see them")
+    else:
+        out.print(f"[bold]sources[/] {', '.join(view.sources) or '—'}")
+        for feature, config in view.features.items():
+            window = f" over {config['window_days']} days" if config.get("window_days") else ""
+            out.print(f"[bold]feature[/] {feature}: {config['agg']} of {config['source']}{window}")
+        for score, config in view.scores.items():
+            out.print(f"[bold]score[/] {score}: {', '.join(config['weights'])}")
+    out.print(f"[bold]columns[/] {', '.join(view.columns) or '—'}")
+    for label, links in (("refers to", view.references), ("used by", view.dependants)):
+        for link in links:
+            seen = f"published {link.as_of} by v{link.result_version}" if link.as_of else "never"
+            out.print(f"[bold]{label}[/] {link.name} v{link.version} ({link.status}; {seen})")
 
 
 @feedback_app.command("add")
@@ -421,6 +538,13 @@ def bench(
     ] = False,
     rate: Annotated[float, typer.Option(min=1, help="--stream: events per second.")] = 1000,
     duration: Annotated[float, typer.Option(min=1, help="--stream: seconds of events.")] = 60,
+    web: Annotated[
+        bool, typer.Option("--web", help="Only the web process's memory under 50 proposals.")
+    ] = False,
+    soak: Annotated[
+        bool, typer.Option("--soak", help="Only a soak: web, worker and CLI, then a report.")
+    ] = False,
+    seconds: Annotated[int, typer.Option(min=5, max=3600, help="How long the soak runs.")] = 30,
 ) -> None:
     """Time each phase of a refresh against bare pandas and DuckDB on the same data."""
     if stream:
@@ -432,7 +556,15 @@ def bench(
         return
     from cli.bench import run_bench
 
-    run_bench(customers=customers, segments=segments, console=out, slack=slack)
+    run_bench(
+        customers=customers,
+        segments=segments,
+        console=out,
+        slack=slack,
+        web=web,
+        soak=seconds if soak else 0,
+        database_url=state.settings.database_url,
+    )
 
 
 @app.command()

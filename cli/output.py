@@ -34,6 +34,12 @@ def print_report(report) -> None:
             delta = s.size - s.previous_size
             change = f"{delta:+,}"
         alerts = s.note or "; ".join(f"{a.severity}: {a.message}" for a in s.alerts) or "—"
+        if s.definition_change:
+            from commands.refresh import definition_change_text
+
+            alerts = definition_change_text(s.definition_change) + (
+                f"; {alerts}" if alerts != "—" else ""
+            )
         table.add_row(
             s.segment,
             f"[{colours.get(s.status, 'white')}]{s.status}[/]",

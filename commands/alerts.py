@@ -32,10 +32,11 @@ from typing import Any
 from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, select
 
-from commands.errors import NotAuthorised, person
+from commands.errors import NotAuthorised, NotSaved, person
+from commands.lookup import find_segment
 from commands.notify import POSTED_WITH, QUALITY_PREFIX, _kpi_rows, _segment_ctx, alert_item
 from segments.errors import SegopsError
-from store.db import session_scope
+from store.db import WRITE_BUDGET, DatabaseBusy, session_scope, write
 from store.models import Alert, Segment, SegmentResult, Snapshot
 from store.results import published_by_day
 
@@ -111,13 +112,17 @@ def _same_drift_after(alert: Alert) -> list[Any]:
     ]
 
 
-def acknowledge(engine: Engine, *, alert_id: int, user: str) -> AlertView:
+def acknowledge(
+    engine: Engine, *, alert_id: int, user: str, budget: float = WRITE_BUDGET
+) -> AlertView:
     """Acknowledge this alert (not its drift for good) as the owner or an approver.
 
-    A repeat is a no-op.
+    A repeat is a no-op. A busy database is retried for ``budget`` seconds, then
+    :class:`NotSaved` says nothing was saved.
     """
     now = datetime.now(UTC)
-    with session_scope(engine) as session:
+
+    def work(session: Session) -> AlertView:
         alert, segment = _load(session, alert_id)
         approvers = list(segment.approvers or [])
         if user != segment.owner and user not in approvers:
@@ -136,6 +141,15 @@ def acknowledge(engine: Engine, *, alert_id: int, user: str) -> AlertView:
         session.refresh(alert)
         return _view(alert, segment, now=now, changed=changed == 1)
 
+    return _write(engine, work, budget, f"acknowledgement of alert #{alert_id}")
+
+
+def _write(engine: Engine, work: Any, budget: float, what: str) -> AlertView:
+    try:
+        return write(engine, work, budget=budget)
+    except DatabaseBusy as busy:
+        raise NotSaved(f"{busy}: your {what} was not recorded; click again") from None
+
 
 def mute(
     engine: Engine,
@@ -144,13 +158,18 @@ def mute(
     user: str,
     days: int = MUTE_DAYS,
     now: datetime | None = None,
+    budget: float = WRITE_BUDGET,
 ) -> AlertView:
-    """Mute an alert for ``days`` days as its segment's owner; a no-op when already silent."""
+    """Mute an alert for ``days`` days as its segment's owner; a no-op when already silent.
+
+    A busy database is retried for ``budget`` seconds, then :class:`NotSaved`.
+    """
     if not 1 <= days <= MAX_MUTE_DAYS:
         raise SegopsError(f"a mute lasts 1 to {MAX_MUTE_DAYS} days, not {days}")
     now = now or datetime.now(UTC)
     until = now + timedelta(days=days)
-    with session_scope(engine) as session:
+
+    def work(session: Session) -> AlertView:
         alert, segment = _load(session, alert_id)
         if user != segment.owner:
             raise NotAuthorised(
@@ -175,6 +194,57 @@ def mute(
             )
         session.refresh(alert)
         return _view(alert, segment, now=now, changed=changed == 1)
+
+    return _write(engine, work, budget, f"mute of alert #{alert_id}")
+
+
+ALERT_STATUSES = ("open", "acknowledged", "muted")
+
+
+def list_alerts(
+    engine: Engine,
+    *,
+    segment: str | None = None,
+    status: str | None = "open",
+    limit: int = 50,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Alerts, newest first, with their status as it stands ``now`` (a mute that ran out
+    is open) and the refresh date they belong to; ``status`` None: every status."""
+    if status is not None and status not in ALERT_STATUSES:
+        raise SegopsError(f"status {status!r} must be one of {', '.join(ALERT_STATUSES)} or all")
+    now = now or datetime.now(UTC)
+    with session_scope(engine) as session:
+        query = (
+            select(Alert, Segment.name, Snapshot.as_of)
+            .join(Segment, Segment.id == Alert.segment_id)
+            .join(SegmentResult, SegmentResult.id == Alert.result_id, isouter=True)
+            .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id, isouter=True)
+        )
+        if segment is not None:
+            query = query.where(Alert.segment_id == find_segment(session, segment).id)
+        rows = session.exec(query.order_by(Alert.id.desc())).all()  # type: ignore[union-attr]
+        out = []
+        for alert, name, as_of in rows:
+            current = state(alert, now)
+            if status is not None and current != status:
+                continue
+            out.append(
+                {
+                    "id": alert.id,
+                    "segment": name,
+                    "as_of": as_of.isoformat() if as_of else None,
+                    "kind": alert.kind,
+                    "severity": alert.severity,
+                    "status": current,
+                    "message": alert.message,
+                    "acknowledged_by": alert.acknowledged_by,
+                    "muted_until": _iso(alert.muted_until) if current == "muted" else None,
+                }
+            )
+            if len(out) >= limit:
+                break
+        return out
 
 
 def alert_context(engine: Engine, alert_id: int, *, now: datetime | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from commands.stats import latest_stats
 from segments import rules
 from segments.workspace import SegmentDef, Workspace, archived_reference, dump_workspace
 from store.db import session_scope
-from store.models import Segment, SegmentVersion
+from store.models import Segment, SegmentResult, SegmentVersion, Snapshot
 from store.results import current_result
 
 
@@ -36,17 +36,23 @@ class ApplyResult:
     updated: list[str] = field(default_factory=list)
     archived: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    proposed: dict[str, int] = field(default_factory=dict)
+    """Segments whose change became a new proposal: name -> proposal id."""
+    pending: dict[str, int] = field(default_factory=dict)
+    """Segments whose change is already a pending proposal: name -> proposal id."""
 
     @property
     def changed(self) -> bool:
         return bool(self.created or self.updated or self.archived)
 
-    def to_dict(self) -> dict[str, list[str]]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "created": self.created,
             "updated": self.updated,
             "archived": self.archived,
             "unchanged": self.unchanged,
+            "proposed": [{"segment": n, "proposal": i} for n, i in self.proposed.items()],
+            "pending": [{"segment": n, "proposal": i} for n, i in self.pending.items()],
         }
 
 
@@ -63,6 +69,8 @@ class SegmentSummary:
     version: int | None
     size: int | None
     as_of: str | None
+    size_version: int | None = None
+    """The definition version that computed ``size`` (it may be older than ``version``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -79,6 +87,11 @@ class VersionView:
     reason: str | None
     created_at: str
     rule: str
+    refreshes: int = 0
+    """Published refreshes computed by this version."""
+    last_as_of: str | None = None
+    last_size: int | None = None
+    """Size of the newest of them (None: none, or under the privacy floor)."""
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -145,14 +158,14 @@ def record_version(
     return version
 
 
-def _refuse_core_archive(definition: SegmentDef, reason: str | None, how: str) -> None:
+def refuse_core_archive(definition: SegmentDef, reason: str | None, how: str) -> None:
     if definition.tier == "core" and not (reason and reason.strip()):
         raise Refused(
             f"segment '{definition.name}' is core: {how} it needs a written reason (--reason)"
         )
 
 
-def _refuse_archived_references(ws: Workspace, existing: dict[str, Segment]) -> None:
+def refuse_archived_references(ws: Workspace, existing: dict[str, Segment]) -> None:
     """Refuse an active segment that would refer to an archived one after the apply.
 
     A segment is archived after the apply when the file says so, or when the file leaves
@@ -178,7 +191,7 @@ def apply_workspace(
     result = ApplyResult()
     with session_scope(engine) as session:
         existing = {s.name: s for s in session.exec(select(Segment)).all()}
-        _refuse_archived_references(ws, existing)
+        refuse_archived_references(ws, existing)
         for definition in ws.segments:
             segment = existing.get(definition.name)
             if segment is None:
@@ -199,7 +212,7 @@ def apply_workspace(
             archiving = definition.status == "archived" and segment.status != "archived"
             if archiving:
                 previous = SegmentDef.model_validate(version.definition)
-                _refuse_core_archive(previous, reason, "archiving")
+                refuse_core_archive(previous, reason, "archiving")
             record_version(
                 session,
                 segment=segment,
@@ -214,7 +227,7 @@ def apply_workspace(
             if name in named or segment.status == "archived":
                 continue
             previous = current_definition(session, segment)
-            _refuse_core_archive(previous, reason, "removing")
+            refuse_core_archive(previous, reason, "removing")
             archived = previous.model_copy(update={"status": "archived"})
             record_version(
                 session,
@@ -232,10 +245,15 @@ def apply_workspace(
 
 
 def catalog_workspace(engine: Engine, ws: Workspace) -> Workspace:
-    """``ws`` with its segments replaced by the catalog's current definitions."""
+    """``ws`` with its segments replaced by the catalog's current definitions, each
+    marked with the version it is (``based_on``)."""
     with session_scope(engine) as session:
         segments = session.exec(select(Segment).order_by(Segment.name)).all()
-        definitions = [current_definition(session, s) for s in segments]
+        definitions = []
+        for segment in segments:
+            version = current_version(session, segment)
+            definition = SegmentDef.model_validate(version.definition)
+            definitions.append(definition.model_copy(update={"based_on": version.version}))
     order = {d.name: i for i, d in enumerate(ws.segments)}
     definitions.sort(key=lambda d: (order.get(d.name, len(order)), d.name))
     return ws.model_copy(update={"segments": definitions})
@@ -246,8 +264,9 @@ def export_workspace(engine: Engine, ws: Workspace) -> str:
     return dump_workspace(catalog_workspace(engine, ws))
 
 
-def history(engine: Engine, name: str) -> list[VersionView]:
-    """Every version of a segment, newest first."""
+def history(engine: Engine, name: str, *, privacy_floor: int | None = None) -> list[VersionView]:
+    """Every version of a segment, newest first, with the published refreshes it computed
+    (``last_size`` only with a ``privacy_floor``, under which it is None)."""
     with session_scope(engine) as session:
         segment = find_segment(session, name)
         versions = session.exec(
@@ -255,6 +274,14 @@ def history(engine: Engine, name: str) -> list[VersionView]:
             .where(SegmentVersion.segment_id == segment.id)
             .order_by(SegmentVersion.version.desc())  # type: ignore[attr-defined]
         ).all()
+        made: dict[int, list[tuple[str, int]]] = {}
+        for version_id, as_of, size in session.exec(
+            select(SegmentResult.version_id, Snapshot.as_of, SegmentResult.size)
+            .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
+            .where(SegmentResult.segment_id == segment.id, SegmentResult.status == "published")
+            .order_by(Snapshot.as_of, SegmentResult.id)  # type: ignore[arg-type]
+        ).all():
+            made.setdefault(version_id, []).append((as_of.isoformat(), size))
         return [
             VersionView(
                 version=v.version,
@@ -264,6 +291,11 @@ def history(engine: Engine, name: str) -> list[VersionView]:
                 reason=v.reason,
                 created_at=v.created_at.isoformat(timespec="seconds"),
                 rule=v.rule_text,
+                refreshes=len(made.get(v.id, [])),
+                last_as_of=made[v.id][-1][0] if made.get(v.id) else None,
+                last_size=visible_size(made[v.id][-1][1], privacy_floor)
+                if made.get(v.id) and privacy_floor is not None
+                else None,
             )
             for v in versions
         ]
@@ -274,6 +306,11 @@ def active_names(engine: Engine) -> list[str]:
     with session_scope(engine) as session:
         rows = session.exec(select(Segment).order_by(Segment.status, Segment.name)).all()
         return [s.name for s in rows if s.status == "active"]
+
+
+def _version_number(session: Session, version_id: int) -> int | None:
+    version = session.get(SegmentVersion, version_id)
+    return version.version if version is not None else None
 
 
 def list_segments(engine: Engine, *, privacy_floor: int) -> list[SegmentSummary]:
@@ -296,6 +333,7 @@ def list_segments(engine: Engine, *, privacy_floor: int) -> list[SegmentSummary]
                     version=version.version,
                     size=size,
                     as_of=as_of,
+                    size_version=_version_number(session, result.version_id) if result else None,
                 )
             )
         return out

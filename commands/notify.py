@@ -102,6 +102,7 @@ def summary_context(outcome: Any, segment: Segment, as_of: str) -> dict[str, Any
         },
         "kpis": _kpi_rows(outcome.kpis),
         "alerts": [a.to_dict() for a in outcome.alerts],
+        "definition_change": getattr(outcome, "definition_change", None),
     }
 
 

@@ -46,4 +46,17 @@ def visible_stats(stats: dict[str, Any] | None, floor: int) -> dict[str, Any] | 
         )
     elif is_hidden(stats.get("previous_size"), floor):
         shown.update(previous_size=None, change_pct=None)
+    if "expected_size" in stats:
+        shown["expected_size"] = (
+            None if shown["hidden"] else visible_size(stats["expected_size"], floor)
+        )
+    change = stats.get("definition_change")
+    if change:
+        shown["definition_change"] = {
+            **change,
+            **{
+                key: None if shown["hidden"] else visible_size(change.get(key), floor)
+                for key in ("previous_size", "size", "expected_size")
+            },
+        }
     return shown

@@ -61,7 +61,7 @@ from segments.workspace import SegmentDef, Workspace
 from store import lease
 from store.db import session_scope
 from store.entities import add_entity_keys, entity_keys
-from store.models import Alert, Segment, SegmentResult, Snapshot
+from store.models import Alert, Proposal, Segment, SegmentResult, SegmentVersion, Snapshot
 from store.results import past_sizes, recent_profiles
 
 Progress = Callable[[str], None]
@@ -148,6 +148,10 @@ class SegmentOutcome:
     kpis: dict[str, dict[str, float | None]] = field(default_factory=dict)
     quality_failures: list[str] = field(default_factory=list)
     note: str | None = None
+    version: int | None = None
+    definition_change: dict[str, Any] | None = None
+    """Set when the definition that made the previous result differs (its rules):
+    ``{from_version, to_version, previous_size, size, expected_size, proposal}``."""
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -161,6 +165,8 @@ class SegmentOutcome:
         }
         if self.note:
             data["note"] = self.note
+        if self.definition_change:
+            data["definition_changed"] = self.definition_change
         return data
 
 
@@ -350,6 +356,7 @@ def _refresh(
             outcome, stats, bitmap = _evaluate_segment(session, run, segment, definition)
             outcomes.append(outcome)
             pending.append((segment, definition, outcome, stats, bitmap))
+        pending = _block_dependants(pending, all_rules)
 
         if all(o.status == "unchanged" for o in outcomes):
             timer.timings["total"] = time.perf_counter() - started
@@ -460,8 +467,23 @@ def _evaluate_segment(
                 reasons["no longer in the data"] = gone
     with run.timer.phase("drift"):
         previous_profile = (previous.stats or {}).get("profile") if previous is not None else None
+        same = _same_definition_versions(session, segment)
+        change = _definition_change(session, segment, previous, same, size)
+        if change is not None:
+            # The change itself explains the move: size drift is judged against the
+            # approved proposal's preview (the new definition on the previous data) when
+            # there is one, and composition against nothing.
+            previous_profile = None
         stats, alerts, kpis = _drift(
-            session, run, segment, definition, mask, columns, previous_profile, previous_size
+            session,
+            run,
+            segment,
+            definition,
+            mask,
+            columns,
+            previous_profile,
+            previous_size if change is None else change["expected_size"],
+            same,
         )
     status = "published"
     if definition.block_on_min_size and any(a.kind == "min_size" for a in alerts):
@@ -476,8 +498,152 @@ def _evaluate_segment(
         alerts,
         leave_reasons=reasons,
         kpis=kpis,
+        definition_change=change,
     )
     return outcome, {"profile": stats}, bitmap if status == "published" else None
+
+
+def _block_dependants(pending: list[tuple], all_rules: dict[str, rules.Rule]) -> list[tuple]:
+    """A segment that refers (``in_segment``, directly or not) to a segment this refresh
+    blocked is blocked too, naming it: it is never computed from unpublished members."""
+    blocked = {item[2].segment: item[2] for item in pending if item[2].status == "blocked"}
+    if not blocked:
+        return pending
+    out = []
+    for segment, definition, outcome, stats, bitmap in pending:
+        reached: set[str] = set()
+        rule = all_rules.get(definition.name)
+        stack = list(rules.dependencies(rule)) if rule is not None else []
+        while stack:
+            name = stack.pop()
+            if name not in reached and name in all_rules:
+                reached.add(name)
+                stack.extend(rules.dependencies(all_rules[name]))
+        culprits = sorted(reached & set(blocked))
+        if outcome.status == "blocked" or not culprits:
+            out.append((segment, definition, outcome, stats, bitmap))
+            continue
+        first = blocked[culprits[0]]
+        why = next(
+            iter([*first.quality_failures, *(a.message for a in first.alerts)]),
+            "it did not publish",
+        )
+        message = f"refers to segment '{culprits[0]}', which is blocked: {why}"
+        outcome.status = "blocked"
+        outcome.joined = outcome.left = 0
+        outcome.alerts = [
+            AlertView("quality_reference", "critical", message, {"segment": culprits[0]})
+        ]
+        outcome.quality_failures = [message]
+        outcome.leave_reasons = {}
+        outcome.definition_change = None
+        out.append((segment, definition, outcome, {}, None))
+    return out
+
+
+def _against_baseline(
+    session: Session,
+    run: _Run,
+    segment: Segment,
+    definition: SegmentDef,
+    mask: np.ndarray,
+    same: set[int],
+) -> list[drift.Alert]:
+    """Drift against the segment's baseline (``drift.baseline``), computed by the same
+    definition: the published refresh on or before a pinned day, or the oldest of the last
+    ``baseline_window`` refreshes. Nothing when there is none before this refresh."""
+    settings = definition.drift
+    if settings is None or settings.baseline is None:
+        return []
+    query = (
+        select(SegmentResult, Snapshot.as_of)
+        .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
+        .where(
+            SegmentResult.segment_id == segment.id,
+            SegmentResult.status == "published",
+            SegmentResult.version_id.in_(list(same)),  # type: ignore[attr-defined]
+            Snapshot.as_of < run.as_of,
+        )
+        .order_by(Snapshot.as_of.desc(), SegmentResult.id.desc())  # type: ignore[attr-defined]
+    )
+    if settings.baseline == "rolling":
+        rows = session.exec(query.limit(settings.baseline_window)).all()
+        found = rows[-1] if len(rows) >= 2 else None
+    else:
+        found = session.exec(query.where(Snapshot.as_of <= settings.baseline)).first()
+    if found is None:
+        return []
+    base, base_as_of = found
+    members = membership.to_bitmap(run.ids[mask])
+    before = membership.decode(base.bitmap) if base.bitmap else BitMap()
+    return drift.detect_baseline(
+        size=len(members),
+        baseline_size=len(before),
+        kept=len(members & before),
+        baseline_as_of=base_as_of.isoformat(),
+        thresholds=definition.drift_thresholds(),
+    )
+
+
+def _same_definition_versions(session: Session, segment: Segment) -> set[int]:
+    """Ids of the segment's versions whose rule is the current one's (a persona or title
+    edit is a new version with the same members)."""
+    rows = session.exec(
+        select(SegmentVersion.id, SegmentVersion.rule_text).where(
+            SegmentVersion.segment_id == segment.id
+        )
+    ).all()
+    current = dict(rows).get(segment.current_version_id)
+    return {i for i, rule in rows if rule == current}
+
+
+def _definition_change(
+    session: Session,
+    segment: Segment,
+    previous: SegmentResult | None,
+    same: set[int],
+    size: int,
+) -> dict[str, Any] | None:
+    """How the definition changed since ``previous`` was computed, or None if it did not.
+
+    ``expected_size`` is the size the approved proposal's preview measured for the new
+    definition (None when the change came another way or was not measured).
+    """
+    if previous is None or previous.version_id in same:
+        return None
+    numbers = dict(
+        session.exec(
+            select(SegmentVersion.id, SegmentVersion.version).where(
+                SegmentVersion.id.in_([previous.version_id, segment.current_version_id])  # type: ignore[union-attr]
+            )
+        ).all()
+    )
+    proposal = session.exec(
+        select(Proposal).where(Proposal.applied_version_id == segment.current_version_id)
+    ).first()
+    impact = (proposal.impact or {}) if proposal is not None else {}
+    expected = impact.get("size_after")
+    return {
+        "from_version": numbers.get(previous.version_id),
+        "to_version": numbers.get(segment.current_version_id),
+        "previous_size": previous.size,
+        "size": size,
+        "expected_size": int(expected) if isinstance(expected, int | float) else None,
+        "proposal": proposal.id if proposal is not None and expected is not None else None,
+    }
+
+
+def definition_change_text(change: dict[str, Any]) -> str:
+    """``definition changed (v1 -> v2): 532 -> 993, 990 expected from proposal #4's preview``."""
+    text = (
+        f"definition changed (v{change['from_version']} -> v{change['to_version']}): "
+        f"{change['previous_size']:,} -> {change['size']:,}"
+    )
+    if change.get("expected_size") is not None:
+        text += f", {change['expected_size']:,} expected"
+        if change.get("proposal"):
+            text += f" from proposal #{change['proposal']}'s preview"
+    return text
 
 
 def _baseline(
@@ -518,6 +684,7 @@ def _drift(
     columns: set[str],
     previous_profile: dict | None,
     previous_size: int | None,
+    same: set[int],
 ) -> tuple[dict, list[AlertView], dict[str, dict[str, float | None]]]:
     """Profile the members, compare with the previous profile, and pick out KPI means."""
     schema = run.dataset.schema
@@ -535,12 +702,15 @@ def _drift(
     found = drift.detect(
         size=int(mask.sum()),
         previous_size=previous_size,
-        history_sizes=past_sizes(session, segment_id=segment.id, limit=HISTORY),
+        history_sizes=past_sizes(
+            session, segment_id=segment.id, limit=HISTORY, version_ids=same, before=run.as_of
+        ),
         stats=stats,
         previous_stats=previous_profile,
         kpis=kpi_columns,
-        thresholds=drift.DriftThresholds(min_size=definition.min_size),
+        thresholds=definition.drift_thresholds(),
     )
+    found += _against_baseline(session, run, segment, definition, mask, same)
     alerts = [AlertView(a.kind, a.severity, a.message, a.details) for a in found]
     now_columns = stats.get("columns") or {}
     before_columns = (previous_profile or {}).get("columns") or {}
@@ -575,7 +745,15 @@ def _persist_outcome(
         joined=outcome.joined,
         left=outcome.left,
         bitmap=membership.encode(bitmap) if bitmap is not None else None,
-        stats={**stats, "kpis": outcome.kpis},
+        stats={
+            **stats,
+            "kpis": outcome.kpis,
+            **(
+                {"definition_change": outcome.definition_change}
+                if outcome.definition_change
+                else {}
+            ),
+        },
         leave_reasons=outcome.leave_reasons,
     )
     session.add(result)
@@ -615,6 +793,11 @@ def _persist_outcome(
                 f"back-fill: stored as history; the current snapshot of {day} stays current"
             )
     session.flush()
+
+
+def _change_stats(outcome: SegmentOutcome) -> dict[str, Any]:
+    """The stored stats' record of a definition change, if there was one."""
+    return {"definition_change": outcome.definition_change} if outcome.definition_change else {}
 
 
 def _claim(session: Session, segment: Segment, outcome: SegmentOutcome) -> bool:
@@ -660,11 +843,23 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def preview(engine: Engine, ws: Workspace, *, segment: str, definition: SegmentDef) -> Impact:
+Loader = Callable[[Workspace, date], sources.Dataset]
+"""Loads a workspace's data as of a day (``sources.load_dataset``, or a cache of it)."""
+
+
+def preview(
+    engine: Engine,
+    ws: Workspace,
+    *,
+    segment: str,
+    definition: SegmentDef,
+    load: Loader | None = None,
+) -> Impact:
     """Evaluate the current and a proposed definition on the latest data, side by side.
 
     The data is loaded as of the segment's last published refresh (today if it was
-    never refreshed), so both sizes are measured on exactly the same rows.
+    never refreshed), so both sizes are measured on exactly the same rows. ``load``
+    replaces the loading (the worker shares one load among the previews it runs).
     """
     with session_scope(engine) as session:
         current = find_segment(session, segment)
@@ -673,7 +868,7 @@ def preview(engine: Engine, ws: Workspace, *, segment: str, definition: SegmentD
         if current.current_result_id:
             result = session.get(SegmentResult, current.current_result_id)
             as_of = session.get(Snapshot, result.snapshot_id).as_of
-    dataset = sources.load_dataset(ws, as_of=as_of)
+    dataset = load(ws, as_of) if load is not None else sources.load_dataset(ws, as_of=as_of)
     before = evaluate_all(all_rules, dataset.frame, dataset.schema)[current.name]
     proposed = dict(all_rules)
     proposed.pop(current.name, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -22,7 +23,8 @@ class Settings(BaseSettings):
     templates_dir: Path | None = Field(default=None, alias="SEGOPS_TEMPLATES")
     privacy_floor: int = Field(default=10, alias="SEGOPS_PRIVACY_FLOOR", ge=1)
     write_budget: float = Field(default=20.0, alias="SEGOPS_WRITE_BUDGET", gt=0, le=600)
-    """Seconds a person's write (feedback) keeps retrying against a busy database."""
+    """Seconds a person's write (feedback, a decision, an alert click, queueing a refresh)
+    keeps retrying against a busy database."""
 
     slack_bot_token: str | None = Field(default=None, alias="SLACK_BOT_TOKEN", repr=False)
     slack_signing_secret: str | None = Field(default=None, alias="SLACK_SIGNING_SECRET", repr=False)
@@ -37,6 +39,30 @@ class Settings(BaseSettings):
     """Bearer token of ``POST /events``; without it the endpoint is not served."""
     stream_lateness: float = Field(default=3600.0, alias="SEGOPS_STREAM_LATENESS", gt=0)
     """Seconds an event may arrive after its time and still be applied live."""
+    cli_user: str | None = Field(default=None, alias="SEGOPS_CLI_USER")
+    """The Slack user id the command line acts as (``--as`` overrides it)."""
+    apply_direct_tiers: str = Field(default="", alias="SEGOPS_APPLY_DIRECT_TIERS")
+    """Tiers whose changes ``segops apply`` writes at once (comma-separated: ``tactical``,
+    ``strategic``); every other change to an existing segment becomes a proposal."""
+    refresh_admins: str = Field(default="", alias="SEGOPS_REFRESH_ADMINS")
+    """Slack user ids (comma-separated) who may ``/segment refresh`` any or every segment;
+    anyone else only a segment they own or approve."""
+    data_roots: str = Field(default="", alias="SEGOPS_DATA_ROOTS")
+    """Absolute folders, separated by ``os.pathsep``, that file sources may read besides
+    the workspace file's own folder (never set by the workspace file itself)."""
+
+    @field_validator("data_roots")
+    @classmethod
+    def _absolute_roots(cls, value: str) -> str:
+        for part in _split_roots(value):
+            if not Path(part).expanduser().is_absolute():
+                raise ValueError(f"{part!r} is not an absolute path")
+        return value
+
+    @property
+    def data_root_paths(self) -> list[Path]:
+        """``SEGOPS_DATA_ROOTS`` as paths, for ``load_workspace(..., data_roots=)``."""
+        return [Path(part).expanduser() for part in _split_roots(self.data_roots)]
 
     @field_validator("database_url")
     @classmethod
@@ -48,6 +74,27 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value[len("postgresql://") :]
         return value
+
+    @field_validator("apply_direct_tiers")
+    @classmethod
+    def _direct_tiers(cls, value: str) -> str:
+        tiers = [t.strip().lower() for t in value.split(",") if t.strip()]
+        if "core" in tiers:
+            raise ValueError("core segments always need an approval; list strategic or tactical")
+        unknown = sorted(set(tiers) - {"strategic", "tactical"})
+        if unknown:
+            raise ValueError(f"unknown tier {unknown[0]!r} (strategic or tactical)")
+        return ",".join(dict.fromkeys(tiers))
+
+    @property
+    def direct_tiers(self) -> frozenset[str]:
+        """The tiers of :attr:`apply_direct_tiers` as a set."""
+        return frozenset(t for t in self.apply_direct_tiers.split(",") if t)
+
+    @property
+    def refresh_admin_ids(self) -> frozenset[str]:
+        """The user ids of :attr:`refresh_admins`."""
+        return frozenset(u.strip() for u in self.refresh_admins.split(",") if u.strip())
 
     @field_validator("slack_api_url")
     @classmethod
@@ -65,3 +112,7 @@ class Settings(BaseSettings):
             missing.append("SLACK_SIGNING_SECRET")
         if missing:
             raise SegopsError("missing environment: " + ", ".join(missing))
+
+
+def _split_roots(value: str) -> list[str]:
+    return [part.strip() for part in (value or "").split(os.pathsep) if part.strip()]

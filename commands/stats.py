@@ -5,20 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from commands.lookup import current_version, find_segment
 from commands.policy import visible_size
 from segments import membership
 from store.db import session_scope
-from store.models import Alert, Segment, SegmentResult, Snapshot
+from store.entities import keys_of
+from store.models import Alert, Proposal, Segment, SegmentResult, SegmentVersion, Snapshot
 from store.results import current_result, open_alert_count, published_by_day
 
 
 @dataclass
 class SegmentStats:
-    """The latest published result of a segment and its recent trend."""
+    """The latest published result of a segment and its recent trend.
+
+    ``version`` is the definition version that computed these numbers; ``current_version``
+    the segment's definition now. When they differ (``definition_changed``) the numbers
+    are the old definition's until the next refresh, and ``expected_size`` is what the
+    approved proposal's preview measured for the new one (None: not measured).
+    """
 
     size: int
     previous_size: int | None
@@ -30,6 +37,14 @@ class SegmentStats:
     kpis: dict[str, float | None] = field(default_factory=dict)
     leave_reasons: dict[str, int] = field(default_factory=dict)
     open_alerts: int = 0
+    current_version: int | None = None
+    expected_size: int | None = None
+    definition_change: dict[str, Any] | None = None
+    """What the refresh that made these numbers saw change in the definition, if anything."""
+
+    @property
+    def definition_changed(self) -> bool:
+        return self.current_version is not None and self.current_version != self.version
 
     @property
     def change_pct(self) -> float | None:
@@ -41,6 +56,7 @@ class SegmentStats:
         data = self.__dict__.copy()
         data["trend"] = [list(p) for p in self.trend]
         data["change_pct"] = self.change_pct
+        data["definition_changed"] = self.definition_changed
         return data
 
 
@@ -68,6 +84,14 @@ def latest_stats(session: Session, segment: Segment) -> SegmentStats | None:
     if result is None:
         return None
     version = current_version(session, segment)
+    made_by = session.get(SegmentVersion, result.version_id)
+    expected = None
+    if made_by is not None and made_by.id != version.id:
+        proposal = session.exec(
+            select(Proposal).where(Proposal.applied_version_id == version.id)
+        ).first()
+        size_after = ((proposal.impact or {}) if proposal is not None else {}).get("size_after")
+        expected = int(size_after) if isinstance(size_after, int | float) else None
     kpis = {
         name: (value or {}).get("value")
         for name, value in ((result.stats or {}).get("kpis") or {}).items()
@@ -77,13 +101,16 @@ def latest_stats(session: Session, segment: Segment) -> SegmentStats | None:
         size=result.size,
         previous_size=result.previous_size,
         as_of=snapshot.as_of.isoformat(),
-        version=version.version,
+        version=made_by.version if made_by is not None else version.version,
         joined=result.joined,
         left=result.left,
         trend=trend(session, segment),
         kpis=kpis,
         leave_reasons=dict(result.leave_reasons or {}),
         open_alerts=open_alerts,
+        current_version=version.version,
+        expected_size=expected,
+        definition_change=(result.stats or {}).get("definition_change"),
     )
 
 
@@ -119,19 +146,7 @@ def members(engine: Engine, name: str) -> list[str]:
         if not segment.current_result_id:
             return []
         result = session.get(SegmentResult, segment.current_result_id)
-        bitmap = membership.decode(result.bitmap)
-        if not len(bitmap):
-            return []
-        wanted = set(bitmap)
-        keys = []
-        rows = session.connection().execute(
-            text("SELECT id, key FROM entity WHERE id >= :lo AND id <= :hi ORDER BY id"),
-            {"lo": bitmap.min(), "hi": bitmap.max()},
-        )
-        for dense, key in rows:
-            if dense in wanted:
-                keys.append(key)
-        return keys
+        return keys_of(session, dense=membership.decode(result.bitmap))
 
 
 def size_trend(engine: Engine, name: str, *, privacy_floor: int) -> list[tuple[str, int | None]]:
@@ -142,3 +157,29 @@ def size_trend(engine: Engine, name: str, *, privacy_floor: int) -> list[tuple[s
     with session_scope(engine) as session:
         points = trend(session, find_segment(session, name))
     return [(day, visible_size(size, privacy_floor)) for day, size in points]
+
+
+def trend_versions(engine: Engine, name: str, *, privacy_floor: int) -> list[dict[str, Any]]:
+    """``{as_of, size, version}`` of every published refresh of ``name``, oldest first:
+    the size (None under ``privacy_floor``) and the definition version that computed it."""
+    with session_scope(engine) as session:
+        segment = find_segment(session, name)
+        points = published_by_day(
+            session, segment_id=segment.id, column=SegmentResult.version_id, limit=24
+        )
+        sizes = dict(trend(session, segment))
+        numbers = dict(
+            session.exec(
+                select(SegmentVersion.id, SegmentVersion.version).where(
+                    SegmentVersion.segment_id == segment.id
+                )
+            ).all()
+        )
+    return [
+        {
+            "as_of": day,
+            "size": visible_size(sizes.get(day), privacy_floor),
+            "version": numbers.get(version_id),
+        }
+        for day, version_id in points
+    ]

@@ -103,6 +103,8 @@ class DriftThresholds:
     kpi_critical_effect: float = 0.5
     kpi_min_z: float = 3.0
     kpi_min_members: int = 30
+    turnover_warning: float = 0.5
+    turnover_critical: float = 0.8
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -112,6 +114,7 @@ class DriftThresholds:
             ("size_warning_change", "size_critical_change"),
             ("psi_warning", "psi_critical"),
             ("kpi_min_effect", "kpi_critical_effect"),
+            ("turnover_warning", "turnover_critical"),
         ]
         for low, high in pairs:
             if getattr(self, low) > getattr(self, high):
@@ -405,6 +408,45 @@ def detect(
         for name in kpis:
             if name in cur_cols and name in prev_cols:
                 alerts += _kpi(name, prev_cols[name], cur_cols[name], t)
+    return alerts
+
+
+def detect_baseline(
+    *, size: int, baseline_size: int, kept: int, baseline_as_of: str, thresholds: DriftThresholds
+) -> list[Alert]:
+    """Alerts against a baseline snapshot (pinned by a person, or the oldest of a rolling
+    window), which catch what snapshot-to-snapshot comparison misses:
+
+    - ``baseline_size``: the size moved since the baseline, with the ``size_change``
+      thresholds (a creep of a few points a refresh adds up here);
+    - ``turnover``: the share of the baseline's members that are no longer members, warning
+      at ``turnover_warning`` (50%) and critical at ``turnover_critical`` (80%), when at least
+      ``size_min_members_moved`` left (a stable size can hide a whole new population).
+
+    ``kept`` is how many baseline members are still members.
+    """
+    t = thresholds
+    alerts = []
+    for alert in _size_change(size, baseline_size, t):
+        details = {**alert.details, "baseline_as_of": baseline_as_of}
+        message = alert.message.replace("Size", f"Since the baseline of {baseline_as_of}, size", 1)
+        alerts.append(Alert("baseline_size", alert.severity, message, details))
+    gone = baseline_size - kept
+    share = gone / baseline_size if baseline_size else 0.0
+    if gone >= t.size_min_members_moved and share >= t.turnover_warning:
+        severity = "critical" if share >= t.turnover_critical else "warning"
+        message = (
+            f"{share:.0%} of the members of the baseline of {baseline_as_of} are gone "
+            f"({gone:,} of {baseline_size:,}); the size is {size:,}"
+        )
+        details = {
+            "size": size,
+            "baseline_size": baseline_size,
+            "left": gone,
+            "turnover": share,
+            "baseline_as_of": baseline_as_of,
+        }
+        alerts.append(Alert("turnover", severity, message, details))
     return alerts
 
 

@@ -60,7 +60,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,6 +85,7 @@ from segments.access import (
     contained_tree,
 )
 from segments.access import data_roots as allowed_roots
+from segments.drift import DriftThresholds
 from segments.errors import SegopsError
 from segments.rules.checks import order_segments, validate
 from segments.rules.parser import parse
@@ -99,6 +100,8 @@ DEFAULT_CADENCE = {"core": "weekly", "strategic": "quarterly", "tactical": "mont
 SLUG = re.compile(r"[a-z][a-z0-9-]{0,62}")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 CRON_FIELD = re.compile(r"[\d*/,\-a-zA-Z?#LW]+")
+SLACK_USER = re.compile(r"[UW][A-Z0-9]+")
+SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]+|#[a-z0-9][a-z0-9_\-]{0,79}")
 
 
 class WorkspaceError(SegopsError):
@@ -295,6 +298,39 @@ class Persona(_Model):
     discovery_questions: list[str] = Field(default_factory=list)
 
 
+class DriftSettings(_Model):
+    """A segment's drift settings: any threshold of :class:`segments.drift.DriftThresholds`
+    (``size_warning_change: 0.3``, ``psi_warning: 0.25``, ...; ``min_size`` is the segment's
+    own key) and the baseline drift also compares with: a day (the published refresh on or
+    before it) or ``rolling`` (the oldest of the last ``baseline_window`` refreshes)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    baseline: date | Literal["rolling"] | None = None
+    baseline_window: int = Field(default=6, ge=2, le=100)
+
+    @model_validator(mode="after")
+    def _known_thresholds(self) -> DriftSettings:
+        for name, value in self.overrides().items():
+            if name == "min_size":
+                raise ValueError("min_size is set on the segment itself, not under drift")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"drift threshold {name} must be a number, not {value!r}")
+        try:
+            self.thresholds()
+        except SegopsError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def overrides(self) -> dict[str, Any]:
+        """The thresholds this segment sets."""
+        return dict(self.model_extra or {})
+
+    def thresholds(self, min_size: int = 0) -> DriftThresholds:
+        """The drift thresholds: the defaults with this segment's overrides."""
+        return DriftThresholds(min_size=min_size).with_overrides(self.overrides())
+
+
 class SegmentDef(_Model):
     """One segment definition as written in the workspace."""
 
@@ -317,6 +353,11 @@ class SegmentDef(_Model):
     block_on_min_size: bool = False
     quality: QualityThresholds | None = None
     persona: Persona = Field(default_factory=Persona)
+    drift: DriftSettings | None = None
+    based_on: int | None = Field(default=None, ge=1, exclude=True)
+    """The catalog version this definition was exported from (written by ``segops
+    export``): not part of the definition, it tells ``apply`` whether the file's author
+    has seen the catalog's latest version."""
 
     @field_validator("name")
     @classmethod
@@ -354,7 +395,15 @@ class SegmentDef(_Model):
         """The definition as a plain dict, with the rule in canonical text form."""
         data = self.model_dump(mode="json")
         data["rule"] = to_text(self.tree())
+        if data.get("drift") is None:
+            data.pop("drift", None)  # definitions written before drift settings keep their hash
         return data
+
+    def drift_thresholds(self) -> DriftThresholds:
+        """The thresholds drift is judged with for this segment."""
+        if self.drift is None:
+            return DriftThresholds(min_size=self.min_size)
+        return self.drift.thresholds(self.min_size)
 
     def fingerprint(self) -> str:
         """A hash of the canonical definition: equal hashes mean nothing changed."""
@@ -397,7 +446,7 @@ class Workspace(_Model):
     @property
     def data_roots(self) -> tuple[Path, ...]:
         """Folders besides the workspace's own that file sources may read: those given
-        when the file was loaded, else ``SEGOPS_DATA_ROOTS``."""
+        when the file was loaded (none when it was built otherwise)."""
         return self._data_roots if self._data_roots is not None else allowed_roots()
 
     def data_path(self, relative: str, *, entries: bool = True) -> Path:
@@ -463,7 +512,8 @@ def parse_workspace(
     """Validate already-loaded YAML data; raise WorkspaceError on the first problem.
 
     ``data_roots`` (absolute folders) is the allow-list of file-source folders besides
-    ``base_dir``; None reads ``SEGOPS_DATA_ROOTS``.
+    ``base_dir``; None allows only ``base_dir`` (the entry points pass
+    ``Settings.data_root_paths``, from ``SEGOPS_DATA_ROOTS``).
     """
     if not isinstance(data, dict):
         raise WorkspaceError(f"{origin}: expected a mapping with 'sources' and 'segments'")
@@ -484,7 +534,24 @@ def parse_workspace(
         raise WorkspaceError(f"{origin}: {_where(err['loc'], data)}: {msg}") from None
     ws._data_roots = roots
     check_workspace(ws, origin=origin)
+    for seg in ws.segments:
+        check_slack_ids(seg, origin=origin)
     return ws
+
+
+def check_slack_ids(seg: SegmentDef, *, origin: str) -> None:
+    """Owner and approvers are Slack user ids, the channel a channel id or ``#name``."""
+    for role, user in [("owner", seg.owner), *(("approvers", a) for a in seg.approvers)]:
+        if not SLACK_USER.fullmatch(user):
+            raise WorkspaceError(
+                f"{origin}: segment {seg.name!r}: {role}: {user!r} is not a Slack user id "
+                "(like U0123ABCD, the member id in the person's Slack profile)"
+            )
+    if seg.channel is not None and not SLACK_CHANNEL.fullmatch(seg.channel):
+        raise WorkspaceError(
+            f"{origin}: segment {seg.name!r}: channel: {seg.channel!r} must be a channel id "
+            "(like C0123ABCD) or '#name' in lower case"
+        )
 
 
 def load_workspace(
@@ -637,8 +704,15 @@ def _check_score_cycles(ws: Workspace, origin: str) -> None:
         visit(name, [])
 
 
+def _dumped(seg: SegmentDef) -> dict[str, Any]:
+    data = seg.canonical()
+    if seg.based_on is not None:
+        data["based_on"] = seg.based_on
+    return data
+
+
 def dump_workspace(ws: Workspace) -> str:
     """The workspace as YAML that loads back to an equal workspace."""
     data = ws.model_dump(mode="json", exclude_defaults=False, exclude={"base_dir", "path"})
-    data["segments"] = [seg.canonical() for seg in ws.segments]
+    data["segments"] = [_dumped(seg) for seg in ws.segments]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)

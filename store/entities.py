@@ -6,8 +6,10 @@ committing: the refresh owns the transaction.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pandas as pd
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlmodel import Session
 
 from store.models import Entity
@@ -25,6 +27,17 @@ def entity_keys(session: Session) -> pd.Index:
     finally:
         cursor.close()
     return pd.Index(keys, dtype="str")
+
+
+def keys_of(session: Session, *, dense: Collection[int]) -> list[str]:
+    """The entity keys of these dense ids, in dense-id order."""
+    if not len(dense):
+        return []
+    rows = session.connection().execute(
+        text("SELECT id, key FROM entity WHERE id >= :lo AND id <= :hi ORDER BY id"),
+        {"lo": min(dense), "hi": max(dense)},
+    )
+    return [key for number, key in rows if number in dense]
 
 
 def add_entity_keys(session: Session, *, start: int, keys: list[str]) -> None:

@@ -413,3 +413,44 @@ TABLES: tuple[type[SQLModel], ...] = (
     LiveDeadLetter,
     LiveCounter,
 )
+
+
+JobKind = Literal["refresh", "preview"]
+JobStatus = Literal["pending", "running", "done", "failed"]
+
+
+class Job(SQLModel, table=True):
+    """Work a person asked for in Slack, done by the worker (see :mod:`store.jobs`).
+
+    ``pending`` until a worker claims it (``running``, a conditional update on status
+    and attempts), then ``done`` with ``result`` or ``failed`` with ``error``. The person
+    is answered through ``response_url`` while Slack still accepts it, else by DM;
+    ``replied_at`` records that the answer went out.
+    """
+
+    __tablename__ = "job"
+    __table_args__ = (
+        _one_of("kind", JobKind),
+        _one_of("status", JobStatus),
+        sa.Index("ix_job_status_not_before", "status", "not_before"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: JobKind = Field(sa_type=sa.String(16))
+    args: dict[str, Any] = _json(dict)
+    status: JobStatus = Field(default="pending", sa_type=sa.String(16))
+    attempts: int = 0
+    requested_by: str | None = Field(default=None, sa_type=sa.String())
+    channel: str | None = Field(default=None, sa_type=sa.String())
+    response_url: str | None = Field(default=None, sa_type=sa.Text())
+    result: dict[str, Any] = _json(dict)
+    error: str | None = Field(default=None, sa_type=sa.Text())
+    claimed_by: str | None = Field(default=None, sa_type=sa.String())
+    not_before: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
+    created_at: datetime = _created_at()
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    replied_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+TABLES = (*TABLES, Job)

@@ -5,6 +5,7 @@ Keyword-only after the session, never committing: the use case owns the transact
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 from typing import Any
 
@@ -74,12 +75,29 @@ def recent_profiles(session: Session, *, limit: int) -> list[dict[str, Any]]:
     return [s.profile for s in reversed(snaps) if s.profile]
 
 
-def past_sizes(session: Session, *, segment_id: int, limit: int) -> list[int]:
-    """Sizes of the segment's ``limit`` newest published results, oldest first."""
-    rows = session.exec(
+def past_sizes(
+    session: Session,
+    *,
+    segment_id: int,
+    limit: int,
+    version_ids: Collection[int] | None = None,
+    before: date | None = None,
+) -> list[int]:
+    """Sizes of the segment's ``limit`` newest published results, oldest first (by as_of).
+
+    ``version_ids``: only results computed by these definition versions; ``before``: only
+    results of earlier days (a back-fill is compared with its past, not with later days).
+    """
+    query = (
         select(SegmentResult.size)
+        .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
         .where(SegmentResult.segment_id == segment_id, SegmentResult.status == "published")
-        .order_by(SegmentResult.id.desc())  # type: ignore[union-attr]
-        .limit(limit)
+    )
+    if version_ids is not None:
+        query = query.where(SegmentResult.version_id.in_(list(version_ids)))  # type: ignore[attr-defined]
+    if before is not None:
+        query = query.where(Snapshot.as_of < before)
+    rows = session.exec(
+        query.order_by(Snapshot.as_of.desc(), SegmentResult.id.desc()).limit(limit)  # type: ignore[attr-defined]
     ).all()
     return list(reversed(rows))

@@ -97,3 +97,11 @@ def run_live_reconcile() -> None:
     )
     for item in found:
         logger.info("live_reconciled %s", item.to_dict())
+
+
+def run_prune_jobs() -> None:
+    """Forget queued jobs finished and answered more than a week ago."""
+    from commands.queue import prune
+
+    removed = prune(_worker().engine)
+    logger.info("jobs_pruned rows=%d", removed)

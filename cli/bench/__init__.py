@@ -1,6 +1,8 @@
 """``segops bench``: one run times a refresh phase by phase against bare pandas and DuckDB
 (:mod:`cli.bench.refresh`) and, on the refreshed store, Slack acks from a separate client
-process (:mod:`cli.bench.slack`)."""
+process (:mod:`cli.bench.slack`); ``--web`` alone measures the web process's memory under
+concurrent proposals (:mod:`cli.bench.web`); ``--soak SECONDS`` runs web, worker and CLI side
+by side and prints an integrity report (:mod:`cli.bench.soak`)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,32 @@ from rich.console import Console
 from cli.bench.refresh import run_bench as run_refresh_bench
 
 
-def run_bench(*, customers: int, segments: int, console: Console, slack: bool = True) -> dict:
-    """Run the whole benchmark and print its table; returns the figures."""
+def run_bench(
+    *,
+    customers: int,
+    segments: int,
+    console: Console,
+    slack: bool = True,
+    web: bool = False,
+    soak: int = 0,
+    database_url: str | None = None,
+) -> Any:
+    """Run the whole benchmark and print its table; returns the figures.
+
+    ``web``: only the memory of ``segops serve`` under concurrent proposals
+    (:mod:`cli.bench.web`). ``soak``: only a soak of that many seconds
+    (:mod:`cli.bench.soak`), on SQLite and, when ``database_url`` is PostgreSQL, in a
+    scratch database on that server too.
+    """
+    if soak:
+        from cli.bench.soak import run_soak
+
+        pg = database_url if database_url and database_url.startswith("postgresql") else None
+        return run_soak(seconds=soak, console=console, pg_url=pg)
+    if web:
+        from cli.bench.web import run_web_bench
+
+        return run_web_bench(customers=customers, console=console)
 
     def acks(engine: Any, segment: str) -> dict[str, Any]:
         from cli.bench.slack import run_slack_bench

@@ -38,13 +38,21 @@ from commands.proposals.definition import (
     build_definition,
     validate_definition,
 )
-from commands.proposals.proposing import MAX_REASON, propose
+from commands.proposals.proposing import (
+    MAX_REASON,
+    PreparedProposal,
+    measure_impact,
+    prepare_proposal,
+    propose,
+    store_proposal,
+)
 from commands.proposals.text import USAGE, ProposalRequest, parse_proposal_text
 from commands.proposals.views import (
     DecisionView,
     ProposalView,
     find_by_message,
     get_proposal,
+    list_proposals,
     pending_for,
     pending_older_than,
     proposal_context,
@@ -60,17 +68,22 @@ __all__ = [
     "VIAS",
     "DecisionView",
     "ProposalRequest",
+    "PreparedProposal",
     "ProposalView",
     "authorise",
     "build_definition",
     "decide",
     "find_by_message",
     "get_proposal",
+    "list_proposals",
+    "measure_impact",
     "parse_proposal_text",
     "pending_for",
     "pending_older_than",
+    "prepare_proposal",
     "proposal_context",
     "propose",
     "set_message",
+    "store_proposal",
     "validate_definition",
 ]

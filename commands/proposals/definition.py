@@ -11,12 +11,18 @@ from sqlmodel import Session, select
 
 from segments import rules
 from segments.errors import SegopsError
-from segments.workspace import SegmentDef, Workspace, WorkspaceError, check_workspace
+from segments.workspace import (
+    SegmentDef,
+    Workspace,
+    WorkspaceError,
+    check_slack_ids,
+    check_workspace,
+)
 from store.models import Segment, SegmentVersion
 
 KINDS = ("edit", "rename", "archive", "persona")
 # Fields an edit may change; the name and status change through rename and archive.
-EDITABLE = frozenset(SegmentDef.model_fields) - {"name", "status"}
+EDITABLE = frozenset(SegmentDef.model_fields) - {"name", "status", "based_on"}
 
 
 def _field_error(exc: ValidationError) -> str:
@@ -116,6 +122,10 @@ def validate_definition(
 ) -> None:
     """Validate ``new`` in the catalog as ``apply`` would; raise one clear SegopsError."""
     origin = f"proposal for '{current.name}'"
+    try:
+        check_slack_ids(new, origin=origin)
+    except WorkspaceError as exc:
+        raise SegopsError(str(exc)) from None
     if new.name != current.name and new.name in definitions:
         raise SegopsError(f"{origin}: a segment named '{new.name}' already exists")
     check_references(definitions, current, new)

@@ -1,12 +1,19 @@
 """Making a proposal: validate the change, measure its impact on the latest data and
 store it as pending.
+
+Measuring loads the whole dataset. The CLI and the demo measure in place; Slack
+passes ``queue_impact``, which stores the proposal with its impact pending and queues
+the measurement for the worker in the same transaction (:mod:`commands.queue`), which
+then calls :func:`measure_impact`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
+from sqlmodel import Session
 
 from commands.errors import Refused
 from commands.lookup import find_segment
@@ -16,7 +23,7 @@ from commands.proposals.definition import (
     validate_definition,
 )
 from commands.proposals.text import USAGE
-from commands.proposals.views import ProposalView, proposal_view
+from commands.proposals.views import PENDING_IMPACT, ProposalView, proposal_view
 from segments import rules
 from segments.errors import SegopsError
 from segments.workspace import SegmentDef, Workspace
@@ -33,6 +40,7 @@ def _measure(
     kind: str,
     current: SegmentDef,
     new: SegmentDef,
+    load: Any = None,
 ) -> dict[str, Any]:
     """Impact of the change on the latest data, or ``{"note": why not}``."""
     rule_changed = rules.to_text(rules.parse(new.rule)) != rules.to_text(rules.parse(current.rule))
@@ -44,7 +52,11 @@ def _measure(
 
     try:
         impact = preview(
-            engine, ws, segment=current.name, definition=current if kind == "archive" else new
+            engine,
+            ws,
+            segment=current.name,
+            definition=current if kind == "archive" else new,
+            load=load,
         )
     except (SegopsError, OSError) as exc:
         return {"note": f"impact not measured: {exc}"}
@@ -54,7 +66,24 @@ def _measure(
     return data
 
 
-def propose(
+@dataclass
+class PreparedProposal:
+    """A validated, measured proposal not stored yet (:func:`store_proposal` stores it)."""
+
+    segment_id: int
+    segment: str
+    base_version_id: int
+    proposer: str
+    kind: str
+    changes: dict[str, Any]
+    reason: str
+    impact: dict[str, Any]
+    definition: SegmentDef
+    queue_impact: Any = None
+    """Who to answer once the queued impact measurement is done (None: measured)."""
+
+
+def prepare_proposal(
     engine: Engine,
     ws: Workspace | None,
     *,
@@ -63,8 +92,17 @@ def propose(
     kind: str,
     changes: dict[str, Any],
     reason: str,
-) -> ProposalView:
-    """Validate, measure and store a pending proposal; nothing is written on error."""
+    definitions: dict[str, SegmentDef] | None = None,
+    queue_impact: Any = None,
+) -> PreparedProposal:
+    """Validate and measure a proposal without writing anything.
+
+    ``definitions`` (active definitions by name) replaces the catalog's as what the new
+    definition is checked against, for a file whose other segments change with it.
+    ``queue_impact`` (a :class:`commands.queue.ReplyTo`): do not measure here; the impact
+    is stored as pending and :func:`store_proposal` queues its measurement, answering
+    that person when it is done.
+    """
     reason = (reason or "").strip()
     proposer = (proposer or "").strip()
     if not proposer:
@@ -79,8 +117,10 @@ def propose(
             raise SegopsError(f"segment '{row.name}' is archived: nothing to propose")
         base = session.get(SegmentVersion, row.current_version_id)
         current = SegmentDef.model_validate(base.definition)
-        definitions = active_definitions(session)
+        if definitions is None:
+            definitions = active_definitions(session)
         base_version_id = base.id
+        segment_id = row.id
     if not reason:
         if current.tier == "core":
             raise Refused(
@@ -92,27 +132,108 @@ def propose(
     if new.fingerprint() == current.fingerprint():
         raise SegopsError(f"the proposal does not change segment '{current.name}'")
     validate_definition(ws, current=current, new=new, definitions=definitions)
-    impact = (
-        {"note": "persona changes do not move members"}
-        if kind == "persona"
-        else _measure(engine, ws, kind=kind, current=current, new=new)
+    queued = False
+    if kind == "persona":
+        impact: dict[str, Any] = {"note": "persona changes do not move members"}
+    elif queue_impact is not None and _moves_members(kind, current, new) and ws is not None:
+        impact, queued = dict(PENDING_IMPACT), True
+    else:
+        impact = _measure(engine, ws, kind=kind, current=current, new=new)
+    return PreparedProposal(
+        segment_id=segment_id,
+        segment=current.name,
+        base_version_id=base_version_id,
+        proposer=proposer,
+        kind=kind,
+        changes=_stored_changes(current, new, kind, changes),
+        reason=reason,
+        impact=impact,
+        definition=new,
+        queue_impact=queue_impact if queued else None,
     )
-    stored_changes = _stored_changes(current, new, kind, changes)
+
+
+def store_proposal(session: Session, prepared: PreparedProposal) -> Proposal:
+    """Store a prepared proposal as pending (the caller's transaction), with its impact
+    measurement queued for the worker when it was prepared with ``queue_impact``."""
+    proposal = Proposal(
+        segment_id=prepared.segment_id,
+        base_version_id=prepared.base_version_id,
+        proposer=prepared.proposer,
+        kind=prepared.kind,
+        changes=prepared.changes,
+        reason=prepared.reason,
+        impact=prepared.impact,
+        status="pending",
+    )
+    session.add(proposal)
+    session.flush()
+    if prepared.queue_impact is not None:
+        from commands.queue import add_preview
+
+        add_preview(session, proposal_id=proposal.id, reply_to=prepared.queue_impact)
+    return proposal
+
+
+def propose(
+    engine: Engine,
+    ws: Workspace | None,
+    *,
+    segment: str,
+    proposer: str,
+    kind: str,
+    changes: dict[str, Any],
+    reason: str,
+    queue_impact: Any = None,
+) -> ProposalView:
+    """Validate, measure and store a pending proposal; nothing is written on error.
+
+    ``queue_impact``: see :func:`prepare_proposal` (Slack queues, the CLI measures).
+    """
+    prepared = prepare_proposal(
+        engine,
+        ws,
+        segment=segment,
+        proposer=proposer,
+        kind=kind,
+        changes=changes,
+        reason=reason,
+        queue_impact=queue_impact,
+    )
     with session_scope(engine) as session:
-        row = session.get(Segment, row.id)
-        proposal = Proposal(
-            segment_id=row.id,
-            base_version_id=base_version_id,
-            proposer=proposer,
-            kind=kind,
-            changes=stored_changes,
-            reason=reason,
-            impact=impact,
-            status="pending",
-        )
-        session.add(proposal)
-        session.flush()
-        return proposal_view(session, proposal, row)
+        proposal = store_proposal(session, prepared)
+        return proposal_view(session, proposal, session.get(Segment, prepared.segment_id))
+
+
+def measure_impact(
+    engine: Engine, ws: Workspace | None, proposal_id: int, *, load: Any = None
+) -> dict[str, Any]:
+    """Measure proposal ``proposal_id``'s impact on the latest data and store it.
+
+    Stored whatever the proposal's status meanwhile (a decided proposal keeps the
+    figures it was decided without). Returns the impact (or ``{"note": why not}``).
+    ``load``: see ``commands.refresh.preview``.
+    """
+    with session_scope(engine) as session:
+        proposal = session.get(Proposal, proposal_id)
+        if proposal is None:
+            raise SegopsError(f"no proposal #{proposal_id}")
+        base = session.get(SegmentVersion, proposal.base_version_id)
+        current = SegmentDef.model_validate(base.definition)
+        kind = proposal.kind
+        changes = {"status": "archived"} if kind == "archive" else dict(proposal.changes)
+    new = build_definition(current, kind, changes)
+    impact = _measure(engine, ws, kind=kind, current=current, new=new, load=load)
+    with session_scope(engine) as session:
+        session.exec(update(Proposal).where(Proposal.id == proposal_id).values(impact=impact))
+    return impact
+
+
+def _moves_members(kind: str, current: SegmentDef, new: SegmentDef) -> bool:
+    """Whether the change can move members (else there is nothing to measure)."""
+    if kind == "archive":
+        return True
+    return rules.to_text(rules.parse(new.rule)) != rules.to_text(rules.parse(current.rule))
 
 
 def _stored_changes(

@@ -11,9 +11,20 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
+from commands.lookup import find_segment
 from segments.errors import SegopsError
 from store.db import session_scope
-from store.models import Proposal, Segment, SegmentVersion
+from store.models import OutboxMessage, Proposal, Segment, SegmentVersion
+
+OUTBOX_KIND = "proposal"
+OUTBOX_PREFIX = "proposal:"
+"""Outbox kind and idempotency key prefix (``proposal:<id>``) of a queued proposal."""
+
+PENDING_IMPACT: dict[str, Any] = {
+    "pending": True,
+    "note": "impact being measured on the latest data; this message will show it",
+}
+"""The stored impact of a proposal whose measurement is queued for the worker."""
 
 
 @dataclass
@@ -42,6 +53,7 @@ class ProposalView:
     message_ts: str | None = None
     applied_version: int | None = None
     segment_channel: str | None = None
+    impact_pending: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,6 +128,7 @@ def proposal_view(session: Session, proposal: Proposal, segment: Segment) -> Pro
         if proposal.applied_version_id
         else None,
         segment_channel=segment.channel,
+        impact_pending=bool((proposal.impact or {}).get("pending")),
     )
 
 
@@ -149,11 +162,25 @@ def set_message(engine: Engine, proposal_id: int, channel: str, ts: str) -> None
 
 
 def find_by_message(engine: Engine, channel: str, ts: str) -> int | None:
-    """The proposal posted as message ``ts`` in ``channel``, if any."""
+    """The proposal posted as message ``ts`` in ``channel``, if any: posted by the Slack
+    app itself, or queued through the outbox (a proposal made by ``segops apply``)."""
     with session_scope(engine) as session:
-        return session.exec(
+        found = session.exec(
             select(Proposal.id).where(Proposal.channel == channel, Proposal.message_ts == ts)
         ).first()
+        if found is not None:
+            return found
+        key = session.exec(
+            select(OutboxMessage.idempotency_key).where(
+                OutboxMessage.kind == OUTBOX_KIND,
+                OutboxMessage.ts == ts,
+                OutboxMessage.thread_key.is_(None),  # type: ignore[union-attr]
+            )
+        ).first()
+        if key is None or not key.startswith(OUTBOX_PREFIX):
+            return None
+        number = key.removeprefix(OUTBOX_PREFIX)
+        return int(number) if number.isdigit() else None
 
 
 def get_proposal(engine: Engine, proposal_id: int) -> ProposalView:
@@ -174,6 +201,23 @@ def _pending(session: Session, *extra: Any) -> list[tuple[Proposal, Segment]]:
             .order_by(Proposal.id)  # type: ignore[arg-type]
         ).all()
     )
+
+
+def list_proposals(
+    engine: Engine, *, status: str | None = "pending", segment: str | None = None
+) -> list[ProposalView]:
+    """Proposals, oldest first: those with ``status`` (None: every status), on ``segment``."""
+    statuses = ("pending", "approved", "rejected", "stale")
+    if status is not None and status not in statuses:
+        raise SegopsError(f"status {status!r} must be one of {', '.join(statuses)}")
+    with session_scope(engine) as session:
+        query = select(Proposal, Segment).join(Segment, Segment.id == Proposal.segment_id)
+        if status is not None:
+            query = query.where(Proposal.status == status)
+        if segment is not None:
+            query = query.where(Segment.id == find_segment(session, segment).id)
+        rows = session.exec(query.order_by(Proposal.id)).all()  # type: ignore[arg-type]
+        return [proposal_view(session, p, s) for p, s in rows]
 
 
 def pending_for(engine: Engine, user: str) -> list[ProposalView]:
@@ -203,51 +247,59 @@ def proposal_context(
         proposal = session.get(Proposal, proposal_id)
         if proposal is None:
             raise SegopsError(f"no proposal #{proposal_id}")
-        segment = session.get(Segment, proposal.segment_id)
-        base = session.get(SegmentVersion, proposal.base_version_id)
-        applied = (
-            session.get(SegmentVersion, proposal.applied_version_id)
-            if proposal.applied_version_id
-            else None
-        )
-        before = base.definition
-        diff = []
-        for key, value in proposal.changes.items():
-            if key == "persona" and isinstance(value, dict):
-                for sub, after in value.items():
-                    diff.append(
-                        {
-                            "field": f"persona.{sub}",
-                            "before": (before.get("persona") or {}).get(sub),
-                            "after": after,
-                        }
-                    )
-            else:
-                diff.append({"field": key, "before": before.get(key), "after": value})
-        impact, _note = _impact(proposal.impact)
-        ctx: dict[str, Any] = {
-            "proposal": {
-                "id": proposal.id,
-                "kind": proposal.kind,
-                "status": proposal.status,
-                "proposer": proposal.proposer,
-                "reason": proposal.reason,
-                "created_at": _iso(proposal.created_at),
-                "decided_by": proposal.decided_by,
-                "decided_at": _iso(proposal.decided_at),
-                "decision_via": proposal.decision_via,
-                "changes": diff,
-                "impact": impact,
-                "applied_version": applied.version if applied else None,
-            },
-            "segment": {
-                "name": segment.name,
-                "title": segment.title,
-                "tier": segment.tier,
-                "owner": segment.owner,
-                "approvers": list(segment.approvers or []),
-            },
-        }
-        if reactions:
-            ctx["reactions"] = dict(reactions)
-        return ctx
+        return context_for(session, proposal, reactions=reactions)
+
+
+def context_for(
+    session: Session, proposal: Proposal, *, reactions: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """:func:`proposal_context` of a loaded ``proposal``, in the caller's session."""
+    segment = session.get(Segment, proposal.segment_id)
+    base = session.get(SegmentVersion, proposal.base_version_id)
+    applied = (
+        session.get(SegmentVersion, proposal.applied_version_id)
+        if proposal.applied_version_id
+        else None
+    )
+    before = base.definition
+    diff = []
+    for key, value in proposal.changes.items():
+        if key == "persona" and isinstance(value, dict):
+            for sub, after in value.items():
+                diff.append(
+                    {
+                        "field": f"persona.{sub}",
+                        "before": (before.get("persona") or {}).get(sub),
+                        "after": after,
+                    }
+                )
+        else:
+            diff.append({"field": key, "before": before.get(key), "after": value})
+    impact, note = _impact(proposal.impact)
+    ctx: dict[str, Any] = {
+        "proposal": {
+            "id": proposal.id,
+            "kind": proposal.kind,
+            "status": proposal.status,
+            "proposer": proposal.proposer,
+            "reason": proposal.reason,
+            "created_at": _iso(proposal.created_at),
+            "decided_by": proposal.decided_by,
+            "decided_at": _iso(proposal.decided_at),
+            "decision_via": proposal.decision_via,
+            "changes": diff,
+            "impact": impact,
+            "impact_note": note,
+            "applied_version": applied.version if applied else None,
+        },
+        "segment": {
+            "name": segment.name,
+            "title": segment.title,
+            "tier": segment.tier,
+            "owner": segment.owner,
+            "approvers": list(segment.approvers or []),
+        },
+    }
+    if reactions:
+        ctx["reactions"] = dict(reactions)
+    return ctx

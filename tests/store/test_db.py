@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +41,26 @@ def test_sqlite_engine_enables_foreign_keys(db_url: str) -> None:
     engine = make_engine(db_url)
     assert _pragma(engine, "foreign_keys") == 1
     engine.dispose()
+
+
+def test_a_connection_waits_for_wal_mode_while_another_holds_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "held.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN EXCLUSIVE")  # still in rollback-journal mode: nobody may switch it
+    released = threading.Timer(6.0, lambda: holder.execute("COMMIT"))  # past the busy timeout
+    released.start()
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        started = time.monotonic()
+        with engine.connect() as connection:
+            mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+        assert mode == "wal"
+        assert time.monotonic() - started >= 5.5
+    finally:
+        released.join()
+        holder.close()
+        engine.dispose()
 
 
 def test_sqlite_engine_creates_parent_directory(tmp_path: Path) -> None:

@@ -73,6 +73,7 @@ def test_tables_are_the_contracted_ones() -> None:
         "live_transition",
         "live_dead_letter",
         "live_counter",
+        "job",
     }
 
 

@@ -30,7 +30,7 @@ from store import lease
 from store.db import make_engine, session_scope, upgrade
 from store.models import Alert, Segment, SlackEvent, utcnow
 from worker import leader as worker_module
-from worker.jobs import run_live_reconcile, run_prune_events, run_refresh
+from worker.jobs import run_live_reconcile, run_prune_events, run_prune_jobs, run_refresh
 from worker.leader import Worker, check, run_worker
 from worker.scheduler import (
     JOB_OPTIONS,
@@ -239,6 +239,7 @@ def test_housekeeping_jobs_fire_at_their_documented_times(make_worker):
         "catalog-health": datetime(2026, 3, 9, 9, 0, tzinfo=UTC),  # Monday
         "prune-events": datetime(2026, 3, 5, 3, 30, tzinfo=UTC),
         "live-reconcile": datetime(2026, 3, 4, 10, 15, tzinfo=UTC),
+        "prune-jobs": datetime(2026, 3, 5, 3, 45, tzinfo=UTC),
     }
     assert all(j.coalesce and j.misfire_grace_time is None for j in jobs.values())
 
@@ -275,6 +276,41 @@ def test_the_reconcile_job_alerts_on_a_live_segment_out_of_step(make_worker, eng
     with session_scope(engine) as session:
         alert = session.exec(select(Alert).where(Alert.kind == "live_divergence")).one()
     assert alert.details["ids"] == ["a1"]
+
+
+def test_the_queue_is_drained_every_2_seconds(make_worker):
+    worker = make_worker("a")
+    worker.step()
+    job = worker.scheduler.get_job("queue", jobstore="local")
+    assert job.trigger.interval == timedelta(seconds=2)
+
+
+def test_the_prune_job_forgets_jobs_finished_and_answered_a_week_ago(make_worker, engine):
+    from store.models import Job
+
+    long_ago, recent = utcnow() - timedelta(days=8), utcnow() - timedelta(days=1)
+    with session_scope(engine) as session:
+        for name, finished, replied in (
+            ("old", long_ago, long_ago),
+            ("old-unanswered", long_ago, None),
+            ("recent", recent, recent),
+        ):
+            session.add(
+                Job(
+                    kind="refresh",
+                    args={"only": name},
+                    status="done",
+                    finished_at=finished,
+                    replied_at=replied,
+                )
+            )
+        session.add(Job(kind="refresh", args={"only": "pending"}, created_at=long_ago))
+    worker = make_worker("a")
+    worker.step()
+    run_prune_jobs()
+    with session_scope(engine) as session:
+        left = sorted(job.args["only"] for job in session.exec(select(Job)).all())
+    assert left == ["old-unanswered", "pending", "recent"]
 
 
 def test_jobs_stored_under_a_moved_function_path_keep_their_pending_run(engine):

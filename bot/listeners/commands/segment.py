@@ -1,7 +1,9 @@
 """``/segment <subcommand>``: list, show, history, drift, propose and refresh.
 
-The ack answers usage errors (and says a refresh has started); the lazy function
-runs the subcommand and answers through ``response_url``.
+The ack answers usage errors; the lazy function runs the subcommand and answers
+through ``response_url``. A refresh and a proposal's impact preview load the whole
+dataset, so they are queued for the worker (:mod:`commands.queue`) and the person is
+answered when it is done (:mod:`bot.replies`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from bot.listeners.views.modals import proposal_modal
 from bot.listeners.workspace import load_workspace_of
 from briefs.blocks import escape_mrkdwn as esc
 from briefs.render import render_messages, render_reply
-from commands import catalog, proposals, stats
-from commands.policy import visible_size
+from commands import catalog, proposals, queue, stats
+from commands.permissions import authorise_refresh
 from segments.errors import SegopsError
 
 SEGMENT_SUBCOMMANDS = ("help", "list", "show", "history", "drift", "propose", "refresh")
@@ -63,11 +65,8 @@ class SegmentCommand(Handler):
 
     def ack(self, ack: Ack, command: dict[str, Any]) -> None:
         error = segment_usage_error(command.get("text"))
-        sub, _ = split_words(command.get("text"))
         if error:
             ack(text=error)
-        elif sub == "refresh":
-            ack(text="Refreshing… I will post the outcome here.")
         else:
             ack()
 
@@ -88,7 +87,13 @@ class SegmentCommand(Handler):
             elif sub == "propose":
                 self._propose(rest, command, client, respond)
             elif sub == "refresh":
-                respond(text=self._refresh(name or None))
+                authorise_refresh(
+                    self.engine,
+                    user=command.get("user_id") or "",
+                    segment=name or None,
+                    admins=self.settings.refresh_admin_ids,
+                )
+                respond(text=self._refresh(name or None, command))
         except SegopsError as error:
             respond(text=problem(error))
 
@@ -147,33 +152,39 @@ class SegmentCommand(Handler):
             kind=request.kind,
             changes=request.changes,
             reason=request.reason,
+            queue_impact=_reply_to(command),
         )
         channel, _ts = post_proposal(
             client, self.engine, self.settings, proposal, fallback_channel=command.get("channel_id")
         )
-        respond(text=f":ballot_box_with_ballot: Proposal #{proposal.id} posted in <#{channel}>.")
+        respond(text=proposal_posted(proposal, channel))
 
-    def _refresh(self, only: str | None) -> str:
-        from commands.refresh import refresh  # the data engine loads only when a refresh runs
-
-        ws = load_workspace_of(self.settings)
-        if ws is None:
+    def _refresh(self, only: str | None, command: dict[str, Any]) -> str:
+        if load_workspace_of(self.settings) is None:
             raise SegopsError("no workspace file configured: set SEGOPS_WORKSPACE")
-        as_of = datetime.now(UTC).date()
-        report = refresh(
+        job = queue.queue_refresh(
             self.engine,
-            ws,
-            as_of=as_of,
-            only=[only] if only else None,
-            templates_dir=self.settings.templates_dir,
+            only=only,
+            as_of=datetime.now(UTC).date(),
+            reply_to=_reply_to(command),
+            budget=self.settings.write_budget,
         )
-        floor = self.settings.privacy_floor
-        ctx = {
-            "as_of": as_of.isoformat(),
-            "segments": [
-                {"segment": o.segment, "status": o.status, "size": visible_size(o.size, floor)}
-                for o in report.segments
-            ],
-            "privacy_floor": floor,
-        }
-        return render_reply("segment-refresh", ctx, templates_dir=self.settings.templates_dir)
+        what = f"of `{esc(job.args['only'])}`" if job.args.get("only") else "of every segment"
+        return f":hourglass_flowing_sand: Refresh {what} queued; I'll reply here when it is done."
+
+
+def _reply_to(command: dict[str, Any]) -> queue.ReplyTo:
+    """Where the answer to queued work for ``command`` goes."""
+    return queue.ReplyTo(
+        user=command.get("user_id"),
+        channel=command.get("channel_id"),
+        response_url=command.get("response_url"),
+    )
+
+
+def proposal_posted(proposal: proposals.ProposalView, channel: str) -> str:
+    """The proposer's confirmation (saying the impact follows when it is being measured)."""
+    text = f":ballot_box_with_ballot: Proposal #{proposal.id} posted in <#{channel}>."
+    if proposal.impact_pending:
+        text += " Its impact is being measured; the message will show it."
+    return text

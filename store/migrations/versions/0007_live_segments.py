@@ -4,7 +4,7 @@ transitions, dead letters and counters.
 New tables only; no existing row changes.
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-02
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0002"
+down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

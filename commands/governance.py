@@ -1,0 +1,388 @@
+"""Applying a workspace file under the catalog's rules (``segops apply``).
+
+The database holds the catalog; the file is how people propose changes to it. Each
+segment of the file is one of:
+
+* **new**: created at once, with the person applying as author;
+* **unchanged**: left alone (whatever its ``based_on``);
+* **changed or removed**: first checked for staleness, then governed.
+
+**Stale files.** The file must be based on the catalog's current version of the
+segment. Its base is the segment's ``based_on`` (written by ``segops export``); in a
+file without it, the newest version the file is an exact copy of, or else the newest
+version not made by approving a proposal made in Slack (so a change approved in Slack
+is one the file has not seen, and one proposed from a file is one it has). When the catalog
+has a newer version, the whole file is refused with one line naming the fields that
+differ and the advice to export first, unless ``force`` with a reason, which is
+recorded on the new version.
+
+**Governance.** Decided on the catalog's tier, owner and approvers, never the file's, so
+a file cannot lower a core segment's tier to escape its approval:
+
+* a segment whose tier is in ``direct_tiers`` (never ``core``) changes at once;
+* with ``approved_by``, a person who may approve it under the same rules as Slack
+  (:func:`commands.proposals.authorise`: the owner or a listed approver, never the
+  proposer alone on a core segment) changes at once, recorded as the version's approver;
+* otherwise the change becomes a pending proposal exactly like ``/segment propose``,
+  impact measured, queued to the segment's channel (or its owner) through the outbox with
+  its Approve/Reject buttons. Applying the same file again does not propose it twice.
+
+Nothing is written unless the whole file can be applied: the checks and the impact
+measurements come first, then one transaction writes the versions, proposals and
+messages, after checking that no segment it touches changed meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session, select
+
+from briefs.render import renderer
+from commands.catalog import (
+    ApplyResult,
+    record_version,
+    refuse_archived_references,
+    refuse_core_archive,
+)
+from commands.errors import Refused, person
+from commands.lookup import current_version
+from commands.proposals import authorise, prepare_proposal, store_proposal
+from commands.proposals.definition import active_definitions
+from commands.proposals.views import OUTBOX_KIND, OUTBOX_PREFIX, context_for
+from segments.workspace import SegmentDef, Workspace
+from store.db import session_scope
+from store.models import OutboxMessage, Proposal, Segment, SegmentVersion
+from store.outbox import add_message
+
+
+@dataclass
+class _Change:
+    """One existing segment the file changes (``new`` archived when removed from the file)."""
+
+    segment: Segment
+    version: SegmentVersion
+    current: SegmentDef
+    new: SegmentDef
+    removed: bool = False
+    how: str = "propose"  # "direct" | "approved" | "propose" | "pending"
+    approver: str | None = None
+    pending_id: int | None = None
+
+    @property
+    def archiving(self) -> bool:
+        return self.new.status == "archived" and self.current.status != "archived"
+
+
+def _differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return [k for k in after if after[k] != before.get(k)]
+
+
+def _proposal_changes(current: SegmentDef, new: SegmentDef) -> tuple[str, dict[str, Any]]:
+    """(proposal kind, changes) that turn ``current`` into ``new``."""
+    if new.status == "archived":
+        return "archive", {"status": "archived"}
+    before, after = current.canonical(), new.canonical()
+    fields = _differences(before, after)
+    if fields == ["persona"]:
+        persona = {k: v for k, v in after["persona"].items() if v != before["persona"].get(k)}
+        return "persona", {"persona": persona}
+    return "edit", {k: after[k] for k in fields}
+
+
+def _versions_from_slack(session: Session, segment_id: int) -> set[int]:
+    """Ids of the segment's versions made by approving a proposal made in Slack (not one
+    ``apply`` made from a file, which has its message queued as ``proposal:<id>``)."""
+    rows = session.exec(
+        select(Proposal.id, Proposal.applied_version_id).where(
+            Proposal.segment_id == segment_id,
+            Proposal.applied_version_id.is_not(None),  # type: ignore[union-attr]
+        )
+    ).all()
+    if not rows:
+        return set()
+    keys = {f"{OUTBOX_PREFIX}{pid}" for pid, _ in rows}
+    from_files = set(
+        session.exec(
+            select(OutboxMessage.idempotency_key).where(
+                OutboxMessage.idempotency_key.in_(keys)  # type: ignore[attr-defined]
+            )
+        ).all()
+    )
+    return {int(vid) for pid, vid in rows if f"{OUTBOX_PREFIX}{pid}" not in from_files}
+
+
+def _versions(session: Session, segment_id: int) -> list[SegmentVersion]:
+    return list(
+        session.exec(
+            select(SegmentVersion)
+            .where(SegmentVersion.segment_id == segment_id)
+            .order_by(SegmentVersion.version)  # type: ignore[arg-type]
+        ).all()
+    )
+
+
+def _unseen(versions: list[SegmentVersion], base: int) -> list[SegmentVersion]:
+    return [v for v in versions if v.version > base]
+
+
+def _stale_line(change: _Change, base: int, unseen: list[SegmentVersion]) -> str:
+    name = change.current.name
+    newest = unseen[-1]
+    how = f"{newest.change_kind} by {person(newest.author)}"
+    if newest.approver:
+        how += f", approved by {person(newest.approver)}"
+    how += f" on {newest.created_at:%Y-%m-%d}"
+    fields = _differences(change.new.canonical(), change.current.canonical())
+    differs = f"; the file differs from it in {', '.join(fields)}" if fields else ""
+    return (
+        f"segment '{name}': the file is based on version {base} but the catalog is at "
+        f"version {newest.version} ({how}){differs}: applying it would undo that change; "
+        "run 'segops export' and edit the exported file, or pass --force --reason WHY"
+    )
+
+
+def _check_stale(session: Session, change: _Change, *, force: bool) -> str | None:
+    """Refuse a change that would undo a version the file has not seen; with ``force``,
+    the note recorded with the reason."""
+    versions = _versions(session, change.segment.id)
+    latest = versions[-1].version
+    if change.new.based_on is not None:
+        base = change.new.based_on
+        if base > latest:
+            if force:
+                return None
+            raise Refused(
+                f"segment '{change.current.name}': the file says it is based on version "
+                f"{base} but the catalog has versions up to {latest}: was it exported from "
+                "another database? pass --force --reason WHY to apply it anyway"
+            )
+    else:
+        # A copy of an earlier version was written then; an edited file is taken to be
+        # based on the newest version not approved from a proposal made in Slack.
+        copies = [v.version for v in versions if v.definition_hash == change.new.fingerprint()]
+        from_slack = _versions_from_slack(session, change.segment.id)
+        base = (
+            max(copies)
+            if copies
+            else max(v.version for v in versions if v.id not in from_slack or v.version == 1)
+        )
+    unseen = _unseen(versions, base)
+    if not unseen:
+        return None
+    if not force:
+        raise Refused(_stale_line(change, base, unseen))
+    return f"applied over version {unseen[-1].version}, which the file had not seen"
+
+
+def _pending_same(session: Session, change: _Change) -> int | None:
+    """A pending proposal on the same version that makes the same change, if any."""
+    kind, changes = _proposal_changes(change.current, change.new)
+    rows = session.exec(
+        select(Proposal).where(
+            Proposal.segment_id == change.segment.id,
+            Proposal.base_version_id == change.version.id,
+            Proposal.status == "pending",
+            Proposal.kind == kind,
+        )
+    ).all()
+    for row in rows:
+        if dict(row.changes) == changes:
+            return row.id
+    return None
+
+
+def _govern(
+    change: _Change, *, user: str, approved_by: str | None, direct_tiers: frozenset[str]
+) -> None:
+    """Decide how ``change`` is written (on the catalog's tier, owner and approvers)."""
+    segment = change.segment
+    people = {segment.owner, *(segment.approvers or [])}
+    if segment.status == "archived" and change.new.status == "archived":
+        change.how = "direct"  # an archived segment has no members to move
+    elif segment.tier != "core" and segment.tier in direct_tiers:
+        change.how = "direct"
+    elif approved_by is not None:
+        authorise(
+            segment=segment,
+            proposal_id=None,
+            proposer=user,
+            user=approved_by,
+            approve=True,
+            subject=f"the change to segment '{segment.name}'",
+        )
+        change.how = "approved"
+    elif segment.status == "archived":
+        raise Refused(
+            f"segment '{segment.name}' is archived: bringing it back needs "
+            f"--approved-by its owner {person(segment.owner)} or an approver"
+        )
+    if change.how != "propose" and approved_by in people:
+        change.approver = approved_by
+
+
+def apply_governed(
+    engine: Engine,
+    ws: Workspace,
+    *,
+    user: str,
+    reason: str | None = None,
+    approved_by: str | None = None,
+    force: bool = False,
+    direct_tiers: frozenset[str] = frozenset(),
+    templates_dir: Path | None = None,
+    reactions: dict[str, str] | None = None,
+) -> ApplyResult:
+    """Apply ``ws`` as described in the module docstring; one transaction, all or nothing.
+
+    ``user`` is who applies (author of new versions, proposer of proposals);
+    ``reactions`` the approve/reject emoji shown in queued proposals.
+    """
+    reason = (reason or "").strip() or None
+    approved_by = (approved_by or "").strip() or None
+    if force and not reason:
+        raise Refused("--force needs --reason WHY: it is recorded on the new versions")
+    result = ApplyResult()
+    creates: list[SegmentDef] = []
+    changes: list[_Change] = []
+    notes: dict[str, str] = {}
+    with session_scope(engine) as session:
+        existing = {s.name: s for s in session.exec(select(Segment)).all()}
+        refuse_archived_references(ws, existing)
+        named = {d.name for d in ws.segments}
+        for definition in ws.segments:
+            segment = existing.get(definition.name)
+            if segment is None:
+                creates.append(definition)
+                continue
+            version = current_version(session, segment)
+            if version.definition_hash == definition.fingerprint():
+                result.unchanged.append(definition.name)
+                continue
+            current = SegmentDef.model_validate(version.definition)
+            changes.append(_Change(segment, version, current, definition))
+        for name, segment in sorted(existing.items()):
+            if name in named or segment.status == "archived":
+                continue
+            version = current_version(session, segment)
+            current = SegmentDef.model_validate(version.definition)
+            archived = current.model_copy(update={"status": "archived"})
+            changes.append(_Change(segment, version, current, archived, removed=True))
+        for change in changes:
+            if not change.removed:
+                note = _check_stale(session, change, force=force)
+                if note:
+                    notes[change.current.name] = note
+            _govern(change, user=user, approved_by=approved_by, direct_tiers=direct_tiers)
+            if change.how == "propose":
+                found = _pending_same(session, change)
+                if found is not None:
+                    change.how, change.pending_id = "pending", found
+            elif change.archiving:
+                refuse_core_archive(
+                    change.current, reason, "removing" if change.removed else "archiving"
+                )
+        definitions = active_definitions(session)
+    for definition in creates:
+        definitions[definition.name] = definition
+    for change in changes:
+        if change.how in ("direct", "approved"):
+            definitions.pop(change.current.name, None)
+            if change.new.status == "active":
+                definitions[change.new.name] = change.new
+    proposing = [c for c in changes if c.how == "propose"]
+    if proposing and not reason:
+        names = ", ".join(f"'{c.current.name}'" for c in proposing)
+        raise Refused(
+            f"changes to {names} need approval, so they become proposals, and a proposal "
+            "needs a reason: pass --reason WHY (or --approved-by an owner or approver)"
+        )
+    prepared = {
+        c.current.name: prepare_proposal(
+            engine,
+            ws,
+            segment=c.current.name,
+            proposer=user,
+            kind=_proposal_changes(c.current, c.new)[0],
+            changes=_proposal_changes(c.current, c.new)[1],
+            reason=reason or "",
+            definitions=definitions,
+        )
+        for c in proposing
+    }
+    with session_scope(engine) as session:
+        for change in changes:
+            if change.how == "pending":
+                result.pending[change.current.name] = change.pending_id
+                continue
+            _claim(session, change)
+        for definition in creates:
+            record_version(
+                session,
+                segment=None,
+                definition=definition,
+                change_kind="create",
+                author=user,
+                reason=reason,
+            )
+            result.created.append(definition.name)
+        for change in changes:
+            name = change.current.name
+            if change.how in ("direct", "approved"):
+                note = notes.get(name)
+                why = reason if not change.removed else reason or "removed from the workspace"
+                record_version(
+                    session,
+                    segment=session.get(Segment, change.segment.id),
+                    definition=change.new,
+                    change_kind="archive" if change.archiving else "edit",
+                    author=user,
+                    approver=change.approver,
+                    reason=f"{why} ({note})" if note else why,
+                )
+                (result.archived if change.archiving else result.updated).append(name)
+            elif change.how == "propose":
+                proposal = store_proposal(session, prepared[name])
+                _queue(session, proposal, templates_dir=templates_dir, reactions=reactions)
+                result.proposed[name] = proposal.id
+    return result
+
+
+def _claim(session: Session, change: _Change) -> None:
+    """Lock the segment at the version read, or refuse: it changed while applying."""
+    claimed = session.exec(
+        update(Segment)
+        .where(
+            Segment.id == change.segment.id,
+            Segment.current_version_id == change.version.id,
+        )
+        .values(current_version_id=Segment.current_version_id)
+    ).rowcount
+    if claimed != 1:
+        raise Refused(
+            f"segment '{change.current.name}' changed while the file was being applied: "
+            "nothing was written; apply it again"
+        )
+
+
+def _queue(
+    session: Session,
+    proposal: Proposal,
+    *,
+    templates_dir: Path | None,
+    reactions: dict[str, str] | None,
+) -> None:
+    """Queue the proposal, with its buttons, to its segment's channel (else its owner)."""
+    segment = session.get(Segment, proposal.segment_id)
+    ctx = context_for(session, proposal, reactions=reactions)
+    add_message(
+        session,
+        key=f"{OUTBOX_PREFIX}{proposal.id}",
+        kind=OUTBOX_KIND,
+        channel=segment.channel,
+        messages=renderer(templates_dir).render_messages("proposal", ctx),
+        fallback_user=segment.owner,
+    )
