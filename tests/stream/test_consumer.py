@@ -209,13 +209,15 @@ def test_two_consumers_of_one_group_take_turns_on_the_same_entities(
 
     now = datetime.now(UTC)
     events = [event(f"c{i}", ("a0", "a1")[i % 2], "login", now) for i in range(600)]
-    for start in range(0, 600, 50):
-        publish(event_log, *events[start : start + 50])
     stop = threading.Event()
     consumers = [consumer(engine, live_setup, event_log, name=n, batch=25) for n in ("x", "y")]
     threads = [threading.Thread(target=c.run, args=(stop,)) for c in consumers]
     for t in threads:
         t.start()
+    time.sleep(1.0)  # both wait on the log: Redis hands new entries to waiting readers in turn
+    for start in range(0, 600, 50):
+        publish(event_log, *events[start : start + 50])
+        time.sleep(0.02)
     deadline = time.monotonic() + 120
     while count(engine, LiveEvent) < 600 and time.monotonic() < deadline:
         time.sleep(0.05)
