@@ -1,4 +1,4 @@
-"""Revision 0007 adds the live tables to a database holding data, and removes them again."""
+"""Revision 0004 adds the live tables to a database holding data, and removes them again."""
 
 from __future__ import annotations
 
@@ -30,16 +30,16 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_url")
 
 
-def test_upgrade_to_0007_keeps_the_catalog_and_adds_the_live_tables(empty_url: str) -> None:
+def test_upgrade_to_0004_keeps_the_catalog_and_adds_the_live_tables(empty_url: str) -> None:
     engine = make_engine(empty_url)
     try:
-        previous = ScriptDirectory.from_config(alembic_config()).get_revision("0007").down_revision
+        previous = ScriptDirectory.from_config(alembic_config()).get_revision("0004").down_revision
         assert isinstance(previous, str)
         upgrade(engine, previous)
         with session_scope(engine) as session:
             session.add(Segment(name="trial", title="Trial", owner="U111", cadence="daily"))
         assert not LIVE_TABLES & set(inspect(engine).get_table_names())
-        upgrade(engine, "0007")
+        upgrade(engine, "0004")
         assert LIVE_TABLES <= set(inspect(engine).get_table_names())
         with session_scope(engine) as session:
             segment = session.exec(select(Segment)).one()
