@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -311,6 +312,8 @@ def refresh(
         def step(msg: str) -> None:
             if msg in phases:
                 bar.update(task, description=f"refresh {day}: {msg}", advance=1)
+            elif msg.startswith("query: "):
+                bar.update(task, description=f"refresh {day}: {msg[:80]}")
 
         report = run_refresh(
             engine,
@@ -319,10 +322,12 @@ def refresh(
             only=segment or None,
             progress=step,
             templates_dir=state.settings.templates_dir,
+            engine_name=state.settings.engine,
+            engine_options=state.settings.engine_options(),
         )
         bar.update(task, completed=len(phases) + 1)
     if json_out:
-        _print_json(report.to_dict())
+        _print_json({**report.to_dict(), "timings": report.timings})
         return
     print_report(report)
 
@@ -545,13 +550,52 @@ def bench(
         bool, typer.Option("--soak", help="Only a soak: web, worker and CLI, then a report.")
     ] = False,
     seconds: Annotated[int, typer.Option(min=5, max=3600, help="How long the soak runs.")] = 30,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="duckdb | sql | pandas: a refresh at scale against hand-written SQL."),
+    ] = None,
+    events: Annotated[int, typer.Option(min=1000, help="Events, with --engine.")] = 10_000_000,
+    url: Annotated[str | None, typer.Option(help="PostgreSQL URL for --engine sql.")] = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="Where generated data is kept between runs.")
+    ] = None,
+    process: Annotated[
+        bool,
+        typer.Option(
+            "--process/--no-process",
+            help="Also time the whole refresh process on a CSV against a bare pandas process.",
+        ),
+    ] = True,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Time each phase of a refresh against bare pandas and DuckDB on the same data."""
+    """Time each phase of a refresh against bare pandas and DuckDB on the same data, and the
+    whole refresh process on a CSV against a bare pandas process;
+    with --engine, a refresh at scale against a hand-written SQL script on that engine;
+    with --stream, live segments under a stream of events from a separate producer."""
     if stream:
         from cli.bench.stream import run_stream_bench
 
         run_stream_bench(
             customers=customers, segments=segments, rate=rate, duration=duration, console=out
+        )
+        return
+    if engine is not None:
+        from cli.bench.engines import run_engine_bench
+
+        if engine not in ("duckdb", "sql", "pandas"):
+            raise SegopsError(f"unknown engine {engine!r}: use duckdb, sql or pandas")
+        settings = state.settings
+        run_engine_bench(
+            engine=engine,
+            customers=customers,
+            events=events,
+            segments=segments,
+            console=out,
+            cache=cache or Path(tempfile.gettempdir()) / "segops-bench-cache",
+            url=url,
+            memory_limit=settings.duckdb_memory_limit,
+            threads=settings.duckdb_threads,
+            as_json=json_out,
         )
         return
     from cli.bench import run_bench
@@ -564,6 +608,7 @@ def bench(
         web=web,
         soak=seconds if soak else 0,
         database_url=state.settings.database_url,
+        process=process,
     )
 
 

@@ -178,10 +178,19 @@ def claim_next(engine: Engine, *, worker: str, now: datetime | None = None) -> J
 class _Pass:
     """What the jobs of one drain pass share: the workspace, read once, and the data the
     last preview loaded, so previews measured on the same day share one load (only the
-    latest is kept, so a pass holds at most one dataset)."""
+    latest is kept, so a pass holds at most one dataset), and the engine refreshes run on
+    (``engine_name`` None: the workspace's)."""
 
-    def __init__(self, load_workspace: Callable[[], Workspace]) -> None:
+    def __init__(
+        self,
+        load_workspace: Callable[[], Workspace],
+        *,
+        engine_name: str | None = None,
+        engine_options: Any = None,
+    ) -> None:
         self._load_workspace = load_workspace
+        self.engine_name = engine_name
+        self.engine_options = engine_options
         self._ws: Workspace | None = None
         self._data: tuple[date, Any] | None = None
 
@@ -210,6 +219,8 @@ def _refresh(engine: Engine, shared: _Pass, job: JobView, templates_dir: Path | 
         as_of=as_of,
         only=[only] if only else None,
         templates_dir=templates_dir,
+        engine_name=shared.engine_name,
+        engine_options=shared.engine_options,
     )
     return {
         "as_of": as_of.isoformat(),
@@ -232,7 +243,7 @@ def _served(outcome: Any) -> dict[str, Any]:
 
 
 def _preview(engine: Engine, shared: _Pass, job: JobView, templates_dir: Path | None) -> dict:
-    from commands.proposals import measure_impact
+    from commands.proposals.impact import measure_impact
 
     proposal_id = int(job.args["proposal_id"])
     impact = measure_impact(engine, shared.workspace(), proposal_id, load=shared.dataset)
@@ -306,14 +317,17 @@ def drain(
     load_workspace: Callable[[], Workspace],
     templates_dir: Path | None = None,
     limit: int = 20,
+    engine_name: str | None = None,
+    engine_options: Any = None,
 ) -> list[JobView]:
     """Claim and run due jobs one after the other, at most ``limit``; their outcomes.
 
     The workspace is read once for the pass, and previews of the same day share one
-    load of the data.
+    load of the data. ``engine_name`` and ``engine_options``: what refreshes run on (the
+    settings' ``SEGOPS_ENGINE`` and DuckDB knobs), as for a scheduled refresh.
     """
     ran = []
-    shared = _Pass(load_workspace)
+    shared = _Pass(load_workspace, engine_name=engine_name, engine_options=engine_options)
     for _ in range(limit):
         job = claim_next(engine, worker=worker)
         if job is None:

@@ -55,6 +55,7 @@ from sqlmodel import Session, select
 from commands.lookup import current_definition, find_segment
 from commands.notify import drift_fingerprint
 from segments import drift, membership, quality, rules, sources
+from segments import engine as engines
 from segments.errors import SegopsError
 from segments.evaluate import evaluate_all
 from segments.workspace import SegmentDef, Workspace
@@ -289,12 +290,17 @@ def refresh(
     after_evaluate: Callable[[], None] | None = None,
     notify: bool = True,
     templates_dir: Path | None = None,
+    engine_name: str | None = None,
+    engine_options: engines.EngineOptions | None = None,
 ) -> RefreshReport:
     """Refresh the catalog's active segments (or ``only`` these) for ``as_of``.
 
     ``progress`` is called with each phase name: ``load``, ``quality``, ``evaluate``,
     and ``commit`` just before the one transaction that publishes is committed.
     ``templates_dir`` (``SEGOPS_TEMPLATES``) overrides the templates of the queued messages.
+    ``engine_name`` (``pandas``, ``duckdb``, ``sql``; None: the workspace's) computes the
+    data where it lives, with ``engine_options``; the queries it runs are reported through
+    ``progress`` as ``query: ...``.
     Raises :class:`RefreshRunning` when another refresh is running.
     """
     with exclusive_refresh(engine):
@@ -307,7 +313,23 @@ def refresh(
             after_evaluate=after_evaluate,
             notify=notify,
             templates_dir=templates_dir,
+            engine_name=engine_name,
+            engine_options=engine_options,
         )
+
+
+def _load(
+    ws: Workspace,
+    as_of: date,
+    progress: Progress | None,
+    engine_name: str | None,
+    engine_options: engines.EngineOptions | None,
+) -> sources.Dataset:
+    """The dataset from the chosen engine (the pandas one reads every source into memory)."""
+    dataset, _members = engines.load(
+        ws, as_of=as_of, engine=engine_name, options=engine_options, progress=progress
+    )
+    return dataset
 
 
 def _refresh(
@@ -320,6 +342,8 @@ def _refresh(
     after_evaluate: Callable[[], None] | None,
     notify: bool,
     templates_dir: Path | None,
+    engine_name: str | None = None,
+    engine_options: engines.EngineOptions | None = None,
 ) -> RefreshReport:
     say = progress or (lambda _msg: None)
     timer = _Timer()
@@ -330,7 +354,7 @@ def _refresh(
         history = recent_profiles(session, limit=HISTORY)
     say("load")
     with timer.phase("load"):
-        dataset = sources.load_dataset(ws, as_of=as_of, progress=progress)
+        dataset = _load(ws, as_of, progress, engine_name, engine_options)
         fingerprint = dataset.fingerprint
     say("quality")
     with timer.phase("quality"):
@@ -344,7 +368,8 @@ def _refresh(
     with session_scope(engine) as session:
         with timer.phase("bitmaps"):
             known = entity_keys(session)
-            ids, new_keys = membership.assign_ids(dataset.frame.index, known)
+            # the dictionary's keys are unique in the store (a unique constraint)
+            ids, new_keys = membership.assign_ids(dataset.frame.index, known, known_unique=True)
         with timer.phase("drift"):
             profiles = drift.ProfileColumns(dataset.frame, dataset.schema, as_of=as_of)
         run = _Run(dataset, report, masks, all_rules, ids, as_of, timer, profiles)
@@ -868,7 +893,7 @@ def preview(
         if current.current_result_id:
             result = session.get(SegmentResult, current.current_result_id)
             as_of = session.get(Snapshot, result.snapshot_id).as_of
-    dataset = load(ws, as_of) if load is not None else sources.load_dataset(ws, as_of=as_of)
+    dataset = load(ws, as_of) if load is not None else _load(ws, as_of, None, None, None)
     before = evaluate_all(all_rules, dataset.frame, dataset.schema)[current.name]
     proposed = dict(all_rules)
     proposed.pop(current.name, None)

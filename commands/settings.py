@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from segments.engine import EngineOptions
 from segments.errors import SegopsError
 
 DEFAULT_DATABASE_URL = "sqlite:///segops.db"
@@ -112,6 +114,21 @@ class Settings(BaseSettings):
             missing.append("SLACK_SIGNING_SECRET")
         if missing:
             raise SegopsError("missing environment: " + ", ".join(missing))
+
+    engine: Literal["pandas", "duckdb", "sql"] | None = Field(default=None, alias="SEGOPS_ENGINE")
+    """Overrides the workspace's ``engine`` (None: the workspace's, or chosen from its sources)."""
+    duckdb_memory_limit: str = Field(default="2GB", alias="SEGOPS_DUCKDB_MEMORY_LIMIT")
+    duckdb_temp_dir: Path | None = Field(default=None, alias="SEGOPS_DUCKDB_TEMP_DIR")
+    """Where DuckDB spills what does not fit in its memory limit (None: DuckDB's default)."""
+    duckdb_threads: int | None = Field(default=None, alias="SEGOPS_DUCKDB_THREADS", ge=1)
+
+    def engine_options(self) -> EngineOptions:
+        """The DuckDB knobs as the engine takes them."""
+        return EngineOptions(
+            memory_limit=self.duckdb_memory_limit,
+            temp_dir=self.duckdb_temp_dir,
+            threads=self.duckdb_threads,
+        )
 
 
 def _split_roots(value: str) -> list[str]:

@@ -420,6 +420,8 @@ class Workspace(_Model):
     scores: dict[str, ScoreConfig] = Field(default_factory=dict)
     quality: QualityThresholds = Field(default_factory=QualityThresholds)
     segments: list[SegmentDef] = Field(default_factory=list)
+    engine: Literal["pandas", "duckdb", "sql"] | None = None
+    """Where a refresh runs (see :mod:`segments.engine`); None chooses from the sources."""
     base_dir: Path = Field(default=Path("."), exclude=True)
     path: Path | None = Field(default=None, exclude=True)
     _data_roots: tuple[Path, ...] | None = PrivateAttr(default=None)

@@ -45,6 +45,8 @@ def run_refresh(segment: str) -> None:
         segment,
         now=datetime.now(UTC),
         templates_dir=worker.settings.templates_dir,
+        engine_name=worker.settings.engine,
+        engine_options=worker.settings.engine_options(),
     )
     logger.info("scheduled_refresh %s", result.to_dict())
     worker.after_refresh(result)

@@ -297,6 +297,8 @@ class Worker:
             worker=self.worker_id,
             load_workspace=self.load_workspace,
             templates_dir=self.settings.templates_dir,
+            engine_name=self.settings.engine,
+            engine_options=self.settings.engine_options(),
         )
         answer_finished(self.engine, self.settings, self._reply_client)
         return len(ran)

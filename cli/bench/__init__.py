@@ -1,8 +1,9 @@
 """``segops bench``: one run times a refresh phase by phase against bare pandas and DuckDB
-(:mod:`cli.bench.refresh`) and, on the refreshed store, Slack acks from a separate client
-process (:mod:`cli.bench.slack`); ``--web`` alone measures the web process's memory under
-concurrent proposals (:mod:`cli.bench.web`); ``--soak SECONDS`` runs web, worker and CLI side
-by side and prints an integrity report (:mod:`cli.bench.soak`)."""
+(:mod:`cli.bench.refresh`), on the refreshed store Slack acks from a separate client
+process (:mod:`cli.bench.slack`), and the whole refresh process on a CSV against a bare
+pandas process (:mod:`cli.bench.process`); ``--web`` alone measures the web process's memory
+under concurrent proposals (:mod:`cli.bench.web`); ``--soak SECONDS`` runs web, worker and CLI
+side by side and prints an integrity report (:mod:`cli.bench.soak`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def run_bench(
     web: bool = False,
     soak: int = 0,
     database_url: str | None = None,
+    process: bool = True,
 ) -> Any:
     """Run the whole benchmark and print its table; returns the figures.
 
@@ -45,6 +47,13 @@ def run_bench(
 
         return {"acks": run_slack_bench(engine, segment=segment)}
 
-    return run_refresh_bench(
+    figures = run_refresh_bench(
         customers=customers, segments=segments, console=console, extra=acks if slack else None
     )
+    if process:
+        from cli.bench.process import run_process_bench
+
+        figures["process"] = run_process_bench(
+            customers=customers, segments=segments, console=console
+        )
+    return figures

@@ -38,10 +38,10 @@ from commands.proposals.definition import (
     build_definition,
     validate_definition,
 )
+from commands.proposals.impact import measure_impact
 from commands.proposals.proposing import (
     MAX_REASON,
     PreparedProposal,
-    measure_impact,
     prepare_proposal,
     propose,
     store_proposal,

@@ -4,7 +4,7 @@ store it as pending.
 Measuring loads the whole dataset. The CLI and the demo measure in place; Slack
 passes ``queue_impact``, which stores the proposal with its impact pending and queues
 the measurement for the worker in the same transaction (:mod:`commands.queue`), which
-then calls :func:`measure_impact`.
+then calls :func:`commands.proposals.impact.measure_impact`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from commands.errors import Refused
@@ -22,48 +22,15 @@ from commands.proposals.definition import (
     build_definition,
     validate_definition,
 )
+from commands.proposals.impact import measure, moves_members
 from commands.proposals.text import USAGE
 from commands.proposals.views import PENDING_IMPACT, ProposalView, proposal_view
-from segments import rules
 from segments.errors import SegopsError
 from segments.workspace import SegmentDef, Workspace
 from store.db import session_scope
 from store.models import Proposal, Segment, SegmentVersion
 
 MAX_REASON = 2000
-
-
-def _measure(
-    engine: Engine,
-    ws: Workspace | None,
-    *,
-    kind: str,
-    current: SegmentDef,
-    new: SegmentDef,
-    load: Any = None,
-) -> dict[str, Any]:
-    """Impact of the change on the latest data, or ``{"note": why not}``."""
-    rule_changed = rules.to_text(rules.parse(new.rule)) != rules.to_text(rules.parse(current.rule))
-    if kind != "archive" and not rule_changed:
-        return {"note": "the rule is unchanged: membership stays the same"}
-    if ws is None:
-        return {"note": "no workspace configured: impact not measured"}
-    from commands.refresh import preview
-
-    try:
-        impact = preview(
-            engine,
-            ws,
-            segment=current.name,
-            definition=current if kind == "archive" else new,
-            load=load,
-        )
-    except (SegopsError, OSError) as exc:
-        return {"note": f"impact not measured: {exc}"}
-    data = impact.to_dict()
-    if kind == "archive":
-        data.update(size_after=0, joined=0, left=data["size_now"])
-    return data
 
 
 @dataclass
@@ -135,10 +102,10 @@ def prepare_proposal(
     queued = False
     if kind == "persona":
         impact: dict[str, Any] = {"note": "persona changes do not move members"}
-    elif queue_impact is not None and _moves_members(kind, current, new) and ws is not None:
+    elif queue_impact is not None and moves_members(kind, current, new) and ws is not None:
         impact, queued = dict(PENDING_IMPACT), True
     else:
-        impact = _measure(engine, ws, kind=kind, current=current, new=new)
+        impact = measure(engine, ws, kind=kind, current=current, new=new)
     return PreparedProposal(
         segment_id=segment_id,
         segment=current.name,
@@ -203,37 +170,6 @@ def propose(
     with session_scope(engine) as session:
         proposal = store_proposal(session, prepared)
         return proposal_view(session, proposal, session.get(Segment, prepared.segment_id))
-
-
-def measure_impact(
-    engine: Engine, ws: Workspace | None, proposal_id: int, *, load: Any = None
-) -> dict[str, Any]:
-    """Measure proposal ``proposal_id``'s impact on the latest data and store it.
-
-    Stored whatever the proposal's status meanwhile (a decided proposal keeps the
-    figures it was decided without). Returns the impact (or ``{"note": why not}``).
-    ``load``: see ``commands.refresh.preview``.
-    """
-    with session_scope(engine) as session:
-        proposal = session.get(Proposal, proposal_id)
-        if proposal is None:
-            raise SegopsError(f"no proposal #{proposal_id}")
-        base = session.get(SegmentVersion, proposal.base_version_id)
-        current = SegmentDef.model_validate(base.definition)
-        kind = proposal.kind
-        changes = {"status": "archived"} if kind == "archive" else dict(proposal.changes)
-    new = build_definition(current, kind, changes)
-    impact = _measure(engine, ws, kind=kind, current=current, new=new, load=load)
-    with session_scope(engine) as session:
-        session.exec(update(Proposal).where(Proposal.id == proposal_id).values(impact=impact))
-    return impact
-
-
-def _moves_members(kind: str, current: SegmentDef, new: SegmentDef) -> bool:
-    """Whether the change can move members (else there is nothing to measure)."""
-    if kind == "archive":
-        return True
-    return rules.to_text(rules.parse(new.rule)) != rules.to_text(rules.parse(current.rule))
 
 
 def _stored_changes(

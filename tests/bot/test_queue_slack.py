@@ -79,7 +79,7 @@ def test_a_refresh_is_queued_by_the_web_and_done_and_answered_by_the_worker(
         slack_server.events_url,
         "/segment",
         "refresh trial",
-        user_id=REP,
+        user_id=OWNER,
         response_url=fake_slack.response_url("refresh"),
     )
     assert answer.status == 200
@@ -89,7 +89,7 @@ def test_a_refresh_is_queued_by_the_web_and_done_and_answered_by_the_worker(
     assert (job.kind, job.status, job.requested_by, job.args["only"]) == (
         "refresh",
         "pending",
-        REP,
+        OWNER,
         "trial",
     )
     assert snapshots(engine) == 0  # the web process refreshed nothing
@@ -157,7 +157,7 @@ def test_a_job_that_fails_tells_the_person_what_went_wrong(
         slack_server.events_url,
         "/segment",
         "refresh trial",
-        user_id=REP,
+        user_id=OWNER,
         response_url=fake_slack.response_url("refresh"),
     )
     wait_until(lambda: jobs(engine), message="queued job")

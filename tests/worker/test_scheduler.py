@@ -705,3 +705,43 @@ def test_the_health_check_sees_a_live_leader_and_its_jobs_then_none(make_worker,
     worker.close()
     after = check(settings)
     assert not after.healthy and after.to_dict()["leader"] == "a"
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"SEGOPS_ENGINE": "sql"}, "engine 'sql' needs every source"),
+        (
+            {"SEGOPS_ENGINE": "duckdb", "SEGOPS_DUCKDB_MEMORY_LIMIT": "lots"},
+            "memory limit 'lots' (SEGOPS_DUCKDB_MEMORY_LIMIT)",
+        ),
+    ],
+)
+def test_the_refresh_job_runs_on_the_engine_of_the_settings(
+    engine, fx, make_worker, environment, message
+):
+    worker = make_worker("a", settings=Settings(SEGOPS_WORKSPACE=str(fx.path), **environment))
+    worker.step()
+    run_refresh("trial")
+    with session_scope(engine) as session:
+        alert = session.exec(select(Alert).where(Alert.kind == REFRESH_FAILED)).one()
+    assert message in alert.details["last_error"]
+
+
+def test_the_refresh_job_publishes_on_duckdb_with_the_settings_memory_limit(
+    engine, tmp_path, make_worker
+):
+    from tests import factories
+
+    # The job refreshes as of today, long after the sample data ends: no freshness limit.
+    fx = factories.applied(engine, tmp_path, accounts=60, quality={"max_age_days": 100_000})
+    settings = Settings(
+        SEGOPS_WORKSPACE=str(fx.path), SEGOPS_ENGINE="duckdb", SEGOPS_DUCKDB_MEMORY_LIMIT="1GB"
+    )
+    worker = make_worker("a", settings=settings)
+    worker.step()
+    run_refresh("trial")
+    with session_scope(engine) as session:
+        segment = session.exec(select(Segment).where(Segment.name == "trial")).one()
+        assert segment.current_result_id is not None
+        assert session.exec(select(Alert).where(Alert.kind == REFRESH_FAILED)).first() is None
