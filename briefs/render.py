@@ -111,6 +111,7 @@ KINDS: tuple[str, ...] = (
     "refresh-recovered",
     "proposal-reminder",
     "home",
+    "live-divergence",
 )
 REPLY_KINDS: tuple[str, ...] = (
     "segment-show",

@@ -391,6 +391,18 @@ def proposal_reminder() -> dict[str, Any]:
     return {**proposal(), "days": 3, "deciders": ["U0123ABCD", "U0456EFGH"]}
 
 
+def live_divergence() -> dict[str, Any]:
+    return {
+        "segment": {"name": "trial-activated", "title": "Activated trials", "owner": "U0AAAPRD1"},
+        "as_of": "2026-12-02",
+        "live": 1_204,
+        "batch": 1_190,
+        "differing": 18,
+        "share": 1.51,
+        "ids": ["A0042", "A0107", "<script>"],
+    }
+
+
 def all_kinds() -> dict[str, dict[str, Any]]:
     """One realistic context per kind."""
     return {
@@ -409,4 +421,5 @@ def all_kinds() -> dict[str, dict[str, Any]]:
         "refresh-recovered": refresh_recovered(),
         "proposal-reminder": proposal_reminder(),
         "home": home(),
+        "live-divergence": live_divergence(),
     }

@@ -66,6 +66,13 @@ def test_tables_are_the_contracted_ones() -> None:
         "outbox_message",
         "slack_event",
         "lease",
+        "live_segment",
+        "live_state",
+        "live_event",
+        "live_member",
+        "live_transition",
+        "live_dead_letter",
+        "live_counter",
         "job",
     }
 
