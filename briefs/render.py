@@ -112,6 +112,7 @@ KINDS: tuple[str, ...] = (
     "proposal-reminder",
     "home",
     "clinic-agenda",
+    "live-divergence",
 )
 REPLY_KINDS: tuple[str, ...] = (
     "segment-show",

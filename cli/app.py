@@ -23,6 +23,7 @@ from cli.alerts import app as alerts_app
 from cli.experiments import agenda_app, experiments_app, learnings_app
 from cli.output import err, out, print_report, progress
 from cli.proposals import app as proposals_app
+from cli.stream import stream_app
 from commands.settings import Settings
 from segments.errors import SegopsError
 
@@ -38,6 +39,7 @@ app.add_typer(feedback_app, name="feedback")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(learnings_app, name="learnings")
 app.add_typer(agenda_app, name="agenda")
+app.add_typer(stream_app, name="stream")
 app.add_typer(proposals_app, name="proposals")
 app.add_typer(alerts_app, name="alerts")
 
@@ -235,6 +237,8 @@ def show(name: str, json_out: JsonOpt = False) -> None:
     out.print(f"channel {d.get('channel') or '—'} · cadence {view['cadence']}")
     out.print(f"[bold]rule[/] {d['rule']}")
     out.print(f"[bold]in words[/] {view['criteria']}")
+    live = view["live"]
+    out.print(f"[bold]{live['mode']}[/] " + escape("; ".join(live["reasons"])))
     if d.get("purpose"):
         out.print(f"[bold]purpose[/] {d['purpose']}")
     stats = view.get("stats")
@@ -538,6 +542,11 @@ def bench(
     slack: Annotated[
         bool, typer.Option("--slack/--no-slack", help="Also time Slack acks (local server).")
     ] = True,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Live segments under a stream of events instead.")
+    ] = False,
+    rate: Annotated[float, typer.Option(min=1, help="--stream: events per second.")] = 1000,
+    duration: Annotated[float, typer.Option(min=1, help="--stream: seconds of events.")] = 60,
     web: Annotated[
         bool, typer.Option("--web", help="Only the web process's memory under 50 proposals.")
     ] = False,
@@ -565,7 +574,15 @@ def bench(
 ) -> None:
     """Time each phase of a refresh against bare pandas and DuckDB on the same data, and the
     whole refresh process on a CSV against a bare pandas process;
-    with --engine, a refresh at scale against a hand-written SQL script on that engine."""
+    with --engine, a refresh at scale against a hand-written SQL script on that engine;
+    with --stream, live segments under a stream of events from a separate producer."""
+    if stream:
+        from cli.bench.stream import run_stream_bench
+
+        run_stream_bench(
+            customers=customers, segments=segments, rate=rate, duration=duration, console=out
+        )
+        return
     if engine is not None:
         from cli.bench.engines import run_engine_bench
 
@@ -605,17 +622,21 @@ def serve(
     socket: Annotated[bool, typer.Option("--socket", help="Use Socket Mode.")] = False,
     threads: Annotated[int, typer.Option(min=1, max=256)] = 16,
 ) -> None:
-    """Run the Slack app (HTTP on /slack/events, or Socket Mode)."""
+    """Run the Slack app (HTTP on /slack/events, or Socket Mode), and POST /events for
+    live segments when SEGOPS_EVENTS_TOKEN is set."""
     from bot.app import build_app
     from bot.server import serve as serve_http
     from bot.server import serve_socket
+    from cli.stream import event_routes
 
     state.settings.require_slack(socket=socket)
-    bolt = build_app(state.settings, engine=_engine())
+    engine = _engine()
+    bolt = build_app(state.settings, engine=engine)
     if socket:
         serve_socket(bolt, state.settings.slack_app_token)
     else:
-        serve_http(bolt, host="0.0.0.0", port=port, threads=threads)
+        routes = event_routes(state.settings, engine, state.workspace_option)
+        serve_http(bolt, host="0.0.0.0", port=port, threads=threads, routes=routes)
 
 
 @app.command()

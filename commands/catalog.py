@@ -247,6 +247,9 @@ def apply_workspace(
                 reason=reason or "removed from the workspace",
             )
             result.archived.append(name)
+        from commands.live import record_classifications
+
+        record_classifications(session, ws)
     return result
 
 
@@ -355,6 +358,8 @@ def show_segment(engine: Engine, name: str, *, privacy_floor: int) -> dict[str, 
         segment = find_segment(session, name)
         version = current_version(session, segment)
         stats = latest_stats(session, segment)
+        from commands.live import classification_of
+
         return {
             "name": segment.name,
             "status": segment.status,
@@ -365,4 +370,5 @@ def show_segment(engine: Engine, name: str, *, privacy_floor: int) -> dict[str, 
             "stats": visible_stats(stats.to_dict() if stats else None, privacy_floor),
             "hidden": bool(stats) and is_hidden(stats.size, privacy_floor),
             "privacy_floor": privacy_floor,
+            "live": classification_of(session, segment),
         }

@@ -95,7 +95,7 @@ from segments.schema import Schema
 
 Kind = Literal["number", "string", "bool", "date"]
 Tier = Literal["core", "strategic", "tactical"]
-CADENCES = ("daily", "weekly", "monthly", "quarterly")
+CADENCES = ("daily", "weekly", "monthly", "quarterly", "live")
 DEFAULT_CADENCE = {"core": "weekly", "strategic": "quarterly", "tactical": "monthly"}
 SLUG = re.compile(r"[a-z][a-z0-9-]{0,62}")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -434,7 +434,7 @@ class SegmentDef(_Model):
         fields = value.split()
         if len(fields) != 5 or not all(CRON_FIELD.fullmatch(f) for f in fields):
             raise ValueError(
-                f"cadence {value!r} must be daily, weekly, monthly, quarterly "
+                f"cadence {value!r} must be daily, weekly, monthly, quarterly, live "
                 "or a 5-field cron string"
             )
         return value

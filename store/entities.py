@@ -67,3 +67,14 @@ def add_entity_keys(session: Session, *, start: int, keys: list[str]) -> None:
         for i in range(0, len(rows), BULK_CHUNK):
             chunk = [{"id": i, "key": k} for i, k in rows[i : i + BULK_CHUNK]]
             connection.execute(insert(table), chunk)
+
+
+def known_keys(session: Session, *, keys: list[str]) -> set[str]:
+    """Which of ``keys`` are in the entity dictionary."""
+    from sqlalchemy import select
+
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        found.update(session.execute(select(Entity.key).where(Entity.key.in_(chunk))).scalars())
+    return found

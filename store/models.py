@@ -298,6 +298,101 @@ class Lease(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime())
 
 
+LiveMode = Literal["live", "batch"]
+TransitionKind = Literal["join", "leave"]
+
+
+class LiveSegment(SQLModel, table=True):
+    """A segment's live/batch classification at apply, and the live consumer's marks:
+    the version whose membership it built, and the batch result last reconciled."""
+
+    __tablename__ = "live_segment"
+    __table_args__ = (_one_of("mode", LiveMode),)
+
+    segment_id: int = Field(
+        primary_key=True, foreign_key="segment.id", sa_column_kwargs={"autoincrement": False}
+    )
+    version_id: int
+    mode: LiveMode = Field(sa_type=sa.String(16))
+    reasons: list[str] = _json(list)
+    classified_at: datetime = _created_at()
+    built_version_id: int | None = None
+    reconciled_result_id: int | None = None
+
+
+class LiveState(SQLModel, table=True):
+    """One entity's live feature state (:mod:`segments.live.state`, compact JSON)."""
+
+    __tablename__ = "live_state"
+
+    entity_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    data: str = Field(sa_type=sa.Text())
+    updated_at: datetime = _created_at()
+
+
+class LiveEvent(SQLModel, table=True):
+    """An applied event id: inserted in the transaction that applies it, so it applies once."""
+
+    __tablename__ = "live_event"
+
+    event_id: str = Field(sa_type=sa.String(128), primary_key=True)
+    ts: datetime = Field(sa_type=UTCDateTime(), index=True)
+    accepted_at: datetime = Field(sa_type=UTCDateTime())
+    applied_at: datetime = Field(sa_type=UTCDateTime())
+
+
+class LiveMember(SQLModel, table=True):
+    """A live segment's current member (dense entity id); when and why it joined is in
+    ``live_transition``."""
+
+    __tablename__ = "live_member"
+
+    segment_id: int = Field(
+        primary_key=True, foreign_key="segment.id", sa_column_kwargs={"autoincrement": False}
+    )
+    entity_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+
+
+class LiveTransition(SQLModel, table=True):
+    """One live join or leave with its cause: the event (none for the sweep) and clause."""
+
+    __tablename__ = "live_transition"
+    __table_args__ = (
+        sa.Index("ix_live_transition_segment_id_id", "segment_id", "id"),
+        _one_of("kind", TransitionKind),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: int = Field(foreign_key="segment.id")
+    entity_id: int
+    kind: TransitionKind = Field(sa_type=sa.String(8))
+    event_id: str | None = Field(default=None, sa_type=sa.String(128))
+    clause: str = Field(sa_type=sa.Text())
+    accepted_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    recorded_at: datetime = _created_at()
+
+
+class LiveDeadLetter(SQLModel, table=True):
+    """An event the live path could not apply, with why; the consumer carries on."""
+
+    __tablename__ = "live_dead_letter"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str | None = Field(default=None, sa_type=sa.String(128))
+    reason: str = Field(sa_type=sa.Text())
+    payload: str = Field(sa_type=sa.Text())
+    received_at: datetime = _created_at()
+
+
+class LiveCounter(SQLModel, table=True):
+    """A running count of the live path (``late``: events left to the batch refresh)."""
+
+    __tablename__ = "live_counter"
+
+    name: str = Field(sa_type=sa.String(64), primary_key=True)
+    value: int = Field(default=0, sa_type=sa.BigInteger())
+
+
 TABLES: tuple[type[SQLModel], ...] = (
     Segment,
     SegmentVersion,
@@ -310,6 +405,13 @@ TABLES: tuple[type[SQLModel], ...] = (
     OutboxMessage,
     SlackEvent,
     Lease,
+    LiveSegment,
+    LiveState,
+    LiveEvent,
+    LiveMember,
+    LiveTransition,
+    LiveDeadLetter,
+    LiveCounter,
 )
 
 

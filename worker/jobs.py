@@ -120,6 +120,18 @@ def run_clinic_agenda() -> None:
     logger.info("clinic_agenda queued=%d", queued)
 
 
+def run_live_reconcile() -> None:
+    """Compare live segments with today's batch results (each result once); alert owners."""
+    from commands.live import reconcile
+
+    worker = _worker()
+    found = reconcile(
+        worker.engine, today=datetime.now(UTC).date(), templates_dir=worker.settings.templates_dir
+    )
+    for item in found:
+        logger.info("live_reconciled %s", item.to_dict())
+
+
 def run_prune_jobs() -> None:
     """Forget queued jobs finished and answered more than a week ago."""
     from commands.queue import prune

@@ -89,6 +89,10 @@ HOUSEKEEPING: dict[str, tuple[str, BaseTrigger]] = {
         "worker.jobs:run_clinic_agenda",
         CronTrigger(day_of_week="mon", hour=9, minute=30, timezone=UTC),
     ),
+    "live-reconcile": (
+        "worker.jobs:run_live_reconcile",
+        CronTrigger(minute="*/15", timezone=UTC),
+    ),
     "prune-jobs": (
         "worker.jobs:run_prune_jobs",
         CronTrigger(hour=3, minute=45, timezone=UTC),

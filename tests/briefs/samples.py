@@ -463,6 +463,18 @@ def clinic_agenda() -> dict[str, Any]:
     }
 
 
+def live_divergence() -> dict[str, Any]:
+    return {
+        "segment": {"name": "trial-activated", "title": "Activated trials", "owner": "U0AAAPRD1"},
+        "as_of": "2026-12-02",
+        "live": 1_204,
+        "batch": 1_190,
+        "differing": 18,
+        "share": 1.51,
+        "ids": ["A0042", "A0107", "<script>"],
+    }
+
+
 def all_kinds() -> dict[str, dict[str, Any]]:
     """One realistic context per kind."""
     return {
@@ -482,4 +494,5 @@ def all_kinds() -> dict[str, dict[str, Any]]:
         "proposal-reminder": proposal_reminder(),
         "home": home(),
         "clinic-agenda": clinic_agenda(),
+        "live-divergence": live_divergence(),
     }

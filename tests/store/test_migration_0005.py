@@ -1,4 +1,4 @@
-"""Revision 0006 adds the experiment and learning tables to a database with data in place."""
+"""Revision 0005 adds the experiment and learning tables to a database with data in place."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from store.models import (
     Snapshot,
 )
 
-REVISION = "0006"
+REVISION = "0005"
 NEW_TABLES = {"experiment", "experiment_holdout", "learning", "learning_note"}
 
 

@@ -5,8 +5,8 @@ a segment), ``experiment_holdout`` (the held-out members of each published resul
 bitmap of dense entity ids), ``learning`` (what a change or experiment was for and what
 it did) and ``learning_note`` (notes people add to a learning).
 
-Revision ID: 0006
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-02
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0002"
+revision: str = "0005"
+down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
