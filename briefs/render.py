@@ -111,6 +111,7 @@ KINDS: tuple[str, ...] = (
     "refresh-recovered",
     "proposal-reminder",
     "home",
+    "clinic-agenda",
     "live-divergence",
 )
 REPLY_KINDS: tuple[str, ...] = (
@@ -118,6 +119,7 @@ REPLY_KINDS: tuple[str, ...] = (
     "segment-history",
     "segment-drift",
     "segment-refresh",
+    "segment-learnings",
 )
 PERSONA_KINDS: tuple[str, ...] = ("brief", "talking-points", "discovery")
 ALIASES = {"persona": "brief", "talking_points": "talking-points"}

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.alerts import app as alerts_app
+from cli.experiments import agenda_app, experiments_app, learnings_app
 from cli.output import err, out, print_report, progress
 from cli.proposals import app as proposals_app
 from cli.stream import stream_app
@@ -35,6 +36,9 @@ app = typer.Typer(
 )
 feedback_app = typer.Typer(help="Field feedback tagged to a segment.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(learnings_app, name="learnings")
+app.add_typer(agenda_app, name="agenda")
 app.add_typer(stream_app, name="stream")
 app.add_typer(proposals_app, name="proposals")
 app.add_typer(alerts_app, name="alerts")

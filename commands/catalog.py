@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from commands.errors import Refused
+from commands.learnings import record_change
 from commands.lookup import current_definition, current_version, find_segment
 from commands.policy import is_hidden, visible_size, visible_stats
 from commands.stats import latest_stats
@@ -116,6 +117,7 @@ def record_version(
     Creates the segment when ``segment`` is None. Does not commit.
     """
     now = _now()
+    previous_id = segment.current_version_id if segment is not None else None
     if segment is None:
         segment = Segment(name=definition.name, created_at=now)
         number = 1
@@ -155,6 +157,13 @@ def record_version(
     segment.current_version_id = version.id
     session.add(segment)
     session.flush()
+    record_change(
+        session,
+        segment=segment,
+        version=version,
+        previous=session.get(SegmentVersion, previous_id) if previous_id else None,
+        definition=definition,
+    )
     return version
 
 

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     approve_emoji: str = Field(default="white_check_mark", alias="SEGOPS_APPROVE_EMOJI")
     reject_emoji: str = Field(default="x", alias="SEGOPS_REJECT_EMOJI")
+    clinic_channel: str | None = Field(default=None, alias="SEGOPS_CLINIC_CHANNEL")
+    """Where the weekly segmentation clinic agenda is posted, Mondays 09:30 UTC (none: not
+    posted)."""
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", alias="SEGOPS_REDIS_URL")
     """The event log of live segments (Redis Streams)."""
     stream_name: str = Field(default="segops:events", alias="SEGOPS_STREAM", min_length=1)

@@ -415,6 +415,91 @@ TABLES: tuple[type[SQLModel], ...] = (
 )
 
 
+ExperimentStatus = Literal["running", "closed", "stopped"]
+LearningKind = Literal["change", "experiment", "refresh"]
+Verdict = Literal["validated", "refuted", "inconclusive", "observational", "blocked"]
+
+
+class Experiment(SQLModel, table=True):
+    """A holdout experiment on a segment's members, planned before it started."""
+
+    __tablename__ = "experiment"
+    __table_args__ = (_one_of("status", ExperimentStatus),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: int = Field(foreign_key="segment.id", index=True)
+    version_id: int = Field(foreign_key="segment_version.id")
+    salt: str = Field(sa_type=sa.String())
+    kpi: str = Field(sa_type=sa.String())
+    kind: str = Field(sa_type=sa.String(16))
+    direction: str = Field(sa_type=sa.String(16))
+    mde: float
+    window_days: int
+    holdout_share: float
+    also: list[str] = _json(list)
+    correction: str = Field(default="holm", sa_type=sa.String(16))
+    hypothesis: str = Field(default="", sa_type=sa.Text())
+    started_on: date = Field(sa_type=sa.Date())
+    ends_on: date = Field(sa_type=sa.Date())
+    start_result_id: int = Field(foreign_key="segment_result.id")
+    status: ExperimentStatus = Field(default="running", sa_type=sa.String(16))
+    started_by: str = Field(sa_type=sa.String())
+    plan: dict[str, Any] = _json(dict)
+    readout: dict[str, Any] = _json(dict)
+    created_at: datetime = _created_at()
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class ExperimentHoldout(SQLModel, table=True):
+    """The held-out members of one published result of an experiment's segment."""
+
+    __tablename__ = "experiment_holdout"
+    __table_args__ = (sa.UniqueConstraint("experiment_id", "result_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiment.id")
+    snapshot_id: int = Field(foreign_key="snapshot.id", index=True)
+    result_id: int = Field(foreign_key="segment_result.id")
+    members: int
+    held_out: int
+    bitmap: bytes = Field(sa_type=sa.LargeBinary())
+    created_at: datetime = _created_at()
+
+
+class Learning(SQLModel, table=True):
+    """What a change or an experiment was for, who decided it and what it did."""
+
+    __tablename__ = "learning"
+    __table_args__ = (_one_of("kind", LearningKind), _one_of("verdict", Verdict))
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: int | None = Field(default=None, foreign_key="segment.id", index=True)
+    kind: LearningKind = Field(sa_type=sa.String(16))
+    title: str = Field(sa_type=sa.Text())
+    hypothesis: dict[str, Any] = _json(dict)
+    reason: str | None = Field(default=None, sa_type=sa.Text())
+    decided_by: str | None = Field(default=None, sa_type=sa.String())
+    version_id: int | None = Field(default=None, foreign_key="segment_version.id")
+    experiment_id: int | None = Field(default=None, foreign_key="experiment.id")
+    effect: dict[str, Any] = _json(dict)
+    effect_text: str | None = Field(default=None, sa_type=sa.Text())
+    verdict: Verdict | None = Field(default=None, sa_type=sa.String(16))
+    closed_on: date | None = Field(default=None, sa_type=sa.Date())
+    created_at: datetime = _created_at()
+
+
+class LearningNote(SQLModel, table=True):
+    """A note someone added to a learning (from Slack or the CLI)."""
+
+    __tablename__ = "learning_note"
+
+    id: int | None = Field(default=None, primary_key=True)
+    learning_id: int = Field(foreign_key="learning.id", index=True)
+    author: str = Field(sa_type=sa.String())
+    text: str = Field(sa_type=sa.Text())
+    created_at: datetime = _created_at()
+
+
 JobKind = Literal["refresh", "preview"]
 JobStatus = Literal["pending", "running", "done", "failed"]
 

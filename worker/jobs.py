@@ -89,6 +89,37 @@ def run_prune_events() -> None:
     logger.info("slack_events_pruned rows=%d", removed)
 
 
+def run_experiments_close() -> None:
+    """Read out and close experiments whose window has closed; record their learnings."""
+    from commands.experiments import close_due
+
+    worker = _worker()
+    if worker.settings.workspace is None:
+        logger.info("experiments_close skipped: no SEGOPS_WORKSPACE")
+        return
+    done = close_due(worker.engine, worker.load_workspace())
+    logger.info("experiments_closed count=%d", len(done))
+
+
+def run_clinic_agenda() -> None:
+    """Queue the weekly segmentation clinic agenda for ``SEGOPS_CLINIC_CHANNEL``."""
+    from commands.agenda import queue_agenda
+
+    worker = _worker()
+    settings = worker.settings
+    if not settings.clinic_channel:
+        logger.info("clinic_agenda skipped: no SEGOPS_CLINIC_CHANNEL")
+        return
+    queued = queue_agenda(
+        worker.engine,
+        channel=settings.clinic_channel,
+        ws=worker.load_workspace() if settings.workspace else None,
+        privacy_floor=settings.privacy_floor,
+        templates_dir=settings.templates_dir,
+    )
+    logger.info("clinic_agenda queued=%d", queued)
+
+
 def run_live_reconcile() -> None:
     """Compare live segments with today's batch results (each result once); alert owners."""
     from commands.live import reconcile

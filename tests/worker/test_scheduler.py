@@ -238,6 +238,8 @@ def test_housekeeping_jobs_fire_at_their_documented_times(make_worker):
         "proposal-reminders": datetime(2026, 3, 4, 11, 0, tzinfo=UTC),
         "catalog-health": datetime(2026, 3, 9, 9, 0, tzinfo=UTC),  # Monday
         "prune-events": datetime(2026, 3, 5, 3, 30, tzinfo=UTC),
+        "experiments-close": datetime(2026, 3, 5, 7, 0, tzinfo=UTC),
+        "clinic-agenda": datetime(2026, 3, 9, 9, 30, tzinfo=UTC),  # Monday
         "live-reconcile": datetime(2026, 3, 4, 10, 15, tzinfo=UTC),
         "prune-jobs": datetime(2026, 3, 5, 3, 45, tzinfo=UTC),
     }
