@@ -20,8 +20,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.alerts import app as alerts_app
+from cli.experiments import agenda_app, experiments_app, learnings_app
 from cli.output import err, out, print_report, progress
 from cli.proposals import app as proposals_app
+from cli.stream import stream_app
 from cli.sync import sync_app
 from cli.tokens import tokens_app
 from commands.settings import Settings
@@ -38,6 +40,10 @@ feedback_app = typer.Typer(help="Field feedback tagged to a segment.", no_args_i
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(sync_app, name="sync")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(learnings_app, name="learnings")
+app.add_typer(agenda_app, name="agenda")
+app.add_typer(stream_app, name="stream")
 app.add_typer(proposals_app, name="proposals")
 app.add_typer(alerts_app, name="alerts")
 
@@ -235,6 +241,8 @@ def show(name: str, json_out: JsonOpt = False) -> None:
     out.print(f"channel {d.get('channel') or '—'} · cadence {view['cadence']}")
     out.print(f"[bold]rule[/] {d['rule']}")
     out.print(f"[bold]in words[/] {view['criteria']}")
+    live = view["live"]
+    out.print(f"[bold]{live['mode']}[/] " + escape("; ".join(live["reasons"])))
     if d.get("purpose"):
         out.print(f"[bold]purpose[/] {d['purpose']}")
     stats = view.get("stats")
@@ -538,6 +546,11 @@ def bench(
     slack: Annotated[
         bool, typer.Option("--slack/--no-slack", help="Also time Slack acks (local server).")
     ] = True,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Live segments under a stream of events instead.")
+    ] = False,
+    rate: Annotated[float, typer.Option(min=1, help="--stream: events per second.")] = 1000,
+    duration: Annotated[float, typer.Option(min=1, help="--stream: seconds of events.")] = 60,
     web: Annotated[
         bool, typer.Option("--web", help="Only the web process's memory under 50 proposals.")
     ] = False,
@@ -573,7 +586,15 @@ def bench(
     """Time each phase of a refresh against bare pandas and DuckDB on the same data, and the
     whole refresh process on a CSV against a bare pandas process;
     with --engine, a refresh at scale against a hand-written SQL script on that engine;
+    with --stream, live segments under a stream of events from a separate producer;
     and membership API lookups against a bare request to the same server."""
+    if stream:
+        from cli.bench.stream import run_stream_bench
+
+        run_stream_bench(
+            customers=customers, segments=segments, rate=rate, duration=duration, console=out
+        )
+        return
     if engine is not None:
         from cli.bench.engines import run_engine_bench
 
@@ -624,9 +645,11 @@ def serve(
         bool, typer.Option("--api/--no-api", help="Serve the membership API on /api/v1.")
     ] = True,
 ) -> None:
-    """Run the Slack app (HTTP on /slack/events, or Socket Mode) and the membership API."""
+    """Run the Slack app (HTTP on /slack/events, or Socket Mode), the membership API, and
+    POST /events for live segments when SEGOPS_EVENTS_TOKEN is set."""
     from bot.app import build_app
-    from bot.server import serve_socket, wsgi_app
+    from bot.server import mount, serve_socket, wsgi_app
+    from cli.stream import event_routes
 
     if not slack and not api:
         _fail("nothing to serve: drop --no-slack or --no-api")
@@ -642,8 +665,9 @@ def serve(
     if slack:
         state.settings.require_slack()
         slack_wsgi = wsgi_app(build_app(state.settings, engine=engine))
+    routes = event_routes(state.settings, engine, state.workspace_option)
     server = make_server(
-        compose(build_api(engine) if api else None, slack_wsgi),
+        mount(compose(build_api(engine) if api else None, slack_wsgi), routes),
         host="0.0.0.0",
         port=port,
         threads=threads,

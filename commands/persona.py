@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 
 from briefs.render import brief_kind, renderer
 from commands.feedback import themes
+from commands.learnings import brief_learnings
 from commands.lookup import find_segment
 from commands.policy import is_hidden, visible_size
 from commands.settings import Settings
@@ -151,6 +152,7 @@ def brief_context(engine: Engine, name: str, *, settings: Settings) -> dict[str,
             "as_of": as_of,
             "stats": stats,
             "feedback": _feedback(session, segment),
+            "learnings": brief_learnings(session, segment),
         }
 
 

@@ -52,6 +52,7 @@ from sqlalchemy import Engine, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
+from commands.experiments import record_holdouts
 from commands.lookup import current_definition, find_segment
 from commands.notify import drift_fingerprint
 from segments import drift, membership, quality, rules, sources
@@ -273,7 +274,7 @@ def _lineage(definition: SegmentDef, dataset: sources.Dataset, all_rules) -> tup
         rule = all_rules[name]
         columns |= {dataset.schema.resolve(c) for c in rules.columns(rule)}
         stack.extend(rules.dependencies(rule))
-    columns |= {dataset.schema.resolve(k) for k in definition.kpis}
+    columns |= {dataset.schema.resolve(k) for k in definition.tracked_kpis}
     used_sources: set[str] = set()
     for column in columns:
         used_sources |= dataset.lineage.get(column, set())
@@ -408,6 +409,9 @@ def _refresh(
             session.flush()
             for segment, definition, outcome, stats, bitmap in pending:
                 _persist_outcome(session, snapshot, segment, definition, outcome, stats, bitmap)
+            record_holdouts(
+                session, snapshot=snapshot, keys=dataset.frame.index, ids=ids, masks=masks
+            )
         if notify:
             from commands.notify import queue_refresh_messages
 
@@ -713,7 +717,7 @@ def _drift(
 ) -> tuple[dict, list[AlertView], dict[str, dict[str, float | None]]]:
     """Profile the members, compare with the previous profile, and pick out KPI means."""
     schema = run.dataset.schema
-    kpi_columns = [schema.resolve(k) for k in definition.kpis]
+    kpi_columns = [schema.resolve(k) for k in definition.tracked_kpis]
     profile_columns = sorted(columns | set(kpi_columns))
     stats = drift.profile(
         run.dataset.frame,

@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     """A sync of a refresh that raised drift alerts waits for approval."""
     sync_claim_lease: float = Field(default=120.0, alias="SEGOPS_SYNC_CLAIM_LEASE", gt=0)
     """Seconds a worker holds a batch it sends; a dead worker's batch is taken after that."""
+    clinic_channel: str | None = Field(default=None, alias="SEGOPS_CLINIC_CHANNEL")
+    """Where the weekly segmentation clinic agenda is posted, Mondays 09:30 UTC (none: not
+    posted)."""
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", alias="SEGOPS_REDIS_URL")
+    """The event log of live segments (Redis Streams)."""
+    stream_name: str = Field(default="segops:events", alias="SEGOPS_STREAM", min_length=1)
+    events_token: str | None = Field(default=None, alias="SEGOPS_EVENTS_TOKEN", repr=False)
+    """Bearer token of ``POST /events``; without it the endpoint is not served."""
+    stream_lateness: float = Field(default=3600.0, alias="SEGOPS_STREAM_LATENESS", gt=0)
+    """Seconds an event may arrive after its time and still be applied live."""
     cli_user: str | None = Field(default=None, alias="SEGOPS_CLI_USER")
     """The Slack user id the command line acts as (``--as`` overrides it)."""
     apply_direct_tiers: str = Field(default="", alias="SEGOPS_APPLY_DIRECT_TIERS")

@@ -96,7 +96,7 @@ from segments.schema import Schema
 
 Kind = Literal["number", "string", "bool", "date"]
 Tier = Literal["core", "strategic", "tactical"]
-CADENCES = ("daily", "weekly", "monthly", "quarterly")
+CADENCES = ("daily", "weekly", "monthly", "quarterly", "live")
 DEFAULT_CADENCE = {"core": "weekly", "strategic": "quarterly", "tactical": "monthly"}
 SLUG = re.compile(r"[a-z][a-z0-9-]{0,62}")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -299,6 +299,39 @@ class Persona(_Model):
     discovery_questions: list[str] = Field(default_factory=list)
 
 
+class Hypothesis(_Model):
+    """What a change (or an experiment) should do: move ``kpi`` in ``direction`` by at least
+    ``mde`` (relative: 0.05 is 5 %) within ``window_days`` of taking effect."""
+
+    kpi: str
+    direction: Literal["increase", "decrease"]
+    mde: float = Field(gt=0, le=10)
+    window_days: int = Field(default=28, ge=1, le=366)
+    kind: Literal["mean", "proportion"] = "mean"
+    statement: str = ""
+
+
+class ExperimentConfig(Hypothesis):
+    """A holdout experiment on a segment's members: ``holdout`` of them (0 < share <= 0.5,
+    10 % by default), chosen by a salted hash of the entity id, never get the action.
+    ``also`` lists further KPIs read with a ``correction`` for several KPIs."""
+
+    holdout: float = 0.1
+    salt: str | None = None
+    also: list[str] = Field(default_factory=list)
+    correction: Literal["holm", "fdr_bh"] = "holm"
+
+    @field_validator("holdout")
+    @classmethod
+    def _share(cls, value: float) -> float:
+        if not 0 < value <= 0.5:
+            raise ValueError(f"holdout share {value} must be above 0 and at most 0.5")
+        return value
+
+
+_UNSET_WHEN_NONE = ("hypothesis", "experiment")
+
+
 class DriftSettings(_Model):
     """A segment's drift settings: any threshold of :class:`segments.drift.DriftThresholds`
     (``size_warning_change: 0.3``, ``psi_warning: 0.25``, ...; ``min_size`` is the segment's
@@ -354,11 +387,35 @@ class SegmentDef(_Model):
     block_on_min_size: bool = False
     quality: QualityThresholds | None = None
     persona: Persona = Field(default_factory=Persona)
+    hypothesis: Hypothesis | None = None
+    experiment: ExperimentConfig | None = None
     drift: DriftSettings | None = None
     based_on: int | None = Field(default=None, ge=1, exclude=True)
     """The catalog version this definition was exported from (written by ``segops
     export``): not part of the definition, it tells ``apply`` whether the file's author
     has seen the catalog's latest version."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``hypothesis`` and ``experiment`` only when set, so a segment without them dumps
+        (and fingerprints) as before they existed."""
+        data = handler(self)
+        for key in _UNSET_WHEN_NONE:
+            if key in data and data[key] is None:
+                del data[key]
+        return data
+
+    @property
+    def tracked_kpis(self) -> list[str]:
+        """The KPIs profiled on every refresh: ``kpis``, then those of the hypothesis and
+        the experiment."""
+        extra = []
+        for spec in (self.hypothesis, self.experiment):
+            if spec is not None:
+                extra.append(spec.kpi)
+        if self.experiment is not None:
+            extra.extend(self.experiment.also)
+        return list(dict.fromkeys([*self.kpis, *extra]))
 
     @field_validator("name")
     @classmethod
@@ -378,7 +435,7 @@ class SegmentDef(_Model):
         fields = value.split()
         if len(fields) != 5 or not all(CRON_FIELD.fullmatch(f) for f in fields):
             raise ValueError(
-                f"cadence {value!r} must be daily, weekly, monthly, quarterly "
+                f"cadence {value!r} must be daily, weekly, monthly, quarterly, live "
                 "or a 5-field cron string"
             )
         return value
@@ -658,6 +715,16 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
                 schema.resolve(kpi)
             except SegopsError as exc:
                 raise WorkspaceError(f"{origin}: segment {seg.name!r}: kpis: {exc}") from None
+        for field, spec in (("hypothesis", seg.hypothesis), ("experiment", seg.experiment)):
+            kpis = [spec.kpi, *getattr(spec, "also", [])] if spec is not None else []
+            for kpi in kpis:
+                try:
+                    schema.resolve(kpi)
+                except SegopsError as exc:
+                    raise WorkspaceError(
+                        f"{origin}: segment {seg.name!r}: {field}: KPI {kpi!r} is not in the "
+                        f"sources: {exc}"
+                    ) from None
         for source in seg.data_sources:
             if source not in ws.sources:
                 raise WorkspaceError(

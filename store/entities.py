@@ -94,3 +94,14 @@ def keys_for_ids(session: Session, *, ids: list[int]) -> list[str]:
 def id_of(session: Session, *, key: str) -> int | None:
     """The dense id of entity ``key``, or None when it was never seen."""
     return session.execute(select(Entity.id).where(Entity.key == key)).scalar_one_or_none()
+
+
+def known_keys(session: Session, *, keys: list[str]) -> set[str]:
+    """Which of ``keys`` are in the entity dictionary."""
+    from sqlalchemy import select
+
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        found.update(session.execute(select(Entity.key).where(Entity.key.in_(chunk))).scalars())
+    return found

@@ -112,6 +112,49 @@ def run_syncs() -> None:
         logger.info("sync_pass %s", stats.to_dict())
 
 
+def run_experiments_close() -> None:
+    """Read out and close experiments whose window has closed; record their learnings."""
+    from commands.experiments import close_due
+
+    worker = _worker()
+    if worker.settings.workspace is None:
+        logger.info("experiments_close skipped: no SEGOPS_WORKSPACE")
+        return
+    done = close_due(worker.engine, worker.load_workspace())
+    logger.info("experiments_closed count=%d", len(done))
+
+
+def run_clinic_agenda() -> None:
+    """Queue the weekly segmentation clinic agenda for ``SEGOPS_CLINIC_CHANNEL``."""
+    from commands.agenda import queue_agenda
+
+    worker = _worker()
+    settings = worker.settings
+    if not settings.clinic_channel:
+        logger.info("clinic_agenda skipped: no SEGOPS_CLINIC_CHANNEL")
+        return
+    queued = queue_agenda(
+        worker.engine,
+        channel=settings.clinic_channel,
+        ws=worker.load_workspace() if settings.workspace else None,
+        privacy_floor=settings.privacy_floor,
+        templates_dir=settings.templates_dir,
+    )
+    logger.info("clinic_agenda queued=%d", queued)
+
+
+def run_live_reconcile() -> None:
+    """Compare live segments with today's batch results (each result once); alert owners."""
+    from commands.live import reconcile
+
+    worker = _worker()
+    found = reconcile(
+        worker.engine, today=datetime.now(UTC).date(), templates_dir=worker.settings.templates_dir
+    )
+    for item in found:
+        logger.info("live_reconciled %s", item.to_dict())
+
+
 def run_prune_jobs() -> None:
     """Forget queued jobs finished and answered more than a week ago."""
     from commands.queue import prune

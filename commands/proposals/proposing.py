@@ -179,4 +179,6 @@ def _stored_changes(
     before, after = current.canonical(), new.canonical()
     if kind == "persona":
         return {"persona": {k: after["persona"][k] for k in changes.get("persona", {})}}
-    return {k: after[k] for k in after if after[k] != before[k]}
+    # Optional fields (a hypothesis) may be present on one side only.
+    keys = [*after, *(k for k in before if k not in after)]
+    return {k: after.get(k) for k in keys if after.get(k) != before.get(k)}

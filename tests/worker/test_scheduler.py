@@ -30,7 +30,7 @@ from store import lease
 from store.db import make_engine, session_scope, upgrade
 from store.models import Alert, Segment, SlackEvent, utcnow
 from worker import leader as worker_module
-from worker.jobs import run_prune_events, run_prune_jobs, run_refresh
+from worker.jobs import run_live_reconcile, run_prune_events, run_prune_jobs, run_refresh
 from worker.leader import Worker, check, run_worker
 from worker.scheduler import (
     JOB_OPTIONS,
@@ -238,6 +238,9 @@ def test_housekeeping_jobs_fire_at_their_documented_times(make_worker):
         "proposal-reminders": datetime(2026, 3, 4, 11, 0, tzinfo=UTC),
         "catalog-health": datetime(2026, 3, 9, 9, 0, tzinfo=UTC),  # Monday
         "prune-events": datetime(2026, 3, 5, 3, 30, tzinfo=UTC),
+        "experiments-close": datetime(2026, 3, 5, 7, 0, tzinfo=UTC),
+        "clinic-agenda": datetime(2026, 3, 9, 9, 30, tzinfo=UTC),  # Monday
+        "live-reconcile": datetime(2026, 3, 4, 10, 15, tzinfo=UTC),
         "prune-jobs": datetime(2026, 3, 5, 3, 45, tzinfo=UTC),
     }
     assert all(j.coalesce and j.misfire_grace_time is None for j in jobs.values())
@@ -253,6 +256,28 @@ def test_the_prune_job_forgets_slack_events_past_the_retry_window(make_worker, e
     run_prune_events()
     with session_scope(engine) as session:
         assert session.exec(select(SlackEvent.event_id)).all() == ["Ev-new"]
+
+
+def test_the_reconcile_job_alerts_on_a_live_segment_out_of_step(make_worker, engine, tmp_path):
+    from commands import live
+    from tests.live import build, event, incoming
+
+    setup = build(tmp_path)
+    ws = setup.applied(engine)
+    rt = live.load_runtime(engine, ws, lateness=timedelta(hours=1), today=setup.now.date())
+    live.build(engine, rt, now=setup.now)
+    logins = [event(f"j{i}", "a1", "login", setup.now) for i in range(2)]  # never in the batch
+    live.apply_events(engine, rt, incoming(*logins), now=setup.now)
+    from commands.refresh import refresh
+
+    setup.write_events([event("j9", "a0", "view", setup.now)])
+    refresh(engine, ws, as_of=setup.now.date(), notify=False)
+    worker = make_worker("a")
+    worker.step()
+    run_live_reconcile()
+    with session_scope(engine) as session:
+        alert = session.exec(select(Alert).where(Alert.kind == "live_divergence")).one()
+    assert alert.details["ids"] == ["a1"]
 
 
 def test_the_queue_is_drained_every_2_seconds(make_worker):

@@ -14,6 +14,7 @@ from typing import Any
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
+from bot.listeners.commands.learnings import learnings_reply
 from bot.listeners.commands.words import split_words
 from bot.listeners.handler import Handler
 from bot.listeners.messages import post_proposal, problem
@@ -25,7 +26,16 @@ from commands import catalog, proposals, queue, stats
 from commands.permissions import authorise_refresh
 from segments.errors import SegopsError
 
-SEGMENT_SUBCOMMANDS = ("help", "list", "show", "history", "drift", "propose", "refresh")
+SEGMENT_SUBCOMMANDS = (
+    "help",
+    "list",
+    "show",
+    "history",
+    "drift",
+    "propose",
+    "refresh",
+    "learnings",
+)
 NEEDS_NAME = ("show", "history", "drift", "propose")
 SEGMENT_USAGE = "\n".join(
     [
@@ -36,7 +46,10 @@ SEGMENT_USAGE = "\n".join(
         "• `drift <segment>`: size over time and recent alerts",
         "• `propose <segment>`: propose a change in a form, or in one line:",
         "    `propose <segment> rule: <new rule> reason: <why>` (also `rename: <name>`, `archive`)",
+        "    a rule change may end with `expect: <kpi> up|down <n>% in <days> days`",
         "• `refresh [segment]`: refresh now (every active segment without a name)",
+        "• `learnings [segment | words]`: what past changes and experiments did "
+        "(`learnings note <id> <text>` adds a note)",
         "Also `/persona <segment> [brief|talking-points|discovery]` and "
         "`/feedback <segment> <what you heard>`.",
     ]
@@ -94,6 +107,12 @@ class SegmentCommand(Handler):
                     admins=self.settings.refresh_admin_ids,
                 )
                 respond(text=self._refresh(name or None, command))
+            elif sub == "learnings":
+                respond(
+                    text=learnings_reply(
+                        self.engine, self.settings, rest, user=command.get("user_id", "")
+                    )
+                )
         except SegopsError as error:
             respond(text=problem(error))
 

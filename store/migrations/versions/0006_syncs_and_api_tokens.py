@@ -1,8 +1,8 @@
 """Membership syncs to destinations (destinations, acknowledged state, runs, batches)
 and the membership API's bearer tokens.
 
-Revision ID: 0005
-Revises: 0002
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-02
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0002"
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
