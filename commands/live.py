@@ -397,12 +397,22 @@ def event_sources(ws: Workspace) -> list[str]:
 
 
 def record_classifications(session: Session, ws: Workspace) -> None:
-    """Store each active segment's live/batch classification for its current version."""
+    """Store each active segment's live/batch classification for its current version.
+
+    The catalog's current definitions are classified (``ws`` gives the sources and
+    features), so a change the file proposed but nobody approved yet is not mistaken for
+    the version in force.
+    """
     from segments.live import classify_all
 
-    definitions = {d.name: d for d in ws.segments if d.status == "active"}
+    active = session.exec(select(Segment).where(Segment.status == "active")).all()
+    definitions = {
+        segment.name: current_definition(session, segment)
+        for segment in active
+        if segment.current_version_id is not None
+    }
     found = classify_all(ws, definitions)
-    for segment in session.exec(select(Segment).where(Segment.status == "active")).all():
+    for segment in active:
         c = found.get(segment.name)
         if c is None or segment.current_version_id is None:
             continue
