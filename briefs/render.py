@@ -111,6 +111,8 @@ KINDS: tuple[str, ...] = (
     "refresh-recovered",
     "proposal-reminder",
     "home",
+    "sync-status",
+    "sync-summary",
     "clinic-agenda",
     "live-divergence",
 )

@@ -24,6 +24,8 @@ from cli.experiments import agenda_app, experiments_app, learnings_app
 from cli.output import err, out, print_report, progress
 from cli.proposals import app as proposals_app
 from cli.stream import stream_app
+from cli.sync import sync_app
+from cli.tokens import tokens_app
 from commands.settings import Settings
 from segments.errors import SegopsError
 
@@ -36,6 +38,8 @@ app = typer.Typer(
 )
 feedback_app = typer.Typer(help="Field feedback tagged to a segment.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(sync_app, name="sync")
+app.add_typer(tokens_app, name="tokens")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(learnings_app, name="learnings")
 app.add_typer(agenda_app, name="agenda")
@@ -571,11 +575,19 @@ def bench(
         ),
     ] = True,
     json_out: JsonOpt = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh/--no-refresh", help="Time a refresh phase by phase.")
+    ] = True,
+    api: Annotated[
+        bool, typer.Option("--api/--no-api", help="Time membership API lookups (1M members).")
+    ] = True,
+    api_members: Annotated[int, typer.Option(min=1000, max=10_000_000)] = 1_000_000,
 ) -> None:
     """Time each phase of a refresh against bare pandas and DuckDB on the same data, and the
     whole refresh process on a CSV against a bare pandas process;
     with --engine, a refresh at scale against a hand-written SQL script on that engine;
-    with --stream, live segments under a stream of events from a separate producer."""
+    with --stream, live segments under a stream of events from a separate producer;
+    and membership API lookups against a bare request to the same server."""
     if stream:
         from cli.bench.stream import run_stream_bench
 
@@ -602,18 +614,23 @@ def bench(
             as_json=json_out,
         )
         return
-    from cli.bench import run_bench
+    if refresh or web or soak:
+        from cli.bench import run_bench
 
-    run_bench(
-        customers=customers,
-        segments=segments,
-        console=out,
-        slack=slack,
-        web=web,
-        soak=seconds if soak else 0,
-        database_url=state.settings.database_url,
-        process=process,
-    )
+        run_bench(
+            customers=customers,
+            segments=segments,
+            console=out,
+            slack=slack,
+            web=web,
+            soak=seconds if soak else 0,
+            database_url=state.settings.database_url,
+            process=process,
+        )
+    if api and not (web or soak):
+        from cli.bench.api import print_api_bench, run_api_bench
+
+        print_api_bench(run_api_bench(members=api_members), out, members=api_members)
 
 
 @app.command()
@@ -621,22 +638,41 @@ def serve(
     port: Annotated[int, typer.Option(help="HTTP port.")] = 3000,
     socket: Annotated[bool, typer.Option("--socket", help="Use Socket Mode.")] = False,
     threads: Annotated[int, typer.Option(min=1, max=256)] = 16,
+    slack: Annotated[
+        bool, typer.Option("--slack/--no-slack", help="Serve the Slack endpoints.")
+    ] = True,
+    api: Annotated[
+        bool, typer.Option("--api/--no-api", help="Serve the membership API on /api/v1.")
+    ] = True,
 ) -> None:
-    """Run the Slack app (HTTP on /slack/events, or Socket Mode), and POST /events for
-    live segments when SEGOPS_EVENTS_TOKEN is set."""
+    """Run the Slack app (HTTP on /slack/events, or Socket Mode), the membership API, and
+    POST /events for live segments when SEGOPS_EVENTS_TOKEN is set."""
     from bot.app import build_app
-    from bot.server import serve as serve_http
-    from bot.server import serve_socket
+    from bot.server import mount, serve_socket, wsgi_app
     from cli.stream import event_routes
 
-    state.settings.require_slack(socket=socket)
+    if not slack and not api:
+        _fail("nothing to serve: drop --no-slack or --no-api")
     engine = _engine()
-    bolt = build_app(state.settings, engine=engine)
     if socket:
-        serve_socket(bolt, state.settings.slack_app_token)
-    else:
-        routes = event_routes(state.settings, engine, state.workspace_option)
-        serve_http(bolt, host="0.0.0.0", port=port, threads=threads, routes=routes)
+        state.settings.require_slack(socket=True)
+        serve_socket(build_app(state.settings, engine=engine), state.settings.slack_app_token)
+        return
+    from api import build_api
+    from cli.serving import compose, make_server
+
+    slack_wsgi = None
+    if slack:
+        state.settings.require_slack()
+        slack_wsgi = wsgi_app(build_app(state.settings, engine=engine))
+    routes = event_routes(state.settings, engine, state.workspace_option)
+    server = make_server(
+        mount(compose(build_api(engine) if api else None, slack_wsgi), routes),
+        host="0.0.0.0",
+        port=port,
+        threads=threads,
+    )
+    server.run()
 
 
 @app.command()

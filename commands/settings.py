@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from segments.engine import EngineOptions
@@ -34,6 +34,16 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     approve_emoji: str = Field(default="white_check_mark", alias="SEGOPS_APPROVE_EMOJI")
     reject_emoji: str = Field(default="x", alias="SEGOPS_REJECT_EMOJI")
+    destination_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, alias="SEGOPS_DESTINATION_SECRETS", repr=False
+    )
+    """Secrets of the workspace's destinations by name, as a JSON object (never logged)."""
+    sync_change_limit: float = Field(default=0.30, alias="SEGOPS_SYNC_CHANGE_LIMIT", gt=0)
+    """A sync changing more than this share of what a destination holds waits for approval."""
+    sync_hold_on_alerts: bool = Field(default=True, alias="SEGOPS_SYNC_HOLD_ON_ALERTS")
+    """A sync of a refresh that raised drift alerts waits for approval."""
+    sync_claim_lease: float = Field(default=120.0, alias="SEGOPS_SYNC_CLAIM_LEASE", gt=0)
+    """Seconds a worker holds a batch it sends; a dead worker's batch is taken after that."""
     clinic_channel: str | None = Field(default=None, alias="SEGOPS_CLINIC_CHANNEL")
     """Where the weekly segmentation clinic agenda is posted, Mondays 09:30 UTC (none: not
     posted)."""

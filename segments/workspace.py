@@ -85,6 +85,7 @@ from segments.access import (
     contained_tree,
 )
 from segments.access import data_roots as allowed_roots
+from segments.destinations import DestinationConfig, check_destinations
 from segments.drift import DriftThresholds
 from segments.errors import SegopsError
 from segments.rules.checks import order_segments, validate
@@ -477,6 +478,7 @@ class Workspace(_Model):
     scores: dict[str, ScoreConfig] = Field(default_factory=dict)
     quality: QualityThresholds = Field(default_factory=QualityThresholds)
     segments: list[SegmentDef] = Field(default_factory=list)
+    destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
     engine: Literal["pandas", "duckdb", "sql"] | None = None
     """Where a refresh runs (see :mod:`segments.engine`); None chooses from the sources."""
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -554,7 +556,7 @@ def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
         head = f"segment {name!r}" if name else f"segment #{loc[1] + 1}"
         rest = ".".join(str(p) for p in loc[2:])
         return f"{head}, field {rest}" if rest else head
-    if len(loc) >= 2 and loc[0] in ("sources", "features", "scores"):
+    if len(loc) >= 2 and loc[0] in ("sources", "features", "scores", "destinations"):
         rest = ".".join(str(p) for p in loc[2:])
         head = f"{loc[0][:-1]} {loc[1]!r}"
         return f"{head}, field {rest}" if rest else head
@@ -740,6 +742,10 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
         order_segments(deps)
     except SegopsError as exc:
         raise WorkspaceError(f"{origin}: {exc}") from None
+    try:
+        check_destinations(ws.destinations, names)
+    except ValueError as exc:
+        raise WorkspaceError(f"{origin}: {exc}") from None
 
 
 def _check_access(ws: Workspace, name: str, src: SourceConfig, origin: str) -> None:
@@ -784,4 +790,6 @@ def dump_workspace(ws: Workspace) -> str:
     """The workspace as YAML that loads back to an equal workspace."""
     data = ws.model_dump(mode="json", exclude_defaults=False, exclude={"base_dir", "path"})
     data["segments"] = [_dumped(seg) for seg in ws.segments]
+    if not ws.destinations:
+        data.pop("destinations", None)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)

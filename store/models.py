@@ -45,6 +45,10 @@ ProposalKind = Literal["edit", "rename", "archive", "persona"]
 ProposalStatus = Literal["pending", "approved", "rejected", "stale"]
 DecisionVia = Literal["button", "reaction", "cli"]
 OutboxStatus = Literal["pending", "sending", "sent", "dead"]
+DestinationStatus = Literal["active", "disabled"]
+SyncRunStatus = Literal["open", "held", "done", "failed", "cancelled"]
+SyncRunKind = Literal["diff", "resync"]
+SyncBatchStatus = Literal["pending", "sending", "sent", "dead", "cancelled"]
 
 
 def utcnow() -> datetime:
@@ -298,6 +302,111 @@ class Lease(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime())
 
 
+class SyncDestination(SQLModel, table=True):
+    """A destination declared in the workspace, as far as delivery is concerned.
+
+    ``status`` is ``disabled`` once the endpoint said it is gone (HTTP 410, an unknown
+    list): nothing is sent until ``segops sync retry`` enables it again.
+    """
+
+    __tablename__ = "sync_destination"
+    __table_args__ = (_one_of("status", DestinationStatus),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=sa.String(64), unique=True)
+    kind: str = Field(sa_type=sa.String(16))
+    status: DestinationStatus = Field(default="active", sa_type=sa.String(16))
+    disabled_reason: str | None = Field(default=None, sa_type=sa.Text())
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    created_at: datetime = _created_at()
+
+
+class SyncState(SQLModel, table=True):
+    """What one destination acknowledged of one segment: a bitmap of dense ids.
+
+    ``missing`` holds the acknowledged ids the destination reported it does not know
+    (HubSpot's ``recordIdsMissing``); they are not sent again while they stay members.
+    """
+
+    __tablename__ = "sync_state"
+    __table_args__ = (sa.UniqueConstraint("destination_id", "segment_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    destination_id: int = Field(foreign_key="sync_destination.id")
+    segment_id: int = Field(foreign_key="segment.id")
+    acked: bytes | None = Field(default=None, sa_type=sa.LargeBinary())
+    missing: bytes | None = Field(default=None, sa_type=sa.LargeBinary())
+    acked_count: int = 0
+    updated_at: datetime = _created_at()
+
+
+class SyncRun(SQLModel, table=True):
+    """One sync of one segment to one destination: the diff planned into batches."""
+
+    __tablename__ = "sync_run"
+    __table_args__ = (
+        sa.Index("ix_sync_run_destination_id_segment_id", "destination_id", "segment_id"),
+        _one_of("status", SyncRunStatus),
+        _one_of("kind", SyncRunKind),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    destination_id: int = Field(foreign_key="sync_destination.id")
+    segment_id: int = Field(foreign_key="segment.id")
+    result_id: int | None = Field(default=None, foreign_key="segment_result.id")
+    as_of: date | None = Field(default=None, sa_type=sa.Date())
+    kind: SyncRunKind = Field(default="diff", sa_type=sa.String(16))
+    status: SyncRunStatus = Field(default="open", sa_type=sa.String(16))
+    added: int = 0
+    removed: int = 0
+    missing: int = 0
+    dead: int = 0
+    error: str | None = Field(default=None, sa_type=sa.Text())
+    notified: bool = False
+    reset_done: bool = False
+    created_at: datetime = _created_at()
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class SyncBatch(SQLModel, table=True):
+    """One request's worth of a run; ``idempotency_key`` goes out with it on every attempt."""
+
+    __tablename__ = "sync_batch"
+    __table_args__ = (
+        sa.Index("ix_sync_batch_status_next_attempt_at", "status", "next_attempt_at"),
+        _one_of("status", SyncBatchStatus),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="sync_run.id", index=True)
+    seq: int
+    idempotency_key: str = Field(sa_type=sa.String(), unique=True)
+    add_ids: bytes = Field(sa_type=sa.LargeBinary())
+    remove_ids: bytes = Field(sa_type=sa.LargeBinary())
+    size: int
+    status: SyncBatchStatus = Field(default="pending", sa_type=sa.String(16))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    last_error: str | None = Field(default=None, sa_type=sa.Text())
+    missing: int = 0
+    created_at: datetime = _created_at()
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of the membership API: only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=sa.String(64), unique=True)
+    token_hash: str = Field(sa_type=sa.String(64), unique=True)
+    prefix: str = Field(sa_type=sa.String(16))
+    segments: list[str] = _json(list)
+    created_at: datetime = _created_at()
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
 LiveMode = Literal["live", "batch"]
 TransitionKind = Literal["join", "leave"]
 
@@ -405,6 +514,11 @@ TABLES: tuple[type[SQLModel], ...] = (
     OutboxMessage,
     SlackEvent,
     Lease,
+    SyncDestination,
+    SyncState,
+    SyncRun,
+    SyncBatch,
+    ApiToken,
     LiveSegment,
     LiveState,
     LiveEvent,

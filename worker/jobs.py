@@ -50,6 +50,8 @@ def run_refresh(segment: str) -> None:
     )
     logger.info("scheduled_refresh %s", result.to_dict())
     worker.after_refresh(result)
+    if result.status == "ok":
+        run_syncs()  # destinations hear of the new membership at once, not at the next pass
 
 
 def run_feedback_digest() -> None:
@@ -87,6 +89,27 @@ def run_prune_events() -> None:
 
     removed = prune(_worker().engine)
     logger.info("slack_events_pruned rows=%d", removed)
+
+
+def run_syncs() -> None:
+    """``sync``: plan and send what destinations lack (see :mod:`sync`).
+
+    A failing sync is logged and retried by the next pass; it never fails the refresh
+    that triggered it.
+    """
+    from sync import run_syncs as sync_pass
+
+    worker = _worker()
+    try:
+        ws = worker.load_workspace()
+        if not ws.destinations:
+            return
+        stats = sync_pass(worker.engine, ws, worker.settings)
+    except Exception:  # noqa: BLE001 - the next pass retries; the refresh stands
+        logger.exception("sync_pass_failed")
+        return
+    if stats.planned or stats.sent or stats.retried or stats.dead or stats.errors:
+        logger.info("sync_pass %s", stats.to_dict())
 
 
 def run_experiments_close() -> None:

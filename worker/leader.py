@@ -28,6 +28,7 @@ id                          when (UTC)                             store
 ``prune-jobs``              daily 03:45                            ``segops_jobs``
 ``deliver``                 every 5 s, only with a Slack token     memory
 ``catalog-sync``            every 30 s                             memory
+``sync``                    every 15 s, and after each refresh     memory
 ``queue``                   every 2 s                              memory
 ==========================  =====================================  ====================
 
@@ -100,6 +101,7 @@ LEASE_TTL = 30.0
 RENEW_EVERY = 10.0
 SYNC_EVERY = 30.0
 DELIVERY_EVERY = 5.0
+DESTINATIONS_EVERY = 15.0
 QUEUE_EVERY = 2.0
 
 
@@ -241,6 +243,10 @@ class Worker:
         self.scheduler.add_job(
             self.sync, "interval", seconds=self.sync_every, id="catalog-sync", **local
         )
+        if self.settings.workspace is not None:
+            self.scheduler.add_job(
+                jobs.run_syncs, "interval", seconds=DESTINATIONS_EVERY, id="sync", **local
+            )
         client = self._delivery_client()
         self.scheduler.add_job(
             self.drain_queue, "interval", seconds=self.queue_every, id="queue", **local

@@ -392,6 +392,20 @@ def proposal_reminder() -> dict[str, Any]:
     return {**proposal(), "days": 3, "deciders": ["U0123ABCD", "U0456EFGH"]}
 
 
+def sync_status() -> dict[str, Any]:
+    return {
+        "event": "held",
+        "destination": {"name": "hubspot-churn", "label": "HubSpot list '123'", "kind": "hubspot"},
+        "segment": {"name": "churn-risk", "title": "Churn risk"},
+        "reason": "the change is 45% of what the destination holds (limit 30%)",
+        "added": 120,
+        "removed": 43,
+        "share": 0.45,
+        "command": "segops sync approve hubspot-churn churn-risk",
+        "run_id": 7,
+    }
+
+
 def clinic_agenda() -> dict[str, Any]:
     return {
         "since": datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
@@ -493,6 +507,15 @@ def all_kinds() -> dict[str, dict[str, Any]]:
         "refresh-recovered": refresh_recovered(),
         "proposal-reminder": proposal_reminder(),
         "home": home(),
+        "sync-status": sync_status(),
+        "sync-summary": {
+            "destination": {"name": "hubspot-churn", "label": "HubSpot list '123'", "kind": "x"},
+            "segment": {"name": "churn-risk", "title": "Churn risk"},
+            "as_of": "2026-09-01",
+            "added": 120,
+            "removed": 43,
+            "missing": 2,
+        },
         "clinic-agenda": clinic_agenda(),
         "live-divergence": live_divergence(),
     }
