@@ -84,11 +84,17 @@ def find_destination(ws: Workspace, name: str) -> DestinationConfig:
 
 
 def withheld(session: Session, segment: Segment) -> BitMap | None:
-    """Dense ids of ``segment``'s members that no destination may receive.
+    """Dense ids of ``segment``'s members that no destination may receive: the holdout of
+    every experiment running on the snapshot being sent (None: nobody is held out)."""
+    from store.experiments import holdout_bitmap
+    from store.models import SegmentResult
 
-    Experiments plug their holdouts in here; nothing is withheld yet.
-    """
-    return None
+    snapshot_id = None
+    if segment.current_result_id is not None:
+        current = session.get(SegmentResult, segment.current_result_id)
+        snapshot_id = current.snapshot_id if current is not None else None
+    held = holdout_bitmap(session, segment_id=segment.id, snapshot_id=snapshot_id)
+    return held or None
 
 
 def sendable(session: Session, segment: Segment, members: BitMap) -> BitMap:

@@ -123,3 +123,22 @@ def test_files_write_snapshot_added_and_removed_per_run(engine, tmp_path, fmt):
     assert read(runs[1] / f"removed.{fmt}") == first - second
     assert read(out / "enterprise" / f"current.{fmt}") == second
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
+
+
+def test_members_held_out_of_an_experiment_are_never_sent(engine, tmp_path):
+    from commands import experiments
+    from tests.commands.test_experiments import EXPERIMENT, held_keys
+
+    fx = build(tmp_path, accounts=1000)
+    smb = next(s for s in fx.segments if s["name"] == "smb")
+    smb["experiment"] = dict(EXPERIMENT)
+    out = tmp_path / "out"
+    with_destinations(fx, {"exports": {"kind": "files", "path": str(out), "segments": ["smb"]}})
+    fx.apply(engine)
+    fx.refresh(engine, EARLY)
+    experiments.start(engine, fx.ws(), "smb", by="U111")
+    held = held_keys(engine)
+    assert held
+    sync_until_quiet(engine, fx, settings(), Clock(START))
+    sent = set(pd.read_csv(out / "smb" / "current.csv", dtype=str).iloc[:, 0])
+    assert sent == members(engine, "smb") - held
