@@ -24,6 +24,11 @@ Claim / processed semantics:
     unless that claim is older than ``STALE_CLAIM`` (Socket Mode re-deliveries carry
     no retry header, so an unfinished event is taken over by age there).
 
+A busy database: the claim waits at most :data:`CLAIM_WAIT` seconds for it (its own
+connection, with a short SQLite busy timeout or PostgreSQL lock timeout), then the
+delivery is answered ``503`` with nothing written, so Slack retries it, instead of
+waiting past Slack's 3 s budget.
+
 Limits: a retry that arrives while the first delivery is still working (possible
 only when that process stalled past Slack's 3 s timeout, since listeners ack at
 once) runs the work a second time, so the work itself must be safe to repeat where
@@ -42,16 +47,17 @@ from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from store import events
-from store.db import session_scope
+from store.db import impatient_engine, is_busy, session_scope
 from store.models import utcnow
 
 logger = logging.getLogger(__name__)
 
 CLAIM_KEY = "event_claim"
 STALE_CLAIM = timedelta(seconds=60)
+CLAIM_WAIT = 0.5  # seconds a claim waits for a busy database before answering 503
 
 
 class Claim(enum.StrEnum):
@@ -105,11 +111,18 @@ class EventDedupe(Middleware):
     """Global bolt middleware: claim each ``event_callback`` before its listeners run.
 
     Duplicates are answered with 200 and go no further; claimed deliveries carry
-    ``context["event_claim"]`` (``"new"`` or ``"retry"``).
+    ``context["event_claim"]`` (``"new"`` or ``"retry"``). A claim that finds the
+    database busy for ``wait`` seconds is answered 503, so Slack delivers it again.
     """
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utcnow) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        wait: float = CLAIM_WAIT,
+    ) -> None:
+        self.engine = impatient_engine(engine, wait)
         self.clock = clock
 
     def process(
@@ -124,7 +137,13 @@ class EventDedupe(Middleware):
         if not event_id:
             return next()
         retry_num = (req.headers.get("x-slack-retry-num") or [""])[0]
-        outcome = claim(self.engine, event_id, retry=bool(retry_num), now=self.clock())
+        try:
+            outcome = claim(self.engine, event_id, retry=bool(retry_num), now=self.clock())
+        except (OperationalError, DBAPIError) as error:
+            if not is_busy(error):
+                raise
+            logger.warning("slack_event_busy event_id=%s retry=%s", event_id, retry_num or 0)
+            return BoltResponse(status=503, body="the database is busy: deliver this again")
         if outcome is Claim.DUPLICATE:
             logger.info("slack_event_duplicate event_id=%s retry=%s", event_id, retry_num or 0)
             return BoltResponse(status=200, body="")

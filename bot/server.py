@@ -6,6 +6,8 @@ answers 401 to any request with a missing, non-numeric or stale (> 5 minutes)
 ``X-Slack-Request-Timestamp`` or a missing or wrong ``X-Slack-Signature`` before
 bolt sees it (bolt alone turns a non-numeric timestamp into a 500). Bolt's own
 verification stays on behind it. ``GET /healthz`` answers 200 for load balancers.
+Other surfaces (the events endpoint) are mounted on their own paths by the composition
+root through ``routes`` (:func:`mount`); they do their own authentication.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
@@ -120,14 +122,34 @@ def health(app: WSGIApplication, path: str = HEALTH_PATH) -> WSGIApplication:
     return wrapped
 
 
-def wsgi_app(app: App, *, signing_secret: str | None = None) -> WSGIApplication:
-    """The whole HTTP surface: health check, signature gate, then bolt."""
+def mount(app: WSGIApplication, routes: Mapping[str, WSGIApplication] | None) -> WSGIApplication:
+    """Send requests for each path of ``routes`` to its application, the rest to ``app``
+    (the seam through which the composition root adds other HTTP surfaces)."""
+    if not routes:
+        return app
+    table = dict(routes)
+
+    def wrapped(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        target = table.get(environ.get("PATH_INFO") or "", app)
+        return target(environ, start_response)
+
+    return wrapped
+
+
+def wsgi_app(
+    app: App,
+    *,
+    signing_secret: str | None = None,
+    routes: Mapping[str, WSGIApplication] | None = None,
+) -> WSGIApplication:
+    """The whole HTTP surface: health check, ``routes``, signature gate, then bolt."""
     secret = signing_secret or signing_secret_of(app)
     if not secret:
         raise ValueError("missing environment: SLACK_SIGNING_SECRET")
-    return health(
-        counting_acks(VerifySlackRequest(SlackRequestHandler(app, path=EVENTS_PATH), secret), app)
+    slack = counting_acks(
+        VerifySlackRequest(SlackRequestHandler(app, path=EVENTS_PATH), secret), app
     )
+    return health(mount(slack, routes))
 
 
 def counting_acks(inner: WSGIApplication, app: App) -> WSGIApplication:
@@ -153,16 +175,18 @@ def make_server(
     port: int = 3000,
     threads: int = 16,
     signing_secret: str | None = None,
+    routes: Mapping[str, WSGIApplication] | None = None,
     **adjustments: Any,
 ) -> BaseWSGIServer | MultiSocketServer:
     """A bound (not yet running) waitress server; ``port=0`` picks a free port.
 
+    ``routes`` mounts other WSGI applications on exact paths (see :func:`mount`);
     ``adjustments`` are passed to waitress (for example ``channel_timeout``).
     """
     from waitress import create_server
 
     return create_server(
-        wsgi_app(app, signing_secret=signing_secret),
+        wsgi_app(app, signing_secret=signing_secret, routes=routes),
         host=host,
         port=port,
         threads=threads,
@@ -179,9 +203,17 @@ def serve(
     port: int = 3000,
     threads: int = 16,
     signing_secret: str | None = None,
+    routes: Mapping[str, WSGIApplication] | None = None,
 ) -> None:
-    """Serve the app over HTTP until interrupted."""
-    server = make_server(app, host=host, port=port, threads=threads, signing_secret=signing_secret)
+    """Serve the app over HTTP until interrupted (``routes``: see :func:`mount`)."""
+    server = make_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        signing_secret=signing_secret,
+        routes=routes,
+    )
     logger.info("serving host=%s port=%s threads=%s path=%s", host, port, threads, EVENTS_PATH)
     server.run()
 
@@ -189,10 +221,18 @@ def serve(
 class BackgroundServer:
     """A waitress server running in a daemon thread (tests, benchmarks)."""
 
-    def __init__(self, app: App, *, host: str = "127.0.0.1", port: int = 0, threads: int = 16):
+    def __init__(
+        self,
+        app: App,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        threads: int = 16,
+        routes: Mapping[str, WSGIApplication] | None = None,
+    ):
         # A short loop timeout lets close() stop the server thread at once.
         self.server = make_server(
-            app, host=host, port=port, threads=threads, asyncore_loop_timeout=0.05
+            app, host=host, port=port, threads=threads, routes=routes, asyncore_loop_timeout=0.05
         )
         self.thread = threading.Thread(target=self.server.run, name="segops-http", daemon=True)
 

@@ -116,12 +116,17 @@ KINDS: tuple[str, ...] = (
     "refresh-recovered",
     "proposal-reminder",
     "home",
+    "sync-status",
+    "sync-summary",
+    "clinic-agenda",
+    "live-divergence",
 )
 REPLY_KINDS: tuple[str, ...] = (
     "segment-show",
     "segment-history",
     "segment-drift",
     "segment-refresh",
+    "segment-learnings",
 )
 PERSONA_KINDS: tuple[str, ...] = ("brief", "talking-points", "discovery")
 ALIASES = {"persona": "brief", "talking_points": "talking-points"}

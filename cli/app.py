@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,8 +20,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.alerts import app as alerts_app
+from cli.experiments import agenda_app, experiments_app, learnings_app
 from cli.output import err, out, print_report, progress
 from cli.proposals import app as proposals_app
+from cli.stream import stream_app
+from cli.sync import sync_app
+from cli.tokens import tokens_app
 from commands.settings import Settings
 from segments.errors import SegopsError
 
@@ -33,6 +38,12 @@ app = typer.Typer(
 )
 feedback_app = typer.Typer(help="Field feedback tagged to a segment.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(sync_app, name="sync")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(learnings_app, name="learnings")
+app.add_typer(agenda_app, name="agenda")
+app.add_typer(stream_app, name="stream")
 app.add_typer(proposals_app, name="proposals")
 app.add_typer(alerts_app, name="alerts")
 
@@ -74,7 +85,7 @@ def _workspace_path() -> Path:
 def _workspace():
     from segments.workspace import load_workspace
 
-    return load_workspace(_workspace_path())
+    return load_workspace(_workspace_path(), data_roots=state.settings.data_root_paths)
 
 
 def _parse_date(value: str | None) -> date:
@@ -133,7 +144,7 @@ def apply(
     from commands.governance import apply_governed
     from segments.workspace import load_workspace
 
-    ws = load_workspace(file)
+    ws = load_workspace(file, data_roots=state.settings.data_root_paths)
     engine = _engine()
     settings = state.settings
     result = apply_governed(
@@ -230,6 +241,8 @@ def show(name: str, json_out: JsonOpt = False) -> None:
     out.print(f"channel {d.get('channel') or '—'} · cadence {view['cadence']}")
     out.print(f"[bold]rule[/] {d['rule']}")
     out.print(f"[bold]in words[/] {view['criteria']}")
+    live = view["live"]
+    out.print(f"[bold]{live['mode']}[/] " + escape("; ".join(live["reasons"])))
     if d.get("purpose"):
         out.print(f"[bold]purpose[/] {d['purpose']}")
     stats = view.get("stats")
@@ -307,6 +320,8 @@ def refresh(
         def step(msg: str) -> None:
             if msg in phases:
                 bar.update(task, description=f"refresh {day}: {msg}", advance=1)
+            elif msg.startswith("query: "):
+                bar.update(task, description=f"refresh {day}: {msg[:80]}")
 
         report = run_refresh(
             engine,
@@ -315,10 +330,12 @@ def refresh(
             only=segment or None,
             progress=step,
             templates_dir=state.settings.templates_dir,
+            engine_name=state.settings.engine,
+            engine_options=state.settings.engine_options(),
         )
         bar.update(task, completed=len(phases) + 1)
     if json_out:
-        _print_json(report.to_dict())
+        _print_json({**report.to_dict(), "timings": report.timings})
         return
     print_report(report)
 
@@ -532,11 +549,91 @@ def bench(
     slack: Annotated[
         bool, typer.Option("--slack/--no-slack", help="Also time Slack acks (local server).")
     ] = True,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Live segments under a stream of events instead.")
+    ] = False,
+    rate: Annotated[float, typer.Option(min=1, help="--stream: events per second.")] = 1000,
+    duration: Annotated[float, typer.Option(min=1, help="--stream: seconds of events.")] = 60,
+    web: Annotated[
+        bool, typer.Option("--web", help="Only the web process's memory under 50 proposals.")
+    ] = False,
+    soak: Annotated[
+        bool, typer.Option("--soak", help="Only a soak: web, worker and CLI, then a report.")
+    ] = False,
+    seconds: Annotated[int, typer.Option(min=5, max=3600, help="How long the soak runs.")] = 30,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="duckdb | sql | pandas: a refresh at scale against hand-written SQL."),
+    ] = None,
+    events: Annotated[int, typer.Option(min=1000, help="Events, with --engine.")] = 10_000_000,
+    url: Annotated[str | None, typer.Option(help="PostgreSQL URL for --engine sql.")] = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="Where generated data is kept between runs.")
+    ] = None,
+    process: Annotated[
+        bool,
+        typer.Option(
+            "--process/--no-process",
+            help="Also time the whole refresh process on a CSV against a bare pandas process.",
+        ),
+    ] = True,
+    json_out: JsonOpt = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh/--no-refresh", help="Time a refresh phase by phase.")
+    ] = True,
+    api: Annotated[
+        bool, typer.Option("--api/--no-api", help="Time membership API lookups (1M members).")
+    ] = True,
+    api_members: Annotated[int, typer.Option(min=1000, max=10_000_000)] = 1_000_000,
 ) -> None:
-    """Time each phase of a refresh against bare pandas and DuckDB on the same data."""
-    from cli.bench import run_bench
+    """Time each phase of a refresh against bare pandas and DuckDB on the same data, and the
+    whole refresh process on a CSV against a bare pandas process;
+    with --engine, a refresh at scale against a hand-written SQL script on that engine;
+    with --stream, live segments under a stream of events from a separate producer;
+    and membership API lookups against a bare request to the same server."""
+    if stream:
+        from cli.bench.stream import run_stream_bench
 
-    run_bench(customers=customers, segments=segments, console=out, slack=slack)
+        run_stream_bench(
+            customers=customers, segments=segments, rate=rate, duration=duration, console=out
+        )
+        return
+    if engine is not None:
+        from cli.bench.engines import run_engine_bench
+
+        if engine not in ("duckdb", "sql", "pandas"):
+            raise SegopsError(f"unknown engine {engine!r}: use duckdb, sql or pandas")
+        settings = state.settings
+        run_engine_bench(
+            engine=engine,
+            customers=customers,
+            events=events,
+            segments=segments,
+            console=out,
+            cache=cache or Path(tempfile.gettempdir()) / "segops-bench-cache",
+            url=url,
+            memory_limit=settings.duckdb_memory_limit,
+            threads=settings.duckdb_threads,
+            as_json=json_out,
+        )
+        return
+    if refresh or web or soak:
+        from cli.bench import run_bench
+
+        run_bench(
+            customers=customers,
+            segments=segments,
+            console=out,
+            slack=slack,
+            web=web,
+            soak=seconds if soak else 0,
+            database_url=state.settings.database_url,
+            process=process,
+        )
+    if api and not (web or soak):
+        from cli.bench.api import print_api_bench, run_api_bench
+
+        print_api_bench(run_api_bench(members=api_members), out, members=api_members)
 
 
 @app.command()
@@ -544,18 +641,41 @@ def serve(
     port: Annotated[int, typer.Option(help="HTTP port.")] = 3000,
     socket: Annotated[bool, typer.Option("--socket", help="Use Socket Mode.")] = False,
     threads: Annotated[int, typer.Option(min=1, max=256)] = 16,
+    slack: Annotated[
+        bool, typer.Option("--slack/--no-slack", help="Serve the Slack endpoints.")
+    ] = True,
+    api: Annotated[
+        bool, typer.Option("--api/--no-api", help="Serve the membership API on /api/v1.")
+    ] = True,
 ) -> None:
-    """Run the Slack app (HTTP on /slack/events, or Socket Mode)."""
+    """Run the Slack app (HTTP on /slack/events, or Socket Mode), the membership API, and
+    POST /events for live segments when SEGOPS_EVENTS_TOKEN is set."""
     from bot.app import build_app
-    from bot.server import serve as serve_http
-    from bot.server import serve_socket
+    from bot.server import mount, serve_socket, wsgi_app
+    from cli.stream import event_routes
 
-    state.settings.require_slack(socket=socket)
-    bolt = build_app(state.settings, engine=_engine())
+    if not slack and not api:
+        _fail("nothing to serve: drop --no-slack or --no-api")
+    engine = _engine()
     if socket:
-        serve_socket(bolt, state.settings.slack_app_token)
-    else:
-        serve_http(bolt, host="0.0.0.0", port=port, threads=threads)
+        state.settings.require_slack(socket=True)
+        serve_socket(build_app(state.settings, engine=engine), state.settings.slack_app_token)
+        return
+    from api import build_api
+    from cli.serving import compose, make_server
+
+    slack_wsgi = None
+    if slack:
+        state.settings.require_slack()
+        slack_wsgi = wsgi_app(build_app(state.settings, engine=engine))
+    routes = event_routes(state.settings, engine, state.workspace_option)
+    server = make_server(
+        mount(compose(build_api(engine) if api else None, slack_wsgi), routes),
+        host="0.0.0.0",
+        port=port,
+        threads=threads,
+    )
+    server.run()
 
 
 @app.command()

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, update
 from sqlmodel import Session, select
 
-from commands.errors import NotAuthorised, person
+from commands.errors import NotAuthorised, NotSaved, person
 from commands.lookup import find_segment
 from commands.notify import (
     POSTED_WITH,
@@ -46,7 +46,7 @@ from commands.notify import (
     segment_titles,
 )
 from segments.errors import SegopsError
-from store.db import session_scope
+from store.db import WRITE_BUDGET, DatabaseBusy, session_scope, write
 from store.models import Alert, Segment, SegmentResult, Snapshot
 from store.results import published_by_day
 
@@ -127,13 +127,17 @@ def _same_drift_after(alert: Alert) -> list[Any]:
     ]
 
 
-def acknowledge(engine: Engine, *, alert_id: int, user: str) -> AlertView:
+def acknowledge(
+    engine: Engine, *, alert_id: int, user: str, budget: float = WRITE_BUDGET
+) -> AlertView:
     """Acknowledge this alert (not its drift for good) as the owner or an approver.
 
-    A repeat is a no-op.
+    A repeat is a no-op. A busy database is retried for ``budget`` seconds, then
+    :class:`NotSaved` says nothing was saved.
     """
     now = datetime.now(UTC)
-    with session_scope(engine) as session:
+
+    def work(session: Session) -> AlertView:
         alert, segment = _load(session, alert_id)
         approvers = list(segment.approvers or [])
         if user != segment.owner and user not in approvers:
@@ -158,6 +162,15 @@ def acknowledge(engine: Engine, *, alert_id: int, user: str) -> AlertView:
         session.refresh(alert)
         return _view(alert, segment, now=now, changed=changed == 1)
 
+    return _write(engine, work, budget, f"acknowledgement of alert #{alert_id}")
+
+
+def _write(engine: Engine, work: Any, budget: float, what: str) -> AlertView:
+    try:
+        return write(engine, work, budget=budget)
+    except DatabaseBusy as busy:
+        raise NotSaved(f"{busy}: your {what} was not recorded; click again") from None
+
 
 def mute(
     engine: Engine,
@@ -166,13 +179,18 @@ def mute(
     user: str,
     days: int = MUTE_DAYS,
     now: datetime | None = None,
+    budget: float = WRITE_BUDGET,
 ) -> AlertView:
-    """Mute an alert for ``days`` days as its segment's owner; a no-op when already silent."""
+    """Mute an alert for ``days`` days as its segment's owner; a no-op when already silent.
+
+    A busy database is retried for ``budget`` seconds, then :class:`NotSaved`.
+    """
     if not 1 <= days <= MAX_MUTE_DAYS:
         raise SegopsError(f"a mute lasts 1 to {MAX_MUTE_DAYS} days, not {days}")
     now = now or datetime.now(UTC)
     until = now + timedelta(days=days)
-    with session_scope(engine) as session:
+
+    def work(session: Session) -> AlertView:
         alert, segment = _load(session, alert_id)
         if user != segment.owner:
             raise NotAuthorised(
@@ -204,6 +222,8 @@ def mute(
                 )
         session.refresh(alert)
         return _view(alert, segment, now=now, changed=changed == 1)
+
+    return _write(engine, work, budget, f"mute of alert #{alert_id}")
 
 
 ALERT_STATUSES = ("open", "acknowledged", "muted")

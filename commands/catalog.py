@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from commands.errors import Refused
+from commands.learnings import record_change
 from commands.lookup import current_definition, current_version, find_segment
 from commands.policy import is_hidden, visible_size, visible_stats
 from commands.stats import latest_stats
@@ -116,6 +117,7 @@ def record_version(
     Creates the segment when ``segment`` is None. Does not commit.
     """
     now = _now()
+    previous_id = segment.current_version_id if segment is not None else None
     if segment is None:
         segment = Segment(name=definition.name, created_at=now)
         number = 1
@@ -155,6 +157,13 @@ def record_version(
     segment.current_version_id = version.id
     session.add(segment)
     session.flush()
+    record_change(
+        session,
+        segment=segment,
+        version=version,
+        previous=session.get(SegmentVersion, previous_id) if previous_id else None,
+        definition=definition,
+    )
     return version
 
 
@@ -238,6 +247,9 @@ def apply_workspace(
                 reason=reason or "removed from the workspace",
             )
             result.archived.append(name)
+        from commands.live import record_classifications
+
+        record_classifications(session, ws)
     return result
 
 
@@ -346,6 +358,8 @@ def show_segment(engine: Engine, name: str, *, privacy_floor: int) -> dict[str, 
         segment = find_segment(session, name)
         version = current_version(session, segment)
         stats = latest_stats(session, segment)
+        from commands.live import classification_of
+
         return {
             "name": segment.name,
             "status": segment.status,
@@ -356,4 +370,5 @@ def show_segment(engine: Engine, name: str, *, privacy_floor: int) -> dict[str, 
             "stats": visible_stats(stats.to_dict() if stats else None, privacy_floor),
             "hidden": bool(stats) and is_hidden(stats.size, privacy_floor),
             "privacy_floor": privacy_floor,
+            "live": classification_of(session, segment),
         }

@@ -48,3 +48,7 @@ class AlreadyDecided(NamesPeople):
 
 class Refused(SegopsError):
     """A guardrail refused the change (for example archiving a core segment without a reason)."""
+
+
+class NotSaved(SegopsError):
+    """The database stayed busy past the write budget: nothing was saved, say so and retry."""

@@ -348,6 +348,9 @@ def apply_governed(
                 proposal = store_proposal(session, prepared[name])
                 _queue(session, proposal, templates_dir=templates_dir, reactions=reactions)
                 result.proposed[name] = proposal.id
+        from commands.live import record_classifications
+
+        record_classifications(session, ws)
     return result
 
 

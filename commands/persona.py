@@ -22,6 +22,7 @@ from sqlmodel import Session, select
 
 from briefs.render import brief_kind, renderer
 from commands.feedback import themes
+from commands.learnings import brief_learnings
 from commands.lookup import find_segment
 from commands.notify import LABELS, segment_titles
 from commands.policy import is_hidden, visible_size
@@ -240,6 +241,7 @@ def brief_context(engine: Engine, name: str, *, settings: Settings) -> dict[str,
                 date.fromisoformat(as_of) if as_of else None, segment.cadence, today
             ),
             "titles": segment_titles(session),
+            "learnings": brief_learnings(session, segment),
         }
 
 

@@ -52,9 +52,11 @@ from sqlalchemy import Engine, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
+from commands.experiments import record_holdouts
 from commands.lookup import current_definition, find_segment
 from commands.notify import LABELS, drift_fingerprint, result_labels
 from segments import drift, membership, quality, rules, sources
+from segments import engine as engines
 from segments.errors import SegopsError
 from segments.evaluate import evaluate_all
 from segments.workspace import SegmentDef, Workspace
@@ -272,7 +274,7 @@ def _lineage(definition: SegmentDef, dataset: sources.Dataset, all_rules) -> tup
         rule = all_rules[name]
         columns |= {dataset.schema.resolve(c) for c in rules.columns(rule)}
         stack.extend(rules.dependencies(rule))
-    columns |= {dataset.schema.resolve(k) for k in definition.kpis}
+    columns |= {dataset.schema.resolve(k) for k in definition.tracked_kpis}
     used_sources: set[str] = set()
     for column in columns:
         used_sources |= dataset.lineage.get(column, set())
@@ -289,12 +291,17 @@ def refresh(
     after_evaluate: Callable[[], None] | None = None,
     notify: bool = True,
     templates_dir: Path | None = None,
+    engine_name: str | None = None,
+    engine_options: engines.EngineOptions | None = None,
 ) -> RefreshReport:
     """Refresh the catalog's active segments (or ``only`` these) for ``as_of``.
 
     ``progress`` is called with each phase name: ``load``, ``quality``, ``evaluate``,
     and ``commit`` just before the one transaction that publishes is committed.
     ``templates_dir`` (``SEGOPS_TEMPLATES``) overrides the templates of the queued messages.
+    ``engine_name`` (``pandas``, ``duckdb``, ``sql``; None: the workspace's) computes the
+    data where it lives, with ``engine_options``; the queries it runs are reported through
+    ``progress`` as ``query: ...``.
     Raises :class:`RefreshRunning` when another refresh is running.
     """
     with exclusive_refresh(engine):
@@ -307,7 +314,23 @@ def refresh(
             after_evaluate=after_evaluate,
             notify=notify,
             templates_dir=templates_dir,
+            engine_name=engine_name,
+            engine_options=engine_options,
         )
+
+
+def _load(
+    ws: Workspace,
+    as_of: date,
+    progress: Progress | None,
+    engine_name: str | None,
+    engine_options: engines.EngineOptions | None,
+) -> sources.Dataset:
+    """The dataset from the chosen engine (the pandas one reads every source into memory)."""
+    dataset, _members = engines.load(
+        ws, as_of=as_of, engine=engine_name, options=engine_options, progress=progress
+    )
+    return dataset
 
 
 def _refresh(
@@ -320,6 +343,8 @@ def _refresh(
     after_evaluate: Callable[[], None] | None,
     notify: bool,
     templates_dir: Path | None,
+    engine_name: str | None = None,
+    engine_options: engines.EngineOptions | None = None,
 ) -> RefreshReport:
     say = progress or (lambda _msg: None)
     timer = _Timer()
@@ -330,7 +355,7 @@ def _refresh(
         history = recent_profiles(session, limit=HISTORY)
     say("load")
     with timer.phase("load"):
-        dataset = sources.load_dataset(ws, as_of=as_of, progress=progress)
+        dataset = _load(ws, as_of, progress, engine_name, engine_options)
         fingerprint = dataset.fingerprint
     say("quality")
     with timer.phase("quality"):
@@ -344,7 +369,8 @@ def _refresh(
     with session_scope(engine) as session:
         with timer.phase("bitmaps"):
             known = entity_keys(session)
-            ids, new_keys = membership.assign_ids(dataset.frame.index, known)
+            # the dictionary's keys are unique in the store (a unique constraint)
+            ids, new_keys = membership.assign_ids(dataset.frame.index, known, known_unique=True)
         with timer.phase("drift"):
             profiles = drift.ProfileColumns(dataset.frame, dataset.schema, as_of=as_of)
         run = _Run(dataset, report, masks, all_rules, ids, as_of, timer, profiles)
@@ -384,6 +410,9 @@ def _refresh(
             for segment, definition, outcome, stats, bitmap in pending:
                 stats = {**stats, LABELS: result_labels(ws, definition, stats)}
                 _persist_outcome(session, snapshot, segment, definition, outcome, stats, bitmap)
+            record_holdouts(
+                session, snapshot=snapshot, keys=dataset.frame.index, ids=ids, masks=masks
+            )
         if notify:
             from commands.notify import queue_refresh_messages
 
@@ -694,7 +723,7 @@ def _drift(
 ) -> tuple[dict, list[AlertView], dict[str, dict[str, float | None]]]:
     """Profile the members, compare with the previous profile, and pick out KPI means."""
     schema = run.dataset.schema
-    kpi_columns = [schema.resolve(k) for k in definition.kpis]
+    kpi_columns = [schema.resolve(k) for k in definition.tracked_kpis]
     profile_columns = sorted(columns | set(kpi_columns))
     stats = drift.profile(
         run.dataset.frame,
@@ -849,11 +878,23 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def preview(engine: Engine, ws: Workspace, *, segment: str, definition: SegmentDef) -> Impact:
+Loader = Callable[[Workspace, date], sources.Dataset]
+"""Loads a workspace's data as of a day (``sources.load_dataset``, or a cache of it)."""
+
+
+def preview(
+    engine: Engine,
+    ws: Workspace,
+    *,
+    segment: str,
+    definition: SegmentDef,
+    load: Loader | None = None,
+) -> Impact:
     """Evaluate the current and a proposed definition on the latest data, side by side.
 
     The data is loaded as of the segment's last published refresh (today if it was
-    never refreshed), so both sizes are measured on exactly the same rows.
+    never refreshed), so both sizes are measured on exactly the same rows. ``load``
+    replaces the loading (the worker shares one load among the previews it runs).
     """
     with session_scope(engine) as session:
         current = find_segment(session, segment)
@@ -862,7 +903,7 @@ def preview(engine: Engine, ws: Workspace, *, segment: str, definition: SegmentD
         if current.current_result_id:
             result = session.get(SegmentResult, current.current_result_id)
             as_of = session.get(Snapshot, result.snapshot_id).as_of
-    dataset = sources.load_dataset(ws, as_of=as_of)
+    dataset = load(ws, as_of) if load is not None else _load(ws, as_of, None, None, None)
     before = evaluate_all(all_rules, dataset.frame, dataset.schema)[current.name]
     proposed = dict(all_rules)
     proposed.pop(current.name, None)

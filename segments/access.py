@@ -4,9 +4,10 @@
 inside the workspace file's folder or inside one of the *data roots*. The data roots are an
 allow-list of absolute folders set by whoever runs segops, never by the workspace file: a
 file that could widen its own sandbox would not be contained. The caller passes
-``data_roots=`` to :func:`segments.workspace.load_workspace`; when it passes none they are
-read from the ``SEGOPS_DATA_ROOTS`` environment variable (absolute paths separated by
-``os.pathsep``, ``:`` on POSIX). Paths are checked when the workspace is validated and again
+``data_roots=`` to :func:`segments.workspace.load_workspace` (the entry points take them
+from ``SEGOPS_DATA_ROOTS`` through ``commands.settings.Settings``: absolute paths
+separated by ``os.pathsep``, ``:`` on POSIX); without any, only the workspace's own
+folder is allowed. Paths are checked when the workspace is validated and again
 just before a file is read; a Parquet directory is checked entry by entry when it is read.
 
 **SQL.** A source's ``query`` must be exactly one ``SELECT`` (``WITH ... SELECT`` and
@@ -36,7 +37,7 @@ from sqlglot.errors import SqlglotError
 
 from segments.errors import SegopsError
 
-DATA_ROOTS_ENV = "SEGOPS_DATA_ROOTS"
+DATA_ROOTS_ENV = "SEGOPS_DATA_ROOTS"  # named in messages; read by commands.settings
 MAX_QUERY_LENGTH = 100_000
 
 # SQLAlchemy backend name -> SQLGlot dialect (others are read with SQLGlot's generic SQL).
@@ -108,19 +109,13 @@ class AccessError(SegopsError):
 
 
 def data_roots(roots: Iterable[str | Path] | None = None) -> tuple[Path, ...]:
-    """The allowed folders besides the workspace's own, resolved; from the environment
-    (``SEGOPS_DATA_ROOTS``) when ``roots`` is None. A relative entry is an AccessError."""
-    if roots is None:
-        raw = os.environ.get(DATA_ROOTS_ENV, "")
-        roots = [part for part in raw.split(os.pathsep) if part.strip()]
-        origin = DATA_ROOTS_ENV
-    else:
-        origin = "data_roots"
+    """The allowed folders besides the workspace's own, resolved (none when ``roots`` is
+    None). A relative entry is an AccessError."""
     resolved: list[Path] = []
-    for root in roots:
+    for root in roots or ():
         path = Path(root).expanduser()
         if not path.is_absolute():
-            raise AccessError(f"{origin}: {str(root)!r} is not an absolute path")
+            raise AccessError(f"data_roots: {str(root)!r} is not an absolute path")
         resolved.append(path.resolve())
     return tuple(resolved)
 

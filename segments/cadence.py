@@ -7,6 +7,8 @@ Times are in UTC (:func:`cadence_trigger`):
 ``weekly``      Mondays at 06:00
 ``monthly``     the 1st of every month at 06:00
 ``quarterly``   the 1st of January, April, July and October at 06:00
+``live``        follows events (see :mod:`segments.live`); its batch refresh, which
+                reconciles it, runs daily at 06:00
 cron string     five fields ``minute hour day month weekday`` with standard cron
                 meaning: weekday 0 and 7 are Sunday, and when both day and weekday
                 are restricted either one matching is enough
@@ -33,6 +35,7 @@ NAMED_CADENCES: dict[str, dict[str, Any]] = {
     "weekly": {"day_of_week": "mon", "hour": CADENCE_HOUR, "minute": 0},
     "monthly": {"day": 1, "hour": CADENCE_HOUR, "minute": 0},
     "quarterly": {"month": "1,4,7,10", "day": 1, "hour": CADENCE_HOUR, "minute": 0},
+    "live": {"hour": CADENCE_HOUR, "minute": 0},
 }
 
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")

@@ -88,6 +88,7 @@ from segments.access import (
     contained_tree,
 )
 from segments.access import data_roots as allowed_roots
+from segments.destinations import DestinationConfig, check_destinations
 from segments.drift import DriftThresholds
 from segments.errors import SegopsError
 from segments.rules.checks import order_segments, validate
@@ -98,7 +99,7 @@ from segments.schema import Schema
 
 Kind = Literal["number", "string", "bool", "date"]
 Tier = Literal["core", "strategic", "tactical"]
-CADENCES = ("daily", "weekly", "monthly", "quarterly")
+CADENCES = ("daily", "weekly", "monthly", "quarterly", "live")
 DEFAULT_CADENCE = {"core": "weekly", "strategic": "quarterly", "tactical": "monthly"}
 SLUG = re.compile(r"[a-z][a-z0-9-]{0,62}")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -301,6 +302,39 @@ class Persona(_Model):
     discovery_questions: list[str] = Field(default_factory=list)
 
 
+class Hypothesis(_Model):
+    """What a change (or an experiment) should do: move ``kpi`` in ``direction`` by at least
+    ``mde`` (relative: 0.05 is 5 %) within ``window_days`` of taking effect."""
+
+    kpi: str
+    direction: Literal["increase", "decrease"]
+    mde: float = Field(gt=0, le=10)
+    window_days: int = Field(default=28, ge=1, le=366)
+    kind: Literal["mean", "proportion"] = "mean"
+    statement: str = ""
+
+
+class ExperimentConfig(Hypothesis):
+    """A holdout experiment on a segment's members: ``holdout`` of them (0 < share <= 0.5,
+    10 % by default), chosen by a salted hash of the entity id, never get the action.
+    ``also`` lists further KPIs read with a ``correction`` for several KPIs."""
+
+    holdout: float = 0.1
+    salt: str | None = None
+    also: list[str] = Field(default_factory=list)
+    correction: Literal["holm", "fdr_bh"] = "holm"
+
+    @field_validator("holdout")
+    @classmethod
+    def _share(cls, value: float) -> float:
+        if not 0 < value <= 0.5:
+            raise ValueError(f"holdout share {value} must be above 0 and at most 0.5")
+        return value
+
+
+_UNSET_WHEN_NONE = ("hypothesis", "experiment")
+
+
 class DriftSettings(_Model):
     """A segment's drift settings: any threshold of :class:`segments.drift.DriftThresholds`
     (``size_warning_change: 0.3``, ``psi_warning: 0.25``, ...; ``min_size`` is the segment's
@@ -356,11 +390,35 @@ class SegmentDef(_Model):
     block_on_min_size: bool = False
     quality: QualityThresholds | None = None
     persona: Persona = Field(default_factory=Persona)
+    hypothesis: Hypothesis | None = None
+    experiment: ExperimentConfig | None = None
     drift: DriftSettings | None = None
     based_on: int | None = Field(default=None, ge=1, exclude=True)
     """The catalog version this definition was exported from (written by ``segops
     export``): not part of the definition, it tells ``apply`` whether the file's author
     has seen the catalog's latest version."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``hypothesis`` and ``experiment`` only when set, so a segment without them dumps
+        (and fingerprints) as before they existed."""
+        data = handler(self)
+        for key in _UNSET_WHEN_NONE:
+            if key in data and data[key] is None:
+                del data[key]
+        return data
+
+    @property
+    def tracked_kpis(self) -> list[str]:
+        """The KPIs profiled on every refresh: ``kpis``, then those of the hypothesis and
+        the experiment."""
+        extra = []
+        for spec in (self.hypothesis, self.experiment):
+            if spec is not None:
+                extra.append(spec.kpi)
+        if self.experiment is not None:
+            extra.extend(self.experiment.also)
+        return list(dict.fromkeys([*self.kpis, *extra]))
 
     @field_validator("name")
     @classmethod
@@ -380,7 +438,7 @@ class SegmentDef(_Model):
         fields = value.split()
         if len(fields) != 5 or not all(CRON_FIELD.fullmatch(f) for f in fields):
             raise ValueError(
-                f"cadence {value!r} must be daily, weekly, monthly, quarterly "
+                f"cadence {value!r} must be daily, weekly, monthly, quarterly, live "
                 "or a 5-field cron string"
             )
         return value
@@ -439,6 +497,9 @@ class Workspace(_Model):
     quality: QualityThresholds = Field(default_factory=QualityThresholds)
     segments: list[SegmentDef] = Field(default_factory=list)
     labels: dict[str, Label] = Field(default_factory=dict)
+    destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
+    engine: Literal["pandas", "duckdb", "sql"] | None = None
+    """Where a refresh runs (see :mod:`segments.engine`); None chooses from the sources."""
     base_dir: Path = Field(default=Path("."), exclude=True)
     path: Path | None = Field(default=None, exclude=True)
     _data_roots: tuple[Path, ...] | None = PrivateAttr(default=None)
@@ -469,7 +530,7 @@ class Workspace(_Model):
     @property
     def data_roots(self) -> tuple[Path, ...]:
         """Folders besides the workspace's own that file sources may read: those given
-        when the file was loaded, else ``SEGOPS_DATA_ROOTS``."""
+        when the file was loaded (none when it was built otherwise)."""
         return self._data_roots if self._data_roots is not None else allowed_roots()
 
     def data_path(self, relative: str, *, entries: bool = True) -> Path:
@@ -518,7 +579,7 @@ def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
         head = f"segment {name!r}" if name else f"segment #{loc[1] + 1}"
         rest = ".".join(str(p) for p in loc[2:])
         return f"{head}, field {rest}" if rest else head
-    if len(loc) >= 2 and loc[0] in ("sources", "features", "scores"):
+    if len(loc) >= 2 and loc[0] in ("sources", "features", "scores", "destinations"):
         rest = ".".join(str(p) for p in loc[2:])
         head = f"{loc[0][:-1]} {loc[1]!r}"
         return f"{head}, field {rest}" if rest else head
@@ -535,7 +596,8 @@ def parse_workspace(
     """Validate already-loaded YAML data; raise WorkspaceError on the first problem.
 
     ``data_roots`` (absolute folders) is the allow-list of file-source folders besides
-    ``base_dir``; None reads ``SEGOPS_DATA_ROOTS``.
+    ``base_dir``; None allows only ``base_dir`` (the entry points pass
+    ``Settings.data_root_paths``, from ``SEGOPS_DATA_ROOTS``).
     """
     if not isinstance(data, dict):
         raise WorkspaceError(f"{origin}: expected a mapping with 'sources' and 'segments'")
@@ -681,6 +743,16 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
                 schema.resolve(kpi)
             except SegopsError as exc:
                 raise WorkspaceError(f"{origin}: segment {seg.name!r}: kpis: {exc}") from None
+        for field, spec in (("hypothesis", seg.hypothesis), ("experiment", seg.experiment)):
+            kpis = [spec.kpi, *getattr(spec, "also", [])] if spec is not None else []
+            for kpi in kpis:
+                try:
+                    schema.resolve(kpi)
+                except SegopsError as exc:
+                    raise WorkspaceError(
+                        f"{origin}: segment {seg.name!r}: {field}: KPI {kpi!r} is not in the "
+                        f"sources: {exc}"
+                    ) from None
         for source in seg.data_sources:
             if source not in ws.sources:
                 raise WorkspaceError(
@@ -697,6 +769,10 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
     try:
         order_segments(deps)
     except SegopsError as exc:
+        raise WorkspaceError(f"{origin}: {exc}") from None
+    try:
+        check_destinations(ws.destinations, names)
+    except ValueError as exc:
         raise WorkspaceError(f"{origin}: {exc}") from None
 
 
@@ -742,4 +818,6 @@ def dump_workspace(ws: Workspace) -> str:
     """The workspace as YAML that loads back to an equal workspace."""
     data = ws.model_dump(mode="json", exclude_defaults=False, exclude={"base_dir", "path"})
     data["segments"] = [_dumped(seg) for seg in ws.segments]
+    if not ws.destinations:
+        data.pop("destinations", None)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)

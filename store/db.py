@@ -30,6 +30,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from segments.errors import SegopsError
@@ -54,22 +55,40 @@ def normalise_url(url: str | URL) -> URL:
     return url
 
 
-def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+def make_engine(url: str | URL, *, busy_timeout_ms: int | None = None, **kwargs: Any) -> Engine:
     """Create an engine; SQLite connections get WAL, a busy timeout and foreign keys.
 
-    For a SQLite file the parent directory is created. Extra keyword arguments go to
-    ``sqlalchemy.create_engine``.
+    For a SQLite file the parent directory is created. ``busy_timeout_ms`` replaces
+    SQLite's busy wait (:data:`SQLITE_BUSY_TIMEOUT_MS`); on PostgreSQL it becomes the
+    ``lock_timeout``. Extra keyword arguments go to ``sqlalchemy.create_engine``.
     """
     parsed = normalise_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
+        if busy_timeout_ms is not None and parsed.get_backend_name() == "postgresql":
+            kwargs.setdefault("connect_args", {})["options"] = f"-c lock_timeout={busy_timeout_ms}"
         return create_engine(parsed, **kwargs)
     path = _sqlite_file(parsed)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, **kwargs)
-    event.listen(engine, "connect", _configure_sqlite_connection)
+    wait = SQLITE_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
+    event.listen(
+        engine, "connect", lambda connection, record: _configure_sqlite_connection(connection, wait)
+    )
     return engine
+
+
+def impatient_engine(engine: Engine, wait: float) -> Engine:
+    """An engine on ``engine``'s database whose lock waits give up after ``wait`` seconds.
+
+    For answers that must not wait (an Events API ack): a busy database then raises at
+    once, with :func:`is_busy` true. Connections are not pooled. An in-memory SQLite
+    database has no second connection to it, so ``engine`` itself is returned.
+    """
+    if engine.dialect.name == "sqlite" and _sqlite_file(engine.url) is None:
+        return engine
+    return make_engine(engine.url, busy_timeout_ms=max(1, int(wait * 1000)), poolclass=NullPool)
 
 
 def _sqlite_file(url: URL) -> Path | None:
@@ -83,10 +102,10 @@ def _sqlite_file(url: URL) -> Path | None:
 SQLITE_WAL_WAIT = 30.0  # seconds a new connection keeps asking for WAL mode
 
 
-def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+def _configure_sqlite_connection(dbapi_connection: Any, busy_timeout_ms: int) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # before WAL: it locks
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")  # before WAL: it locks
         _enable_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
@@ -115,18 +134,21 @@ def _enable_wal(cursor: Any) -> None:
 WRITE_BUDGET = 20.0  # seconds a user-facing write keeps trying against a busy database
 
 
+BUSY_CODES = ("40001", "40P01", "55P03")  # PostgreSQL: serialization, deadlock, lock timeout
+
+
 class DatabaseBusy(SegopsError):
     """A write kept finding the database locked for longer than its budget."""
 
 
 def is_busy(error: BaseException) -> bool:
     """Whether ``error`` means "try again": SQLite locked or busy, a PostgreSQL
-    serialization failure or deadlock."""
+    serialization failure, deadlock or lock timeout."""
     if not isinstance(error, OperationalError | DBAPIError):
         return False
     text = str(getattr(error, "orig", error)).lower()
     code = getattr(getattr(error, "orig", None), "sqlstate", None)
-    return "database is locked" in text or "database is busy" in text or code in ("40001", "40P01")
+    return "database is locked" in text or "database is busy" in text or code in BUSY_CODES
 
 
 def write(

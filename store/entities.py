@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 import pandas as pd
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text
 from sqlmodel import Session
 
 from store.models import Entity
@@ -67,3 +67,41 @@ def add_entity_keys(session: Session, *, start: int, keys: list[str]) -> None:
         for i in range(0, len(rows), BULK_CHUNK):
             chunk = [{"id": i, "key": k} for i, k in rows[i : i + BULK_CHUNK]]
             connection.execute(insert(table), chunk)
+
+
+IN_CHUNK = 500
+FULL_READ = 20_000
+
+
+def keys_for_ids(session: Session, *, ids: list[int]) -> list[str]:
+    """The keys of dense ``ids``, aligned with them (KeyError for an unknown id).
+
+    Few ids are looked up by primary key; many read the whole dictionary once.
+    """
+    if len(ids) > FULL_READ:
+        keys = entity_keys(session)
+        if ids and max(ids) >= len(keys):
+            raise KeyError(max(ids))
+        return [str(k) for k in keys[ids]]
+    found: dict[int, str] = {}
+    for i in range(0, len(ids), IN_CHUNK):
+        chunk = ids[i : i + IN_CHUNK]
+        rows = session.execute(select(Entity.id, Entity.key).where(Entity.id.in_(chunk)))  # type: ignore[attr-defined]
+        found.update((int(i), str(k)) for i, k in rows)
+    return [found[i] for i in ids]
+
+
+def id_of(session: Session, *, key: str) -> int | None:
+    """The dense id of entity ``key``, or None when it was never seen."""
+    return session.execute(select(Entity.id).where(Entity.key == key)).scalar_one_or_none()
+
+
+def known_keys(session: Session, *, keys: list[str]) -> set[str]:
+    """Which of ``keys`` are in the entity dictionary."""
+    from sqlalchemy import select
+
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        found.update(session.execute(select(Entity.key).where(Entity.key.in_(chunk))).scalars())
+    return found

@@ -45,6 +45,10 @@ ProposalKind = Literal["edit", "rename", "archive", "persona"]
 ProposalStatus = Literal["pending", "approved", "rejected", "stale"]
 DecisionVia = Literal["button", "reaction", "cli"]
 OutboxStatus = Literal["pending", "sending", "sent", "dead"]
+DestinationStatus = Literal["active", "disabled"]
+SyncRunStatus = Literal["open", "held", "done", "failed", "cancelled"]
+SyncRunKind = Literal["diff", "resync"]
+SyncBatchStatus = Literal["pending", "sending", "sent", "dead", "cancelled"]
 
 
 def utcnow() -> datetime:
@@ -298,6 +302,206 @@ class Lease(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime())
 
 
+class SyncDestination(SQLModel, table=True):
+    """A destination declared in the workspace, as far as delivery is concerned.
+
+    ``status`` is ``disabled`` once the endpoint said it is gone (HTTP 410, an unknown
+    list): nothing is sent until ``segops sync retry`` enables it again.
+    """
+
+    __tablename__ = "sync_destination"
+    __table_args__ = (_one_of("status", DestinationStatus),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=sa.String(64), unique=True)
+    kind: str = Field(sa_type=sa.String(16))
+    status: DestinationStatus = Field(default="active", sa_type=sa.String(16))
+    disabled_reason: str | None = Field(default=None, sa_type=sa.Text())
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    created_at: datetime = _created_at()
+
+
+class SyncState(SQLModel, table=True):
+    """What one destination acknowledged of one segment: a bitmap of dense ids.
+
+    ``missing`` holds the acknowledged ids the destination reported it does not know
+    (HubSpot's ``recordIdsMissing``); they are not sent again while they stay members.
+    """
+
+    __tablename__ = "sync_state"
+    __table_args__ = (sa.UniqueConstraint("destination_id", "segment_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    destination_id: int = Field(foreign_key="sync_destination.id")
+    segment_id: int = Field(foreign_key="segment.id")
+    acked: bytes | None = Field(default=None, sa_type=sa.LargeBinary())
+    missing: bytes | None = Field(default=None, sa_type=sa.LargeBinary())
+    acked_count: int = 0
+    updated_at: datetime = _created_at()
+
+
+class SyncRun(SQLModel, table=True):
+    """One sync of one segment to one destination: the diff planned into batches."""
+
+    __tablename__ = "sync_run"
+    __table_args__ = (
+        sa.Index("ix_sync_run_destination_id_segment_id", "destination_id", "segment_id"),
+        _one_of("status", SyncRunStatus),
+        _one_of("kind", SyncRunKind),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    destination_id: int = Field(foreign_key="sync_destination.id")
+    segment_id: int = Field(foreign_key="segment.id")
+    result_id: int | None = Field(default=None, foreign_key="segment_result.id")
+    as_of: date | None = Field(default=None, sa_type=sa.Date())
+    kind: SyncRunKind = Field(default="diff", sa_type=sa.String(16))
+    status: SyncRunStatus = Field(default="open", sa_type=sa.String(16))
+    added: int = 0
+    removed: int = 0
+    missing: int = 0
+    dead: int = 0
+    error: str | None = Field(default=None, sa_type=sa.Text())
+    notified: bool = False
+    reset_done: bool = False
+    created_at: datetime = _created_at()
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class SyncBatch(SQLModel, table=True):
+    """One request's worth of a run; ``idempotency_key`` goes out with it on every attempt."""
+
+    __tablename__ = "sync_batch"
+    __table_args__ = (
+        sa.Index("ix_sync_batch_status_next_attempt_at", "status", "next_attempt_at"),
+        _one_of("status", SyncBatchStatus),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="sync_run.id", index=True)
+    seq: int
+    idempotency_key: str = Field(sa_type=sa.String(), unique=True)
+    add_ids: bytes = Field(sa_type=sa.LargeBinary())
+    remove_ids: bytes = Field(sa_type=sa.LargeBinary())
+    size: int
+    status: SyncBatchStatus = Field(default="pending", sa_type=sa.String(16))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    last_error: str | None = Field(default=None, sa_type=sa.Text())
+    missing: int = 0
+    created_at: datetime = _created_at()
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of the membership API: only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=sa.String(64), unique=True)
+    token_hash: str = Field(sa_type=sa.String(64), unique=True)
+    prefix: str = Field(sa_type=sa.String(16))
+    segments: list[str] = _json(list)
+    created_at: datetime = _created_at()
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+LiveMode = Literal["live", "batch"]
+TransitionKind = Literal["join", "leave"]
+
+
+class LiveSegment(SQLModel, table=True):
+    """A segment's live/batch classification at apply, and the live consumer's marks:
+    the version whose membership it built, and the batch result last reconciled."""
+
+    __tablename__ = "live_segment"
+    __table_args__ = (_one_of("mode", LiveMode),)
+
+    segment_id: int = Field(
+        primary_key=True, foreign_key="segment.id", sa_column_kwargs={"autoincrement": False}
+    )
+    version_id: int
+    mode: LiveMode = Field(sa_type=sa.String(16))
+    reasons: list[str] = _json(list)
+    classified_at: datetime = _created_at()
+    built_version_id: int | None = None
+    reconciled_result_id: int | None = None
+
+
+class LiveState(SQLModel, table=True):
+    """One entity's live feature state (:mod:`segments.live.state`, compact JSON)."""
+
+    __tablename__ = "live_state"
+
+    entity_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    data: str = Field(sa_type=sa.Text())
+    updated_at: datetime = _created_at()
+
+
+class LiveEvent(SQLModel, table=True):
+    """An applied event id: inserted in the transaction that applies it, so it applies once."""
+
+    __tablename__ = "live_event"
+
+    event_id: str = Field(sa_type=sa.String(128), primary_key=True)
+    ts: datetime = Field(sa_type=UTCDateTime(), index=True)
+    accepted_at: datetime = Field(sa_type=UTCDateTime())
+    applied_at: datetime = Field(sa_type=UTCDateTime())
+
+
+class LiveMember(SQLModel, table=True):
+    """A live segment's current member (dense entity id); when and why it joined is in
+    ``live_transition``."""
+
+    __tablename__ = "live_member"
+
+    segment_id: int = Field(
+        primary_key=True, foreign_key="segment.id", sa_column_kwargs={"autoincrement": False}
+    )
+    entity_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+
+
+class LiveTransition(SQLModel, table=True):
+    """One live join or leave with its cause: the event (none for the sweep) and clause."""
+
+    __tablename__ = "live_transition"
+    __table_args__ = (
+        sa.Index("ix_live_transition_segment_id_id", "segment_id", "id"),
+        _one_of("kind", TransitionKind),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: int = Field(foreign_key="segment.id")
+    entity_id: int
+    kind: TransitionKind = Field(sa_type=sa.String(8))
+    event_id: str | None = Field(default=None, sa_type=sa.String(128))
+    clause: str = Field(sa_type=sa.Text())
+    accepted_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    recorded_at: datetime = _created_at()
+
+
+class LiveDeadLetter(SQLModel, table=True):
+    """An event the live path could not apply, with why; the consumer carries on."""
+
+    __tablename__ = "live_dead_letter"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str | None = Field(default=None, sa_type=sa.String(128))
+    reason: str = Field(sa_type=sa.Text())
+    payload: str = Field(sa_type=sa.Text())
+    received_at: datetime = _created_at()
+
+
+class LiveCounter(SQLModel, table=True):
+    """A running count of the live path (``late``: events left to the batch refresh)."""
+
+    __tablename__ = "live_counter"
+
+    name: str = Field(sa_type=sa.String(64), primary_key=True)
+    value: int = Field(default=0, sa_type=sa.BigInteger())
+
+
 TABLES: tuple[type[SQLModel], ...] = (
     Segment,
     SegmentVersion,
@@ -310,4 +514,142 @@ TABLES: tuple[type[SQLModel], ...] = (
     OutboxMessage,
     SlackEvent,
     Lease,
+    SyncDestination,
+    SyncState,
+    SyncRun,
+    SyncBatch,
+    ApiToken,
+    LiveSegment,
+    LiveState,
+    LiveEvent,
+    LiveMember,
+    LiveTransition,
+    LiveDeadLetter,
+    LiveCounter,
 )
+
+
+ExperimentStatus = Literal["running", "closed", "stopped"]
+LearningKind = Literal["change", "experiment", "refresh"]
+Verdict = Literal["validated", "refuted", "inconclusive", "observational", "blocked"]
+
+
+class Experiment(SQLModel, table=True):
+    """A holdout experiment on a segment's members, planned before it started."""
+
+    __tablename__ = "experiment"
+    __table_args__ = (_one_of("status", ExperimentStatus),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: int = Field(foreign_key="segment.id", index=True)
+    version_id: int = Field(foreign_key="segment_version.id")
+    salt: str = Field(sa_type=sa.String())
+    kpi: str = Field(sa_type=sa.String())
+    kind: str = Field(sa_type=sa.String(16))
+    direction: str = Field(sa_type=sa.String(16))
+    mde: float
+    window_days: int
+    holdout_share: float
+    also: list[str] = _json(list)
+    correction: str = Field(default="holm", sa_type=sa.String(16))
+    hypothesis: str = Field(default="", sa_type=sa.Text())
+    started_on: date = Field(sa_type=sa.Date())
+    ends_on: date = Field(sa_type=sa.Date())
+    start_result_id: int = Field(foreign_key="segment_result.id")
+    status: ExperimentStatus = Field(default="running", sa_type=sa.String(16))
+    started_by: str = Field(sa_type=sa.String())
+    plan: dict[str, Any] = _json(dict)
+    readout: dict[str, Any] = _json(dict)
+    created_at: datetime = _created_at()
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class ExperimentHoldout(SQLModel, table=True):
+    """The held-out members of one published result of an experiment's segment."""
+
+    __tablename__ = "experiment_holdout"
+    __table_args__ = (sa.UniqueConstraint("experiment_id", "result_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiment.id")
+    snapshot_id: int = Field(foreign_key="snapshot.id", index=True)
+    result_id: int = Field(foreign_key="segment_result.id")
+    members: int
+    held_out: int
+    bitmap: bytes = Field(sa_type=sa.LargeBinary())
+    created_at: datetime = _created_at()
+
+
+class Learning(SQLModel, table=True):
+    """What a change or an experiment was for, who decided it and what it did."""
+
+    __tablename__ = "learning"
+    __table_args__ = (_one_of("kind", LearningKind), _one_of("verdict", Verdict))
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: int | None = Field(default=None, foreign_key="segment.id", index=True)
+    kind: LearningKind = Field(sa_type=sa.String(16))
+    title: str = Field(sa_type=sa.Text())
+    hypothesis: dict[str, Any] = _json(dict)
+    reason: str | None = Field(default=None, sa_type=sa.Text())
+    decided_by: str | None = Field(default=None, sa_type=sa.String())
+    version_id: int | None = Field(default=None, foreign_key="segment_version.id")
+    experiment_id: int | None = Field(default=None, foreign_key="experiment.id")
+    effect: dict[str, Any] = _json(dict)
+    effect_text: str | None = Field(default=None, sa_type=sa.Text())
+    verdict: Verdict | None = Field(default=None, sa_type=sa.String(16))
+    closed_on: date | None = Field(default=None, sa_type=sa.Date())
+    created_at: datetime = _created_at()
+
+
+class LearningNote(SQLModel, table=True):
+    """A note someone added to a learning (from Slack or the CLI)."""
+
+    __tablename__ = "learning_note"
+
+    id: int | None = Field(default=None, primary_key=True)
+    learning_id: int = Field(foreign_key="learning.id", index=True)
+    author: str = Field(sa_type=sa.String())
+    text: str = Field(sa_type=sa.Text())
+    created_at: datetime = _created_at()
+
+
+JobKind = Literal["refresh", "preview"]
+JobStatus = Literal["pending", "running", "done", "failed"]
+
+
+class Job(SQLModel, table=True):
+    """Work a person asked for in Slack, done by the worker (see :mod:`store.jobs`).
+
+    ``pending`` until a worker claims it (``running``, a conditional update on status
+    and attempts), then ``done`` with ``result`` or ``failed`` with ``error``. The person
+    is answered through ``response_url`` while Slack still accepts it, else by DM;
+    ``replied_at`` records that the answer went out.
+    """
+
+    __tablename__ = "job"
+    __table_args__ = (
+        _one_of("kind", JobKind),
+        _one_of("status", JobStatus),
+        sa.Index("ix_job_status_not_before", "status", "not_before"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: JobKind = Field(sa_type=sa.String(16))
+    args: dict[str, Any] = _json(dict)
+    status: JobStatus = Field(default="pending", sa_type=sa.String(16))
+    attempts: int = 0
+    requested_by: str | None = Field(default=None, sa_type=sa.String())
+    channel: str | None = Field(default=None, sa_type=sa.String())
+    response_url: str | None = Field(default=None, sa_type=sa.Text())
+    result: dict[str, Any] = _json(dict)
+    error: str | None = Field(default=None, sa_type=sa.Text())
+    claimed_by: str | None = Field(default=None, sa_type=sa.String())
+    not_before: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
+    created_at: datetime = _created_at()
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    replied_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+TABLES = (*TABLES, Job)

@@ -124,8 +124,10 @@ def add_message(
     messages: Sequence[dict[str, Any]],
     fallback_user: str | None,
     files: list[dict[str, Any]] | None = None,
+    thread_key: str | None = None,
 ) -> list[OutboxMessage]:
-    """Add a (possibly split) message to the outbox; later parts go in the first's thread.
+    """Add a (possibly split) message to the outbox; later parts go in the first's thread
+    (and the first in the thread of the message ``thread_key``, when given).
 
     ``channel`` falls back to ``fallback_user`` (a DM); with neither, or when ``key`` is
     already queued, nothing is added. Returns the rows added.
@@ -142,7 +144,7 @@ def add_message(
             idempotency_key=key if index == 0 else f"{key}#{index + 1}",
             kind=kind,
             channel=target,
-            thread_key=None if index == 0 else key,
+            thread_key=thread_key if index == 0 else key,
             text=message["text"],
             blocks=message["blocks"],
             files=(files or []) if index == 0 else [],

@@ -12,6 +12,11 @@ Posted messages are kept per channel, so ``conversations.history`` and
 ``conversations.replies`` answer with what was really posted (metadata included
 when ``include_all_metadata`` is set).
 
+Response URLs are as strict as Slack's: a JSON body with ``text`` or ``blocks``
+(else 400 ``no_text``), at most :data:`RESPONSE_URL_USES` posts each (then 404
+``used_url``), and none once expired (:meth:`FakeSlack.expire`, 404 ``expired_url``;
+Slack's own limit is 30 minutes).
+
 The ``post_*`` helpers build the payload shapes Slack sends (form-encoded slash
 commands, ``payload=`` for interactivity, JSON for events), sign them with
 ``SignatureVerifier`` and POST them; they never raise on an HTTP error status.
@@ -46,6 +51,7 @@ BOT_TOKEN = "xoxb-111-222-test"
 SIGNING_SECRET = "test-signing-secret"
 TEAM_ID = "T111"
 BOT_USER_ID = "U0BOT"
+RESPONSE_URL_USES = 5
 
 
 # --------------------------------------------------------------------------- fake Web API
@@ -121,6 +127,8 @@ class FakeSlack:
         self.channel_names: dict[str, str] = {"general": "C111", "growth": "C777"}
         self.channels: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.uploads: dict[str, bytes] = {}
+        self.expired_response_urls: set[str] = set()
+        self._response_url_uses: Counter[str] = Counter()
         self._queued: dict[str, deque[Reply]] = defaultdict(deque)
         self._overrides: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -189,6 +197,11 @@ class FakeSlack:
         with self._lock:
             self._queued[api].extend(replies)
 
+    def expire(self, response_url: str) -> None:
+        """Make Slack refuse ``response_url`` from now on, as it does after 30 minutes."""
+        with self._lock:
+            self.expired_response_urls.add(response_url.rsplit("/", 1)[-1])
+
     def reply_with(self, api: str, body: dict[str, Any]) -> None:
         """Merge ``body`` into every successful answer to ``api``."""
         with self._lock:
@@ -248,6 +261,8 @@ class FakeSlack:
         with self._lock:
             self.calls.clear()
             self._queued.clear()
+            self._response_url_uses.clear()
+            self.expired_response_urls.clear()
             self.channels.clear()
 
     # request handling --------------------------------------------------------------------
@@ -307,7 +322,7 @@ class FakeSlack:
             self.uploads[call.path.rsplit("/", 1)[-1]] = call.raw
             return Reply(200, {"ok": True})
         if api == "response_url":
-            return Reply(200, {"ok": True})
+            return self._response_url(call)
         if self.token is not None:
             auth = call.headers.get("authorization", "")
             if auth != f"Bearer {self.token}" and body.get("token") != self.token:
@@ -317,6 +332,20 @@ class FakeSlack:
         if reply.ok and api in self._overrides:
             reply = Reply(reply.status, {**reply.body, **self._overrides[api]}, reply.headers)
         return reply
+
+    def _response_url(self, call: Call) -> Reply:
+        key = call.path.rsplit("/", 1)[-1]
+        with self._lock:
+            if key in self.expired_response_urls:
+                return Reply(404, {"ok": False, "error": "expired_url"})
+            self._response_url_uses[key] += 1
+            if self._response_url_uses[key] > RESPONSE_URL_USES:
+                return Reply(404, {"ok": False, "error": "used_url"})
+        if not call.headers.get("content-type", "").startswith("application/json"):
+            return Reply(400, {"ok": False, "error": "invalid_payload"})
+        if not call.body.get("text") and not call.body.get("blocks"):
+            return Reply(400, {"ok": False, "error": "no_text"})
+        return Reply(200, {"ok": True})
 
     def _channel_error(self, channel: str | None) -> Reply | None:
         if not channel or channel in self.missing_channels:

@@ -6,7 +6,18 @@ from __future__ import annotations
 import grimp
 import pytest
 
-PACKAGES = ("cli", "worker", "bot", "commands", "store", "briefs", "segments")
+PACKAGES = (
+    "cli",
+    "worker",
+    "bot",
+    "stream",
+    "sync",
+    "api",
+    "commands",
+    "store",
+    "briefs",
+    "segments",
+)
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,16 @@ id                          when (UTC)                             store
 ``proposal-reminders``      hourly, on the hour                    ``segops_jobs``
 ``catalog-health``          Mondays 09:00                          ``segops_jobs``
 ``prune-events``            daily 03:30                            ``segops_jobs``
+``prune-jobs``              daily 03:45                            ``segops_jobs``
 ``deliver``                 every 5 s, only with a Slack token     memory
 ``catalog-sync``            every 30 s                             memory
+``sync``                    every 15 s, and after each refresh     memory
+``queue``                   every 2 s                              memory
 ==========================  =====================================  ====================
+
+``queue`` drains the work people asked for in Slack (a refresh, a proposal's impact
+preview, :mod:`commands.queue`) and answers them (:mod:`bot.replies`); each job is
+claimed with a conditional update, so a job runs once whichever worker drains.
 
 Without a Slack token no ``deliver`` job is scheduled and messages stay queued in
 the outbox until a worker with a token delivers them. The scheduler itself, its job
@@ -94,6 +101,8 @@ LEASE_TTL = 30.0
 RENEW_EVERY = 10.0
 SYNC_EVERY = 30.0
 DELIVERY_EVERY = 5.0
+DESTINATIONS_EVERY = 15.0
+QUEUE_EVERY = 2.0
 
 
 # --- the worker ------------------------------------------------------------------------
@@ -120,6 +129,7 @@ class Worker:
         configure: Configure | None = None,
         lease_name: str = LEASE_NAME,
         jobs_table: str = JOBS_TABLE,
+        queue_every: float = QUEUE_EVERY,
     ) -> None:
         if renew_every >= ttl:
             raise ValueError("renew_every must be shorter than the lease ttl")
@@ -135,6 +145,8 @@ class Worker:
         self.configure = configure
         self.lease_name = lease_name
         self.jobs_table = jobs_table
+        self.queue_every = queue_every
+        self._reply_client: WebClient | None = client
         self.scheduler: LeaderScheduler | None = None
         self._valid_until = 0.0  # time.monotonic() until which the lease is surely ours
         self._held = False
@@ -231,7 +243,15 @@ class Worker:
         self.scheduler.add_job(
             self.sync, "interval", seconds=self.sync_every, id="catalog-sync", **local
         )
+        if self.settings.workspace is not None:
+            self.scheduler.add_job(
+                jobs.run_syncs, "interval", seconds=DESTINATIONS_EVERY, id="sync", **local
+            )
         client = self._delivery_client()
+        self.scheduler.add_job(
+            self.drain_queue, "interval", seconds=self.queue_every, id="queue", **local
+        )
+        self._reply_client = client
         if client is not None:
             self.scheduler.add_job(
                 self._deliver,
@@ -273,6 +293,22 @@ class Worker:
             )
         return result
 
+    def drain_queue(self) -> int:
+        """Run the queued jobs that are due, then answer whoever asked; jobs run."""
+        from bot.replies import answer_finished
+        from commands.queue import drain
+
+        ran = drain(
+            self.engine,
+            worker=self.worker_id,
+            load_workspace=self.load_workspace,
+            templates_dir=self.settings.templates_dir,
+            engine_name=self.settings.engine,
+            engine_options=self.settings.engine_options(),
+        )
+        answer_finished(self.engine, self.settings, self._reply_client)
+        return len(ran)
+
     def _deliver(self, client: WebClient) -> None:
         from bot.delivery import deliver_due
 
@@ -284,7 +320,7 @@ class Worker:
 
         if self.settings.workspace is None:
             raise SegopsError("no workspace file: pass --workspace FILE or set SEGOPS_WORKSPACE")
-        return load_workspace(self.settings.workspace)
+        return load_workspace(self.settings.workspace, data_roots=self.settings.data_root_paths)
 
     def after_refresh(self, result: RefreshJobResult) -> None:
         """Schedule a retry after a failure (unless the cadence comes first); clear on success."""
@@ -385,7 +421,7 @@ def run_worker(
         raise SegopsError(
             "the worker needs a workspace: pass --workspace FILE or set SEGOPS_WORKSPACE"
         )
-    load_workspace(path)
+    load_workspace(path, data_roots=settings.data_root_paths)
     settings = settings.model_copy(update={"workspace": Path(path)})
     if not logging.getLogger().handlers:
         logging.basicConfig(

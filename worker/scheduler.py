@@ -81,6 +81,22 @@ HOUSEKEEPING: dict[str, tuple[str, BaseTrigger]] = {
         "worker.jobs:run_prune_events",
         CronTrigger(hour=3, minute=30, timezone=UTC),
     ),
+    "experiments-close": (
+        "worker.jobs:run_experiments_close",
+        CronTrigger(hour=7, minute=0, timezone=UTC),
+    ),
+    "clinic-agenda": (
+        "worker.jobs:run_clinic_agenda",
+        CronTrigger(day_of_week="mon", hour=9, minute=30, timezone=UTC),
+    ),
+    "live-reconcile": (
+        "worker.jobs:run_live_reconcile",
+        CronTrigger(minute="*/15", timezone=UTC),
+    ),
+    "prune-jobs": (
+        "worker.jobs:run_prune_jobs",
+        CronTrigger(hour=3, minute=45, timezone=UTC),
+    ),
 }
 REFRESH_FUNC = "worker.jobs:run_refresh"
 REFRESH_PREFIX = "refresh:"

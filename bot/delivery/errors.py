@@ -7,7 +7,6 @@ and :func:`fallback_text` the DM that tells a user a message could not be delive
 
 from __future__ import annotations
 
-import random
 import re
 import urllib.error
 from collections.abc import Callable
@@ -17,9 +16,12 @@ from typing import Any
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from briefs.blocks import escape_mrkdwn
+from commands.retrying import (  # noqa: F401 - re-exported for the delivery loop
+    BACKOFF_BASE_SECONDS,
+    BACKOFF_CAP,
+    backoff,
+)
 
-BACKOFF_BASE_SECONDS = 5.0
-BACKOFF_CAP = timedelta(minutes=30)
 AUTH_BACKOFF_CAP = timedelta(hours=1)
 FALLBACK_QUOTE_CHARS = 2500
 AUTH_ERRORS = frozenset(
@@ -61,12 +63,6 @@ class Retry(Exception):
 
 class Dead(Exception):
     """Slack refused the message for good."""
-
-
-def backoff(attempts: int, rng: random.Random, *, cap: timedelta = BACKOFF_CAP) -> timedelta:
-    """Exponential backoff with equal jitter: half the step fixed, half random."""
-    step = min(cap.total_seconds(), BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0))
-    return timedelta(seconds=step / 2 + rng.uniform(0, step / 2))
 
 
 def call(

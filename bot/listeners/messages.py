@@ -103,8 +103,26 @@ def post_proposal(
                 channel=channel, thread_ts=ts, text=message["text"], blocks=message["blocks"]
             )
         proposals.set_message(engine, proposal.id, channel, ts)
+        if proposal.impact_pending:
+            # The worker may have measured it before the message was known: show it now.
+            if not proposals.get_proposal(engine, proposal.id).impact_pending:
+                refresh_proposal_message(client, engine, settings, proposal.id)
         return channel, ts
     raise AssertionError("unreachable")
+
+
+def refresh_proposal_message(
+    client: WebClient, engine: Engine, settings: Settings, proposal_id: int
+) -> bool:
+    """Re-render a posted proposal's message in place (its impact arrived); whether it was."""
+    view = proposals.get_proposal(engine, proposal_id)
+    if not view.channel or not view.message_ts:
+        return False
+    message = proposal_messages(engine, settings, proposal_id)[0]
+    client.chat_update(
+        channel=view.channel, ts=view.message_ts, text=message["text"], blocks=message["blocks"]
+    )
+    return True
 
 
 def update_proposal_message(

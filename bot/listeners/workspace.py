@@ -11,7 +11,9 @@ from segments.workspace import Workspace, load_workspace
 
 def load_workspace_of(settings: Settings) -> Workspace | None:
     """The workspace file named by ``SEGOPS_WORKSPACE``, or None when none is set."""
-    return load_workspace(settings.workspace) if settings.workspace else None
+    if not settings.workspace:
+        return None
+    return load_workspace(settings.workspace, data_roots=settings.data_root_paths)
 
 
 def active_segment_names(engine: Engine) -> list[str]:

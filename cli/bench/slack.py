@@ -121,9 +121,18 @@ class _StubWebApi(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()  # path -> number of posts
+        self.answers: list[tuple[str, str]] = []  # (path, text) posted to response URLs
+        self._lock = threading.Lock()
+        calls, answers, lock = self.calls, self.answers, self._lock
+
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    calls[self.path] += 1
+                    if self.path.startswith("/response") and raw.startswith(b"{"):
+                        answers.append((self.path, str(json.loads(raw).get("text") or "")))
                 body = json.dumps(
                     {
                         "ok": True,
@@ -133,6 +142,10 @@ class _StubWebApi(ThreadingHTTPServer):
                         "team_id": "T111",
                         "bot_id": "BBENCH",
                         "user": "UBENCH",
+                        # files.getUploadURLExternal: the upload goes back to this stub
+                        "upload_url": f"http://127.0.0.1:{self.server.server_address[1]}/upload",
+                        "file_id": "FBENCH",
+                        "files": [{"id": "FBENCH"}],
                     }
                 ).encode()
                 self.send_response(200)
@@ -149,6 +162,11 @@ class _StubWebApi(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/"
+
+    def count(self, path: str) -> int:
+        """How many posts reached ``path`` so far."""
+        with self._lock:
+            return self.calls[path]
 
 
 def run_slack_bench(

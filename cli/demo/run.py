@@ -4,8 +4,10 @@ It generates a small B2B SaaS (:mod:`cli.demo.data`), copies the sample workspac
 beside it, applies the catalog to a fresh SQLite database in the output folder
 and runs three monthly refreshes. A behaviour shift between the first and the
 second gives real joins, leaves and a drift alert; a stale billing export before
-the third blocks the segments that read billing while the others publish. Then it
-proposes a change, approves it as the owner, and renders a persona brief.
+the third blocks the segments that read billing while the others publish. A holdout
+experiment on churn-risk with a real effect is read out after each later refresh
+(:mod:`cli.demo.experiment`). Then it proposes a change, approves it as the owner, and
+renders a persona brief.
 
 Everything that would go to Slack goes through the real outbox and is printed
 here instead; charts are written as PNG files.
@@ -174,6 +176,7 @@ def run_demo(
     """
     from briefs.render import renderer
     from cli.demo import data as sample
+    from cli.demo import experiment
     from cli.output import print_report
     from commands.catalog import apply_workspace
     from commands.feedback import add_feedback
@@ -227,6 +230,12 @@ def run_demo(
             )
         posted = print_outbox(engine, console, slack_dir, verbose=verbose, featured=featured)
         page.append((f"Refresh as of {as_of}: {story[min(index, len(story) - 1)]}", posted))
+        if index == 0:
+            true_effect = experiment.start(
+                engine, ws, data_dir, [d.replace(day=1) for d in dates[1:]], console
+            )
+        else:
+            experiment.read(engine, ws, as_of, true_effect, console)
 
     console.print(Rule("field feedback from sales"))
     for author, note, sentiment in FEEDBACK:

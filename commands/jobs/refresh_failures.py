@@ -31,6 +31,7 @@ from store.models import Alert, Segment
 from store.outbox import add_message
 
 if TYPE_CHECKING:
+    from segments.engine import EngineOptions
     from segments.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -77,11 +78,14 @@ def scheduled_refresh(
     *,
     now: datetime | None = None,
     templates_dir: Path | None = None,
+    engine_name: str | None = None,
+    engine_options: EngineOptions | None = None,
 ) -> RefreshJobResult:
     """Refresh one segment as of ``now``'s date, recording a failure instead of raising.
 
     ``ws`` is the workspace or a function that loads it, so that a broken workspace
-    file counts as a failed refresh.
+    file counts as a failed refresh. ``engine_name`` and ``engine_options`` are passed to
+    :func:`commands.refresh.refresh` (``Settings.engine`` and ``Settings.engine_options()``).
     """
     now = utc(now)
     with session_scope(engine) as session:
@@ -104,7 +108,13 @@ def scheduled_refresh(
     try:
         workspace = ws() if callable(ws) else ws
         report = refresh(
-            engine, workspace, as_of=now.date(), only=[segment_name], templates_dir=templates_dir
+            engine,
+            workspace,
+            as_of=now.date(),
+            only=[segment_name],
+            templates_dir=templates_dir,
+            engine_name=engine_name,
+            engine_options=engine_options,
         )
     except Exception as exc:  # every failure is recorded, counted and retried
         logger.exception("scheduled_refresh_failed segment=%s", segment_name)

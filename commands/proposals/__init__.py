@@ -38,6 +38,7 @@ from commands.proposals.definition import (
     build_definition,
     validate_definition,
 )
+from commands.proposals.impact import measure_impact
 from commands.proposals.proposing import (
     MAX_REASON,
     PreparedProposal,
@@ -75,6 +76,7 @@ __all__ = [
     "find_by_message",
     "get_proposal",
     "list_proposals",
+    "measure_impact",
     "parse_proposal_text",
     "pending_for",
     "pending_older_than",

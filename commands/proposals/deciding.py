@@ -11,7 +11,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session
 
 from commands.catalog import record_version
-from commands.errors import AlreadyDecided, NotAuthorised, StaleProposal, person
+from commands.errors import AlreadyDecided, NotAuthorised, NotSaved, StaleProposal, person
 from commands.proposals.definition import (
     active_definitions,
     build_definition,
@@ -20,7 +20,7 @@ from commands.proposals.definition import (
 from commands.proposals.views import DecisionView, decision_view
 from segments.errors import SegopsError
 from segments.workspace import SegmentDef
-from store.db import session_scope
+from store.db import WRITE_BUDGET, DatabaseBusy, session_scope, write
 from store.models import Proposal, Segment, SegmentVersion
 
 VIAS = ("button", "reaction", "cli")
@@ -76,12 +76,22 @@ def _already(proposal: Proposal, segment_name: str) -> AlreadyDecided:
     return error
 
 
-def decide(engine: Engine, *, proposal_id: int, user: str, approve: bool, via: str) -> DecisionView:
+def decide(
+    engine: Engine,
+    *,
+    proposal_id: int,
+    user: str,
+    approve: bool,
+    via: str,
+    budget: float = WRITE_BUDGET,
+) -> DecisionView:
     """Approve or reject a pending proposal exactly once.
 
     Raises NotAuthorised, AlreadyDecided (someone decided first: Slack treats it as a
     quiet no-op), or StaleProposal (the segment changed since; the proposal is marked
-    stale). The exceptions carry ``.decision`` where a message update is useful.
+    stale). The exceptions carry ``.decision`` where a message update is useful. The
+    deciding transaction is retried while the database is busy, for ``budget`` seconds;
+    then :class:`NotSaved` says the decision was not recorded.
     """
     if via not in VIAS:
         raise SegopsError(f"decision via {via!r} must be one of {', '.join(VIAS)}")
@@ -104,9 +114,11 @@ def decide(engine: Engine, *, proposal_id: int, user: str, approve: bool, via: s
 
     now = datetime.now(UTC)
     status = "approved" if approve else "rejected"
-    stale = False
-    version_number: int | None = None
-    with session_scope(engine) as session:
+    segment_id = segment.id
+
+    def work(session: Session) -> tuple[DecisionView, bool]:
+        stale = False
+        version_number: int | None = None
         # Claim the decision first: the one writer whose conditional update matches wins.
         claimed = session.exec(
             update(Proposal)
@@ -115,13 +127,14 @@ def decide(engine: Engine, *, proposal_id: int, user: str, approve: bool, via: s
         ).rowcount
         if claimed != 1:
             session.rollback()
-            proposal = session.get(Proposal, proposal_id)
-            raise _already(proposal, session.get(Segment, proposal.segment_id).name)
-        base_version_id = proposal.base_version_id
+            found = session.get(Proposal, proposal_id)
+            raise _already(found, session.get(Segment, found.segment_id).name)
+        found = session.get(Proposal, proposal_id)
+        session.refresh(found)
         # Lock the segment row at the version the proposal was made against.
         current = session.exec(
             update(Segment)
-            .where(Segment.id == segment.id, Segment.current_version_id == base_version_id)
+            .where(Segment.id == segment_id, Segment.current_version_id == found.base_version_id)
             .values(current_version_id=Segment.current_version_id)
         ).rowcount
         if current != 1:
@@ -133,13 +146,20 @@ def decide(engine: Engine, *, proposal_id: int, user: str, approve: bool, via: s
             )
         elif approve:
             version_number = _apply(session, proposal_id=proposal_id, approver=user)
-        proposal = session.get(Proposal, proposal_id)
-        session.refresh(proposal)
-        segment = session.get(Segment, proposal.segment_id)
-        session.refresh(segment)
-        decision = decision_view(proposal, segment.name, version_number)
+        found = session.get(Proposal, proposal_id)
+        session.refresh(found)
+        row = session.get(Segment, found.segment_id)
+        session.refresh(row)
+        return decision_view(found, row.name, version_number), stale
+
+    try:
+        decision, stale = write(engine, work, budget=budget)
+    except DatabaseBusy as busy:
+        raise NotSaved(
+            f"{busy}: your decision on proposal #{proposal_id} was not recorded; try again"
+        ) from None
     if stale:
-        raise _stale(proposal_id, segment.name, decision)
+        raise _stale(proposal_id, decision.segment, decision)
     return decision
 
 

@@ -59,6 +59,8 @@ def build_definition(current: SegmentDef, kind: str, changes: dict[str, Any]) ->
     if kind == "edit" and not changes:
         raise SegopsError(f"nothing to change in segment '{name}'")
     data = current.model_dump(mode="json")
+    if kind == "edit" and "hypothesis" not in changes:
+        data.pop("hypothesis", None)  # a hypothesis belongs to the change that states it
     for key, value in changes.items():
         if key == "persona":
             if not isinstance(value, dict):

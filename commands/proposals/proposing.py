@@ -1,5 +1,10 @@
 """Making a proposal: validate the change, measure its impact on the latest data and
 store it as pending.
+
+Measuring loads the whole dataset. The CLI and the demo measure in place; Slack
+passes ``queue_impact``, which stores the proposal with its impact pending and queues
+the measurement for the worker in the same transaction (:mod:`commands.queue`), which
+then calls :func:`commands.proposals.impact.measure_impact`.
 """
 
 from __future__ import annotations
@@ -17,43 +22,15 @@ from commands.proposals.definition import (
     build_definition,
     validate_definition,
 )
+from commands.proposals.impact import measure, moves_members
 from commands.proposals.text import USAGE
-from commands.proposals.views import ProposalView, proposal_view
-from segments import rules
+from commands.proposals.views import PENDING_IMPACT, ProposalView, proposal_view
 from segments.errors import SegopsError
 from segments.workspace import SegmentDef, Workspace
 from store.db import session_scope
 from store.models import Proposal, Segment, SegmentVersion
 
 MAX_REASON = 2000
-
-
-def _measure(
-    engine: Engine,
-    ws: Workspace | None,
-    *,
-    kind: str,
-    current: SegmentDef,
-    new: SegmentDef,
-) -> dict[str, Any]:
-    """Impact of the change on the latest data, or ``{"note": why not}``."""
-    rule_changed = rules.to_text(rules.parse(new.rule)) != rules.to_text(rules.parse(current.rule))
-    if kind != "archive" and not rule_changed:
-        return {"note": "the rule is unchanged: membership stays the same"}
-    if ws is None:
-        return {"note": "no workspace configured: impact not measured"}
-    from commands.refresh import preview
-
-    try:
-        impact = preview(
-            engine, ws, segment=current.name, definition=current if kind == "archive" else new
-        )
-    except (SegopsError, OSError) as exc:
-        return {"note": f"impact not measured: {exc}"}
-    data = impact.to_dict()
-    if kind == "archive":
-        data.update(size_after=0, joined=0, left=data["size_now"])
-    return data
 
 
 @dataclass
@@ -69,6 +46,8 @@ class PreparedProposal:
     reason: str
     impact: dict[str, Any]
     definition: SegmentDef
+    queue_impact: Any = None
+    """Who to answer once the queued impact measurement is done (None: measured)."""
 
 
 def prepare_proposal(
@@ -81,11 +60,15 @@ def prepare_proposal(
     changes: dict[str, Any],
     reason: str,
     definitions: dict[str, SegmentDef] | None = None,
+    queue_impact: Any = None,
 ) -> PreparedProposal:
     """Validate and measure a proposal without writing anything.
 
     ``definitions`` (active definitions by name) replaces the catalog's as what the new
     definition is checked against, for a file whose other segments change with it.
+    ``queue_impact`` (a :class:`commands.queue.ReplyTo`): do not measure here; the impact
+    is stored as pending and :func:`store_proposal` queues its measurement, answering
+    that person when it is done.
     """
     reason = (reason or "").strip()
     proposer = (proposer or "").strip()
@@ -116,11 +99,13 @@ def prepare_proposal(
     if new.fingerprint() == current.fingerprint():
         raise SegopsError(f"the proposal does not change segment '{current.name}'")
     validate_definition(ws, current=current, new=new, definitions=definitions)
-    impact = (
-        {"note": "persona changes do not move members"}
-        if kind == "persona"
-        else _measure(engine, ws, kind=kind, current=current, new=new)
-    )
+    queued = False
+    if kind == "persona":
+        impact: dict[str, Any] = {"note": "persona changes do not move members"}
+    elif queue_impact is not None and moves_members(kind, current, new) and ws is not None:
+        impact, queued = dict(PENDING_IMPACT), True
+    else:
+        impact = measure(engine, ws, kind=kind, current=current, new=new)
     return PreparedProposal(
         segment_id=segment_id,
         segment=current.name,
@@ -131,11 +116,13 @@ def prepare_proposal(
         reason=reason,
         impact=impact,
         definition=new,
+        queue_impact=queue_impact if queued else None,
     )
 
 
 def store_proposal(session: Session, prepared: PreparedProposal) -> Proposal:
-    """Store a prepared proposal as pending (the caller's transaction)."""
+    """Store a prepared proposal as pending (the caller's transaction), with its impact
+    measurement queued for the worker when it was prepared with ``queue_impact``."""
     proposal = Proposal(
         segment_id=prepared.segment_id,
         base_version_id=prepared.base_version_id,
@@ -148,6 +135,10 @@ def store_proposal(session: Session, prepared: PreparedProposal) -> Proposal:
     )
     session.add(proposal)
     session.flush()
+    if prepared.queue_impact is not None:
+        from commands.queue import add_preview
+
+        add_preview(session, proposal_id=proposal.id, reply_to=prepared.queue_impact)
     return proposal
 
 
@@ -160,10 +151,21 @@ def propose(
     kind: str,
     changes: dict[str, Any],
     reason: str,
+    queue_impact: Any = None,
 ) -> ProposalView:
-    """Validate, measure and store a pending proposal; nothing is written on error."""
+    """Validate, measure and store a pending proposal; nothing is written on error.
+
+    ``queue_impact``: see :func:`prepare_proposal` (Slack queues, the CLI measures).
+    """
     prepared = prepare_proposal(
-        engine, ws, segment=segment, proposer=proposer, kind=kind, changes=changes, reason=reason
+        engine,
+        ws,
+        segment=segment,
+        proposer=proposer,
+        kind=kind,
+        changes=changes,
+        reason=reason,
+        queue_impact=queue_impact,
     )
     with session_scope(engine) as session:
         proposal = store_proposal(session, prepared)
@@ -177,4 +179,6 @@ def _stored_changes(
     before, after = current.canonical(), new.canonical()
     if kind == "persona":
         return {"persona": {k: after["persona"][k] for k in changes.get("persona", {})}}
-    return {k: after[k] for k in after if after[k] != before[k]}
+    # Optional fields (a hypothesis) may be present on one side only.
+    keys = [*after, *(k for k in before if k not in after)]
+    return {k: after.get(k) for k in keys if after.get(k) != before.get(k)}

@@ -5,6 +5,10 @@
     trial rule: plan = 'trial' and seats >= 3 reason: reps ignore one-seat trials
     trial rename: trials reason: plural like the others
     trial archive reason: replaced by self-serve
+
+A rule change may end with its hypothesis, ``expect: KPI up|down N% in N days``::
+
+    trial rule: seats >= 3 reason: focus expect: logins_30d up 10% in 28 days
 """
 
 from __future__ import annotations
@@ -35,6 +39,32 @@ class ProposalRequest:
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 _HEAD = re.compile(r"\s*(?P<name>[^\s:]+)\s+(?P<verb>rule|rename|archive)\b\s*:?", re.I)
 _REASON = re.compile(r"reason\s*:", re.I)
+_EXPECT = re.compile(r"\s+expect\s*:\s*(?P<body>.*)$", re.I | re.S)
+_HYPOTHESIS = re.compile(
+    r"(?P<kpi>[A-Za-z_][\w.]*)\s+(?P<dir>up|down)\s+(?P<mde>\d+(?:\.\d+)?)\s*%"
+    r"\s+(?:in|within)\s+(?P<days>\d+)\s*d(?:ays?)?\s*$",
+    re.I,
+)
+EXPECT_USAGE = (
+    "expect: KPI up|down N% in N days (for example: expect: logins_30d up 10% in 28 days)"
+)
+
+
+def _hypothesis(reason: str) -> tuple[str, dict[str, Any] | None]:
+    """Split a trailing ``expect: ...`` off the reason, as a hypothesis."""
+    found = _EXPECT.search(reason)
+    if found is None:
+        return reason, None
+    match = _HYPOTHESIS.match(found.group("body").strip())
+    if match is None:
+        raise SegopsError(f"cannot read the expectation: {EXPECT_USAGE}")
+    hypothesis = {
+        "kpi": match.group("kpi"),
+        "direction": "increase" if match.group("dir").lower() == "up" else "decrease",
+        "mde": float(match.group("mde")) / 100,
+        "window_days": int(match.group("days")),
+    }
+    return reason[: found.start()].strip(), hypothesis
 
 
 def _find_reason(text: str) -> int | None:
@@ -75,7 +105,13 @@ def parse_proposal_text(text: str) -> ProposalRequest:
     if verb == "rule":
         if not value:
             raise SegopsError(f"the new rule is empty: {USAGE}")
-        return ProposalRequest(name, "edit", {"rule": value}, reason)
+        reason, hypothesis = _hypothesis(reason)
+        if not reason:
+            raise SegopsError(f"the reason is empty: {USAGE}")
+        changes: dict[str, Any] = {"rule": value}
+        if hypothesis is not None:
+            changes["hypothesis"] = hypothesis
+        return ProposalRequest(name, "edit", changes, reason)
     if verb == "rename":
         if not value or len(value.split()) != 1:
             raise SegopsError(f"rename needs one new name: {USAGE}")

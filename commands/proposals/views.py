@@ -20,6 +20,12 @@ OUTBOX_KIND = "proposal"
 OUTBOX_PREFIX = "proposal:"
 """Outbox kind and idempotency key prefix (``proposal:<id>``) of a queued proposal."""
 
+PENDING_IMPACT: dict[str, Any] = {
+    "pending": True,
+    "note": "impact being measured on the latest data; this message will show it",
+}
+"""The stored impact of a proposal whose measurement is queued for the worker."""
+
 
 @dataclass
 class ProposalView:
@@ -47,6 +53,7 @@ class ProposalView:
     message_ts: str | None = None
     applied_version: int | None = None
     segment_channel: str | None = None
+    impact_pending: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +128,7 @@ def proposal_view(session: Session, proposal: Proposal, segment: Segment) -> Pro
         if proposal.applied_version_id
         else None,
         segment_channel=segment.channel,
+        impact_pending=bool((proposal.impact or {}).get("pending")),
     )
 
 
@@ -267,7 +275,7 @@ def context_for(
                 )
         else:
             diff.append({"field": key, "before": before.get(key), "after": value})
-    impact, _note = _impact(proposal.impact)
+    impact, note = _impact(proposal.impact)
     ctx: dict[str, Any] = {
         "proposal": {
             "id": proposal.id,
@@ -281,6 +289,7 @@ def context_for(
             "decision_via": proposal.decision_via,
             "changes": diff,
             "impact": impact,
+            "impact_note": note,
             "applied_version": applied.version if applied else None,
         },
         "segment": {

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from commands.catalog import apply_workspace
 from segments.workspace import load_workspace
+from store.db import make_engine
 from tests.slack import fake_slack, slack_app, slack_server, slack_settings  # noqa: F401
 
 OWNER, APPROVER, REP = "U111", "U222", "U333"
@@ -44,3 +49,33 @@ def catalog(engine: Engine, tmp_path: Path) -> Path:
     path.write_text(yaml.safe_dump(WORKSPACE, sort_keys=False))
     apply_workspace(engine, load_workspace(path), reason="set up", author=OWNER)
     return path
+
+
+@contextmanager
+def database_held(engine: Engine, seconds: float) -> Iterator[None]:
+    """Another connection holds what a feedback insert needs for ``seconds``.
+
+    SQLite: the write lock (``BEGIN IMMEDIATE``). PostgreSQL: the segment rows, locked
+    for update, which the feedback row's foreign key must share.
+    """
+    other = make_engine(engine.url)
+    taken = threading.Event()
+
+    def hold() -> None:
+        with other.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                connection.execute(text("SELECT id FROM segment FOR UPDATE"))
+            taken.set()
+            time.sleep(seconds)
+            connection.rollback()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert taken.wait(10)
+    try:
+        yield
+    finally:
+        holder.join()
+        other.dispose()

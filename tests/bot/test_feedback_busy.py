@@ -3,54 +3,22 @@ is told and gets their words back. Acknowledged always means stored."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlmodel import select
 
 from bot.app import build_app, shutdown
 from bot.server import BackgroundServer
 from commands.settings import Settings
-from store.db import make_engine, session_scope
+from store.db import session_scope
 from store.models import Feedback
-from tests.bot.conftest import REP
+from tests.bot.conftest import REP, database_held
 from tests.slack import FakeSlack, post_command
 
 pytestmark = [pytest.mark.usefixtures("catalog"), pytest.mark.slow]
-
-
-@contextmanager
-def database_held(engine: Engine, seconds: float) -> Iterator[None]:
-    """Another connection holds what a feedback insert needs for ``seconds``.
-
-    SQLite: the write lock (``BEGIN IMMEDIATE``). PostgreSQL: the segment rows, locked
-    for update, which the feedback row's foreign key must share.
-    """
-    other = make_engine(engine.url)
-    taken = threading.Event()
-
-    def hold() -> None:
-        with other.connect() as connection:
-            if engine.dialect.name == "sqlite":
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                connection.execute(text("SELECT id FROM segment FOR UPDATE"))
-            taken.set()
-            time.sleep(seconds)
-            connection.rollback()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert taken.wait(10)
-    try:
-        yield
-    finally:
-        holder.join()
-        other.dispose()
 
 
 @pytest.fixture

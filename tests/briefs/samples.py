@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 TREND = [
@@ -487,6 +488,103 @@ def proposal_reminder() -> dict[str, Any]:
     return {**proposal(), "days": 3, "deciders": ["U0123ABCD", "U0456EFGH"]}
 
 
+def sync_status() -> dict[str, Any]:
+    return {
+        "event": "held",
+        "destination": {"name": "hubspot-churn", "label": "HubSpot list '123'", "kind": "hubspot"},
+        "segment": {"name": "churn-risk", "title": "Churn risk"},
+        "reason": "the change is 45% of what the destination holds (limit 30%)",
+        "added": 120,
+        "removed": 43,
+        "share": 0.45,
+        "command": "segops sync approve hubspot-churn churn-risk",
+        "run_id": 7,
+    }
+
+
+def clinic_agenda() -> dict[str, Any]:
+    return {
+        "since": datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
+        "drift": [
+            {
+                "segment": "churn-risk",
+                "alerts": [
+                    {"id": 4, "kind": "size", "severity": "warning", "message": "Size rose 20%"}
+                ],
+            }
+        ],
+        "blocked": [{"segment": "trial", "result_id": 9}],
+        "proposals": [
+            {
+                "id": 3,
+                "segment": "power-users",
+                "kind": "edit",
+                "proposer": "U0AAAGRW2",
+                "reason": "the beta programme needs teams of ten",
+                "impact": {"size_now": 130, "size_after": 88, "joined": 0, "left": 42},
+                "impact_note": None,
+            }
+        ],
+        "experiments": [
+            {
+                "id": 1,
+                "segment": "churn-risk",
+                "kpi": "logins_30d",
+                "started_on": "2026-01-31",
+                "ends_on": "2026-03-02",
+                "day": 30,
+                "window_days": 30,
+                "due": True,
+            }
+        ],
+        "learnings": [
+            {
+                "id": 2,
+                "segment": "churn-risk",
+                "title": "rule: days_since_login >= 30 -> days_since_login >= 21",
+                "effect": "churn -4.1 pts ± 1.8, validated",
+                "verdict": "validated",
+            }
+        ],
+        "feedback": [
+            {
+                "segment": "churn-risk",
+                "count": 3,
+                "themes": ["invoicing"],
+                "quotes": ["The new invoicing flow keeps rejecting their cards"],
+            }
+        ],
+        "stale": [
+            {
+                "segment": "dormant",
+                "problem": "stale",
+                "last_refresh": datetime(2026, 2, 1, 6, tzinfo=UTC),
+            }
+        ],
+        "coverage": {
+            "universe": 3000,
+            "universe_label": "customers in the data",
+            "as_of": "2026-03-01",
+            "uncovered": 1762,
+            "uncovered_share": 0.587,
+            "pairs": [{"a": "dormant", "b": "churn-risk", "jaccard": 0.86}],
+            "inside": [{"inner": "at-risk-enterprise", "outer": "churn-risk", "size": 54}],
+        },
+    }
+
+
+def live_divergence() -> dict[str, Any]:
+    return {
+        "segment": {"name": "trial-activated", "title": "Activated trials", "owner": "U0AAAPRD1"},
+        "as_of": "2026-12-02",
+        "live": 1_204,
+        "batch": 1_190,
+        "differing": 18,
+        "share": 1.51,
+        "ids": ["A0042", "A0107", "<script>"],
+    }
+
+
 def all_kinds() -> dict[str, dict[str, Any]]:
     """One realistic context per kind."""
     return {
@@ -506,4 +604,15 @@ def all_kinds() -> dict[str, dict[str, Any]]:
         "refresh-recovered": refresh_recovered(),
         "proposal-reminder": proposal_reminder(),
         "home": home(),
+        "sync-status": sync_status(),
+        "sync-summary": {
+            "destination": {"name": "hubspot-churn", "label": "HubSpot list '123'", "kind": "x"},
+            "segment": {"name": "churn-risk", "title": "Churn risk"},
+            "as_of": "2026-09-01",
+            "added": 120,
+            "removed": 43,
+            "missing": 2,
+        },
+        "clinic-agenda": clinic_agenda(),
+        "live-divergence": live_divergence(),
     }

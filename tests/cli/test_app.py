@@ -175,3 +175,31 @@ def test_serve_without_slack_credentials_names_what_is_missing(tmp_path, monkeyp
     assert code == 1
     assert "missing environment: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET" in err
     assert "Traceback" not in err
+
+
+def test_data_roots_from_the_environment_let_apply_and_refresh_read_outside(
+    workspace, tmp_path, monkeypatch, capsys
+):
+    shared = tmp_path.parent / f"{tmp_path.name}-shared"
+    shared.mkdir()
+    (shared / "crm.csv").write_text(CRM)
+    moved = {**WORKSPACE, "sources": {"crm": {**WORKSPACE["sources"]["crm"]}}}
+    moved["sources"]["crm"]["path"] = str(shared / "crm.csv")
+    workspace.write_text(yaml.safe_dump(moved, sort_keys=False))
+
+    code, _, err = run(monkeypatch, capsys, "apply", str(workspace))
+    assert code == 1 and "outside the workspace folder" in err
+
+    monkeypatch.setenv("SEGOPS_DATA_ROOTS", str(shared))
+    assert run(monkeypatch, capsys, "apply", str(workspace))[0] == 0
+    code, out, _ = run(monkeypatch, capsys, "refresh", "--as-of", "2026-06-30", "--json")
+    assert code == 0
+    assert {s["segment"]: s["size"] for s in json.loads(out)["segments"]}["paid"] == 4
+
+
+def test_a_relative_data_root_is_a_configuration_error(workspace, monkeypatch, capsys):
+    monkeypatch.setenv("SEGOPS_DATA_ROOTS", "relative/dir")
+    code, _, err = run(monkeypatch, capsys, "list")
+    assert code == 1
+    assert "configuration: SEGOPS_DATA_ROOTS:" in err and "'relative/dir'" in err
+    assert len(err.strip().splitlines()) == 1

@@ -18,6 +18,7 @@ from commands.jobs import (
     retry_delay,
     scheduled_refresh,
 )
+from segments.engine import EngineOptions
 from segments.errors import SegopsError
 from segments.workspace import load_workspace
 from store.db import session_scope
@@ -309,3 +310,32 @@ def test_a_digest_that_fails_to_render_leaves_its_feedback_for_the_next_run(engi
         feedback_digest(engine, templates_dir=broken)
     assert outbox(engine, "feedback_digest") == []
     assert feedback_digest(engine) == 1  # nothing was marked digested by the failed run
+
+
+def test_scheduled_refresh_runs_on_the_engine_it_is_given(engine, fx):
+    result = scheduled_refresh(engine, fx.ws, "trial", now=NOW, engine_name="duckdb")
+    assert (result.status, result.refresh_status) == ("ok", "published")
+
+
+@pytest.mark.parametrize(
+    ("engine_name", "options", "message"),
+    [
+        ("sql", None, "engine 'sql' needs every source to be a table or query on one database"),
+        (
+            "duckdb",
+            EngineOptions(memory_limit="lots"),
+            "engine 'duckdb': memory limit 'lots' (SEGOPS_DUCKDB_MEMORY_LIMIT)",
+        ),
+    ],
+)
+def test_scheduled_refresh_records_what_its_engine_refused(
+    engine, fx, engine_name, options, message
+):
+    result = scheduled_refresh(
+        engine, fx.ws, "trial", now=NOW, engine_name=engine_name, engine_options=options
+    )
+    assert (result.status, result.failures) == ("failed", 1)
+    assert message in result.error
+    with session_scope(engine) as session:
+        segment = session.exec(select(Segment).where(Segment.name == "trial")).one()
+        assert segment.current_result_id is None

@@ -58,7 +58,16 @@ def refreshed(engine, tmp_path):
 
 def test_context_has_the_documented_shape(engine, fx):
     ctx = brief_context(engine, "enterprise", settings=settings())
-    assert set(ctx) == {"segment", "version", "as_of", "stats", "feedback", "stale", "titles"}
+    assert set(ctx) == {
+        "segment",
+        "version",
+        "as_of",
+        "stats",
+        "feedback",
+        "stale",
+        "titles",
+        "learnings",
+    }
     assert set(ctx["segment"]) == SEGMENT_KEYS
     assert set(ctx["segment"]["persona"]) == PERSONA_KEYS
     assert set(ctx["feedback"]) == {"count", "themes", "recent", "quotes"}

@@ -3,6 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pyroaring import BitMap
 
 from segments import rules
@@ -53,6 +55,46 @@ def test_assign_ids_is_stable_when_keys_come_back_in_another_order() -> None:
 def test_assign_ids_rejects_a_dictionary_with_a_repeated_key() -> None:
     with pytest.raises(SegopsError, match="twice"):
         assign_ids(pd.Index(["a"]), known=pd.Index(["a", "a"]))
+
+
+def _reference_ids(keys: list[str], known: list[str]) -> tuple[list[int], list[str]]:
+    ids = {key: i for i, key in enumerate(known)}
+    new: list[str] = []
+    for key in keys:
+        if key not in ids:
+            ids[key] = len(ids)
+            new.append(key)
+    return [ids[key] for key in keys], new
+
+
+@given(
+    known=st.lists(st.sampled_from("abcdefgh"), unique=True, max_size=6),
+    extra=st.lists(st.sampled_from("abcdefghxyz"), max_size=8),
+    shuffle=st.booleans(),
+    as_text=st.booleans(),
+)
+def test_assign_ids_with_a_known_unique_dictionary_gives_the_same_ids(
+    known, extra, shuffle, as_text
+) -> None:
+    # the refresh's usual case: the dictionary's keys first, in order, then others
+    keys = list(known) + extra
+    if shuffle:
+        keys = keys[::-1]
+    dtype = "str" if as_text else object
+    ids, new = assign_ids(
+        pd.Index(keys, dtype=dtype), known=pd.Index(known, dtype=dtype), known_unique=True
+    )
+    assert (ids.tolist(), new) == _reference_ids(keys, known)
+    assert ids.dtype == np.uint32
+
+
+def test_assign_ids_on_the_same_rows_as_the_dictionary_gives_their_positions() -> None:
+    known = pd.Index([f"acct-{i}" for i in range(5000)], dtype="str")
+    ids, new = assign_ids(known.copy(), known=known, known_unique=True)
+    assert ids.tolist() == list(range(5000)) and new == []
+    more = known.append(pd.Index(["acct-new", "acct-7", "acct-new"], dtype="str"))
+    ids, new = assign_ids(more, known=known, known_unique=True)
+    assert ids[-3:].tolist() == [5000, 7, 5000] and new == ["acct-new"]
 
 
 # --------------------------------------------------------------------------- bitmaps

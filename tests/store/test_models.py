@@ -66,6 +66,23 @@ def test_tables_are_the_contracted_ones() -> None:
         "outbox_message",
         "slack_event",
         "lease",
+        "sync_destination",
+        "sync_state",
+        "sync_run",
+        "sync_batch",
+        "api_token",
+        "experiment",
+        "experiment_holdout",
+        "learning",
+        "learning_note",
+        "live_segment",
+        "live_state",
+        "live_event",
+        "live_member",
+        "live_transition",
+        "live_dead_letter",
+        "live_counter",
+        "job",
     }
 
 

@@ -30,7 +30,7 @@ from store import lease
 from store.db import make_engine, session_scope, upgrade
 from store.models import Alert, Segment, SlackEvent, utcnow
 from worker import leader as worker_module
-from worker.jobs import run_prune_events, run_refresh
+from worker.jobs import run_live_reconcile, run_prune_events, run_prune_jobs, run_refresh
 from worker.leader import Worker, check, run_worker
 from worker.scheduler import (
     JOB_OPTIONS,
@@ -238,6 +238,10 @@ def test_housekeeping_jobs_fire_at_their_documented_times(make_worker):
         "proposal-reminders": datetime(2026, 3, 4, 11, 0, tzinfo=UTC),
         "catalog-health": datetime(2026, 3, 9, 9, 0, tzinfo=UTC),  # Monday
         "prune-events": datetime(2026, 3, 5, 3, 30, tzinfo=UTC),
+        "experiments-close": datetime(2026, 3, 5, 7, 0, tzinfo=UTC),
+        "clinic-agenda": datetime(2026, 3, 9, 9, 30, tzinfo=UTC),  # Monday
+        "live-reconcile": datetime(2026, 3, 4, 10, 15, tzinfo=UTC),
+        "prune-jobs": datetime(2026, 3, 5, 3, 45, tzinfo=UTC),
     }
     assert all(j.coalesce and j.misfire_grace_time is None for j in jobs.values())
 
@@ -252,6 +256,63 @@ def test_the_prune_job_forgets_slack_events_past_the_retry_window(make_worker, e
     run_prune_events()
     with session_scope(engine) as session:
         assert session.exec(select(SlackEvent.event_id)).all() == ["Ev-new"]
+
+
+def test_the_reconcile_job_alerts_on_a_live_segment_out_of_step(make_worker, engine, tmp_path):
+    from commands import live
+    from tests.live import build, event, incoming
+
+    setup = build(tmp_path)
+    ws = setup.applied(engine)
+    rt = live.load_runtime(engine, ws, lateness=timedelta(hours=1), today=setup.now.date())
+    live.build(engine, rt, now=setup.now)
+    logins = [event(f"j{i}", "a1", "login", setup.now) for i in range(2)]  # never in the batch
+    live.apply_events(engine, rt, incoming(*logins), now=setup.now)
+    from commands.refresh import refresh
+
+    setup.write_events([event("j9", "a0", "view", setup.now)])
+    refresh(engine, ws, as_of=setup.now.date(), notify=False)
+    worker = make_worker("a")
+    worker.step()
+    run_live_reconcile()
+    with session_scope(engine) as session:
+        alert = session.exec(select(Alert).where(Alert.kind == "live_divergence")).one()
+    assert alert.details["ids"] == ["a1"]
+
+
+def test_the_queue_is_drained_every_2_seconds(make_worker):
+    worker = make_worker("a")
+    worker.step()
+    job = worker.scheduler.get_job("queue", jobstore="local")
+    assert job.trigger.interval == timedelta(seconds=2)
+
+
+def test_the_prune_job_forgets_jobs_finished_and_answered_a_week_ago(make_worker, engine):
+    from store.models import Job
+
+    long_ago, recent = utcnow() - timedelta(days=8), utcnow() - timedelta(days=1)
+    with session_scope(engine) as session:
+        for name, finished, replied in (
+            ("old", long_ago, long_ago),
+            ("old-unanswered", long_ago, None),
+            ("recent", recent, recent),
+        ):
+            session.add(
+                Job(
+                    kind="refresh",
+                    args={"only": name},
+                    status="done",
+                    finished_at=finished,
+                    replied_at=replied,
+                )
+            )
+        session.add(Job(kind="refresh", args={"only": "pending"}, created_at=long_ago))
+    worker = make_worker("a")
+    worker.step()
+    run_prune_jobs()
+    with session_scope(engine) as session:
+        left = sorted(job.args["only"] for job in session.exec(select(Job)).all())
+    assert left == ["old-unanswered", "pending", "recent"]
 
 
 def test_jobs_stored_under_a_moved_function_path_keep_their_pending_run(engine):
@@ -646,3 +707,43 @@ def test_the_health_check_sees_a_live_leader_and_its_jobs_then_none(make_worker,
     worker.close()
     after = check(settings)
     assert not after.healthy and after.to_dict()["leader"] == "a"
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"SEGOPS_ENGINE": "sql"}, "engine 'sql' needs every source"),
+        (
+            {"SEGOPS_ENGINE": "duckdb", "SEGOPS_DUCKDB_MEMORY_LIMIT": "lots"},
+            "memory limit 'lots' (SEGOPS_DUCKDB_MEMORY_LIMIT)",
+        ),
+    ],
+)
+def test_the_refresh_job_runs_on_the_engine_of_the_settings(
+    engine, fx, make_worker, environment, message
+):
+    worker = make_worker("a", settings=Settings(SEGOPS_WORKSPACE=str(fx.path), **environment))
+    worker.step()
+    run_refresh("trial")
+    with session_scope(engine) as session:
+        alert = session.exec(select(Alert).where(Alert.kind == REFRESH_FAILED)).one()
+    assert message in alert.details["last_error"]
+
+
+def test_the_refresh_job_publishes_on_duckdb_with_the_settings_memory_limit(
+    engine, tmp_path, make_worker
+):
+    from tests import factories
+
+    # The job refreshes as of today, long after the sample data ends: no freshness limit.
+    fx = factories.applied(engine, tmp_path, accounts=60, quality={"max_age_days": 100_000})
+    settings = Settings(
+        SEGOPS_WORKSPACE=str(fx.path), SEGOPS_ENGINE="duckdb", SEGOPS_DUCKDB_MEMORY_LIMIT="1GB"
+    )
+    worker = make_worker("a", settings=settings)
+    worker.step()
+    run_refresh("trial")
+    with session_scope(engine) as session:
+        segment = session.exec(select(Segment).where(Segment.name == "trial")).one()
+        assert segment.current_result_id is not None
+        assert session.exec(select(Alert).where(Alert.kind == REFRESH_FAILED)).first() is None

@@ -34,7 +34,12 @@ class AlertAcknowledge(Handler):
             note(body, respond, client, ":warning: this button does not name an alert")
             return
         try:
-            alert = self.use_case(self.engine, alert_id=alert_id, user=body["user"]["id"])
+            alert = self.use_case(
+                self.engine,
+                alert_id=alert_id,
+                user=body["user"]["id"],
+                budget=self.settings.write_budget,
+            )
         except SegopsError as error:
             note(body, respond, client, problem(error))
             return

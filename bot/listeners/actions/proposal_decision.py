@@ -45,6 +45,7 @@ class ProposalDecision(Handler):
                 user=user,
                 approve=action["action_id"] == "proposal_approve",
                 via="button",
+                budget=self.settings.write_budget,
             )
         except AlreadyDecided as error:
             # The decision that won updated the message; a repeat by its author stays quiet.

@@ -1,7 +1,9 @@
 """``/segment <subcommand>``: list, show, history, drift, propose and refresh.
 
-The ack answers usage errors (and says a refresh has started); the lazy function
-runs the subcommand and answers through ``response_url``.
+The ack answers usage errors; the lazy function runs the subcommand and answers
+through ``response_url``. A refresh and a proposal's impact preview load the whole
+dataset, so they are queued for the worker (:mod:`commands.queue`) and the person is
+answered when it is done (:mod:`bot.replies`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
+from bot.listeners.commands.learnings import learnings_reply
 from bot.listeners.commands.words import split_words
 from bot.listeners.handler import Handler
 from bot.listeners.messages import post_proposal, problem
@@ -19,12 +22,20 @@ from bot.listeners.views.modals import proposal_modal
 from bot.listeners.workspace import load_workspace_of
 from briefs.blocks import escape_mrkdwn as esc
 from briefs.render import render_messages, render_reply
-from commands import catalog, proposals, stats
+from commands import catalog, proposals, queue, stats
 from commands.permissions import authorise_refresh
-from commands.policy import visible_size
 from segments.errors import SegopsError
 
-SEGMENT_SUBCOMMANDS = ("help", "list", "show", "history", "drift", "propose", "refresh")
+SEGMENT_SUBCOMMANDS = (
+    "help",
+    "list",
+    "show",
+    "history",
+    "drift",
+    "propose",
+    "refresh",
+    "learnings",
+)
 NEEDS_NAME = ("show", "history", "drift", "propose")
 SEGMENT_USAGE = "\n".join(
     [
@@ -35,7 +46,10 @@ SEGMENT_USAGE = "\n".join(
         "• `drift <segment>`: size over time and recent alerts",
         "• `propose <segment>`: propose a change in a form, or in one line:",
         "    `propose <segment> rule: <new rule> reason: <why>` (also `rename: <name>`, `archive`)",
+        "    a rule change may end with `expect: <kpi> up|down <n>% in <days> days`",
         "• `refresh [segment]`: refresh now (every active segment without a name)",
+        "• `learnings [segment | words]`: what past changes and experiments did "
+        "(`learnings note <id> <text>` adds a note)",
         "Also `/persona <segment> [brief|talking-points|discovery]` and "
         "`/feedback <segment> <what you heard>`.",
     ]
@@ -64,11 +78,8 @@ class SegmentCommand(Handler):
 
     def ack(self, ack: Ack, command: dict[str, Any]) -> None:
         error = segment_usage_error(command.get("text"))
-        sub, _ = split_words(command.get("text"))
         if error:
             ack(text=error)
-        elif sub == "refresh":
-            ack(text="Refreshing… I will post the outcome here.")
         else:
             ack()
 
@@ -95,7 +106,13 @@ class SegmentCommand(Handler):
                     segment=name or None,
                     admins=self.settings.refresh_admin_ids,
                 )
-                respond(text=self._refresh(name or None))
+                respond(text=self._refresh(name or None, command))
+            elif sub == "learnings":
+                respond(
+                    text=learnings_reply(
+                        self.engine, self.settings, rest, user=command.get("user_id", "")
+                    )
+                )
         except SegopsError as error:
             respond(text=problem(error))
 
@@ -154,43 +171,39 @@ class SegmentCommand(Handler):
             kind=request.kind,
             changes=request.changes,
             reason=request.reason,
+            queue_impact=_reply_to(command),
         )
         channel, _ts = post_proposal(
             client, self.engine, self.settings, proposal, fallback_channel=command.get("channel_id")
         )
-        respond(text=f":ballot_box_with_ballot: Proposal #{proposal.id} posted in <#{channel}>.")
+        respond(text=proposal_posted(proposal, channel))
 
-    def _refresh(self, only: str | None) -> str:
-        from commands.refresh import refresh  # the data engine loads only when a refresh runs
-
-        ws = load_workspace_of(self.settings)
-        if ws is None:
+    def _refresh(self, only: str | None, command: dict[str, Any]) -> str:
+        if load_workspace_of(self.settings) is None:
             raise SegopsError("no workspace file configured: set SEGOPS_WORKSPACE")
-        as_of = datetime.now(UTC).date()
-        report = refresh(
+        job = queue.queue_refresh(
             self.engine,
-            ws,
-            as_of=as_of,
-            only=[only] if only else None,
-            templates_dir=self.settings.templates_dir,
+            only=only,
+            as_of=datetime.now(UTC).date(),
+            reply_to=_reply_to(command),
+            budget=self.settings.write_budget,
         )
-        floor = self.settings.privacy_floor
-        ctx = {
-            "as_of": as_of.isoformat(),
-            "segments": [_gated(o, floor) for o in report.segments],
-            "privacy_floor": floor,
-        }
-        return render_reply("segment-refresh", ctx, templates_dir=self.settings.templates_dir)
+        what = f"of `{esc(job.args['only'])}`" if job.args.get("only") else "of every segment"
+        return f":hourglass_flowing_sand: Refresh {what} queued; I'll reply here when it is done."
 
 
-def _gated(outcome: Any, floor: int) -> dict[str, Any]:
-    """One segment of the reply as it was published: a blocked segment shows the size
-    still served (its previous snapshot), never the size computed on the failed data."""
-    blocked = outcome.status == "blocked"
-    size = outcome.previous_size if blocked else outcome.size
-    return {
-        "segment": outcome.segment,
-        "status": outcome.status,
-        "size": visible_size(size, floor),
-        "unpublished": blocked and outcome.previous_size is None,
-    }
+def _reply_to(command: dict[str, Any]) -> queue.ReplyTo:
+    """Where the answer to queued work for ``command`` goes."""
+    return queue.ReplyTo(
+        user=command.get("user_id"),
+        channel=command.get("channel_id"),
+        response_url=command.get("response_url"),
+    )
+
+
+def proposal_posted(proposal: proposals.ProposalView, channel: str) -> str:
+    """The proposer's confirmation (saying the impact follows when it is being measured)."""
+    text = f":ballot_box_with_ballot: Proposal #{proposal.id} posted in <#{channel}>."
+    if proposal.impact_pending:
+        text += " Its impact is being measured; the message will show it."
+    return text

@@ -54,6 +54,7 @@ class ReactionAdded(Handler):
                 user=user,
                 approve=emoji == self.settings.approve_emoji,
                 via="reaction",
+                budget=self.settings.write_budget,
             )
         except AlreadyDecided:
             return

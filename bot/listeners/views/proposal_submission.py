@@ -3,7 +3,9 @@
 The ack answers a proposal without a reason, or a rename without a name, as field
 errors, so the form stays open. A valid submission closes the modal; the proposal is
 made and posted in a lazy function, and the user told where (or what went wrong) as
-an ephemeral message in the channel the form was opened from, or as a DM.
+an ephemeral message in the channel the form was opened from, or as a DM. The impact
+is measured by the worker, which answers by DM when it is done (a form has no
+``response_url``) and updates the proposal's message.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from typing import Any
 from slack_bolt import Ack
 from slack_sdk import WebClient
 
+from bot.listeners.commands.segment import proposal_posted
 from bot.listeners.handler import Handler
 from bot.listeners.messages import post_proposal, problem, tell
 from bot.listeners.views.modals import metadata, proposal_changes, submitted
 from bot.listeners.workspace import load_workspace_of
 from commands import catalog, proposals
+from commands.queue import ReplyTo
 from segments.errors import SegopsError
 
 
@@ -61,6 +65,7 @@ class ProposalSubmission(Handler):
                 kind=kind,
                 changes=proposal_changes(kind, values, current),
                 reason=values.get("reason") or "",
+                queue_impact=ReplyTo(user=user, channel=channel),
             )
             posted_in, _ts = post_proposal(
                 client, self.engine, self.settings, proposal, fallback_channel=channel
@@ -68,9 +73,4 @@ class ProposalSubmission(Handler):
         except SegopsError as error:
             tell(client, user, channel, problem(error))
             return
-        tell(
-            client,
-            user,
-            channel,
-            f":ballot_box_with_ballot: Proposal #{proposal.id} posted in <#{posted_in}>.",
-        )
+        tell(client, user, channel, proposal_posted(proposal, posted_in))

@@ -1,0 +1,91 @@
+"""A refresh computed by the DuckDB and SQL engines publishes what the pandas engine does,
+and an engine error leaves the previous snapshot current."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from commands.stats import members
+from segments.engine import EngineError, EngineOptions
+from store.db import make_engine, session_scope
+from store.models import Segment, SegmentResult, Snapshot
+from tests import factories
+from tests.conftest import migrated_url
+from tests.factories import AS_OF
+
+
+def published(engine) -> dict[str, list[str]]:
+    with session_scope(engine) as session:
+        names = [s.name for s in session.exec(select(Segment)).all()]
+    return {name: sorted(members(engine, name)) for name in names}
+
+
+def test_duckdb_refresh_publishes_the_pandas_members_and_gate(tmp_path):
+    pandas_db = make_engine(migrated_url(tmp_path / "p"))
+    duck_db = make_engine(migrated_url(tmp_path / "d"))
+    fx = factories.applied(pandas_db, tmp_path / "a")
+    fx.apply(duck_db)
+    expected = fx.refresh(pandas_db, AS_OF)
+    options = EngineOptions(memory_limit="256MB", temp_dir=tmp_path / "spill", threads=1)
+    said: list[str] = []
+    got = fx.refresh(
+        duck_db, AS_OF, engine_name="duckdb", engine_options=options, progress=said.append
+    )
+    queries = [m for m in said if m.startswith("query: ")]
+    assert queries[0] == "query: quality counts of crm"
+    assert "query: the features logins_30d, days_since_login" in queries
+    assert said.index("load") < said.index(queries[0]) < said.index("quality")
+    assert [o.to_dict() for o in got.segments] == [o.to_dict() for o in expected.segments]
+    assert published(duck_db) == published(pandas_db)
+    with session_scope(pandas_db) as a, session_scope(duck_db) as b:
+        assert a.exec(select(Snapshot.profile)).one() == b.exec(select(Snapshot.profile)).one()
+    pandas_db.dispose()
+    duck_db.dispose()
+
+
+def _pg_sources(url: str, fx: factories.Factory) -> None:
+    """The factory's CSV data as PostgreSQL tables, and the workspace pointed at them."""
+    engine = sa.create_engine(url)
+    fx.crm.to_sql("crm", engine, index=False)
+    fx.events.to_sql("events", engine, index=False)
+    engine.dispose()
+    data = fx.workspace_data()
+    for name, table in (("crm", "crm"), ("product", "events")):
+        data["sources"][name].pop("path")
+        data["sources"][name].update({"url": url, "table": table})
+    import yaml
+
+    fx.path.write_text(yaml.safe_dump(data, sort_keys=False))
+    fx._ws = None
+
+
+@pytest.mark.postgres
+def test_a_failing_engine_query_keeps_the_previous_snapshot_current(tmp_path, pg_url):
+    store = make_engine(migrated_url(tmp_path))
+    fx = factories.applied(store, tmp_path)
+    _pg_sources(pg_url, fx)
+    first = fx.refresh(store, AS_OF - timedelta(days=1))
+    assert first.snapshot_id is not None
+    before = published(store)
+    with session_scope(store) as session:
+        current = {s.name: s.current_result_id for s in session.exec(select(Segment)).all()}
+    source = sa.create_engine(pg_url)
+    with source.begin() as conn:  # the event timestamps turn into text the engine cannot read
+        conn.exec_driver_sql("ALTER TABLE events ALTER COLUMN ts TYPE text")
+        conn.exec_driver_sql("UPDATE events SET ts = 'soon' WHERE account_id = 'A0001'")
+    source.dispose()
+    with pytest.raises(EngineError) as caught:
+        fx.refresh(store, AS_OF)
+    message = str(caught.value)
+    assert message.startswith("engine 'sql': query for the features logins_30d")
+    assert "soon" in message
+    assert published(store) == before
+    with session_scope(store) as session:
+        now = {s.name: s.current_result_id for s in session.exec(select(Segment)).all()}
+        assert now == current
+        assert len(session.exec(select(SegmentResult)).all()) == len(current)
+    store.dispose()
