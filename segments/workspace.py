@@ -358,11 +358,15 @@ class SegmentDef(_Model):
     """The catalog version this definition was exported from (written by ``segops
     export``): not part of the definition, it tells ``apply`` whether the file's author
     has seen the catalog's latest version."""
+    renamed_from: str | None = Field(default=None, exclude=True)
+    """The catalog name this segment had before: ``apply`` renames that segment (keeping
+    its history, memberships, alerts and feedback) instead of archiving it and creating a
+    new one. Not part of the definition; it may stay in the file after the rename."""
 
-    @field_validator("name")
+    @field_validator("name", "renamed_from")
     @classmethod
-    def _slug(cls, value: str) -> str:
-        if not SLUG.fullmatch(value):
+    def _slug(cls, value: str | None) -> str | None:
+        if value is not None and not SLUG.fullmatch(value):
             raise ValueError(
                 f"name {value!r} must be a slug: lower-case letters, digits and '-', "
                 "starting with a letter"
@@ -562,6 +566,11 @@ def load_workspace(
         raise WorkspaceError(f"{path}: workspace file not found")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise WorkspaceError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}): save the file as UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
