@@ -286,6 +286,7 @@ def apply_governed(
                 result.unchanged.append(definition.name)
                 continue
             changes.append(_Change(segment, version, current, definition))
+        origins, fed_into = _origins(session, ws, existing, creates)
         for name, segment in sorted(existing.items()):
             if name in named or segment.status == "archived":
                 continue
@@ -319,6 +320,13 @@ def apply_governed(
             definitions.pop(change.current.name, None)
             if change.new.status == "active":
                 definitions[change.new.name] = change.new
+
+    def why(change: _Change) -> str | None:
+        """The reason recorded for ``change``: what a source of a merge or split went into."""
+        base = reason or ("removed from the workspace" if change.removed else None)
+        into = fed_into.get(change.current.name) if change.archiving else None
+        return f"{base} ({into})" if base and into else base or into
+
     proposing = [c for c in changes if c.how == "propose"]
     if proposing and not reason:
         names = ", ".join(f"'{c.current.name}'" for c in proposing)
@@ -334,7 +342,7 @@ def apply_governed(
             proposer=user,
             kind=_proposal_changes(c.current, c.new)[0],
             changes=_proposal_changes(c.current, c.new)[1],
-            reason=reason or "",
+            reason=why(c) or "",
             definitions=definitions,
         )
         for c in proposing
@@ -346,22 +354,23 @@ def apply_governed(
                 continue
             _claim(session, change)
         for definition in creates:
+            kind, origin = origins.get(definition.name, ("create", None))
             record_version(
                 session,
                 segment=None,
                 definition=definition,
-                change_kind="create",
+                change_kind=kind,
                 author=user,
-                reason=reason,
+                reason=f"{reason} ({origin})" if reason and origin else reason or origin,
             )
             result.created.append(definition.name)
         for change in changes:
             name = change.current.name
             if change.how in ("direct", "approved"):
                 note = notes.get(name)
-                why = reason if not change.removed else reason or "removed from the workspace"
+                said = why(change)
                 if change.renaming:
-                    why = why or f"renamed from '{name}'"
+                    said = said or f"renamed from '{name}'"
                 record_version(
                     session,
                     segment=session.get(Segment, change.segment.id),
@@ -373,7 +382,7 @@ def apply_governed(
                     else "edit",
                     author=user,
                     approver=change.approver,
-                    reason=f"{why} ({note})" if note else why,
+                    reason=f"{said} ({note})" if note else said,
                 )
                 if change.renaming:
                     result.renamed[name] = change.new.name
@@ -432,6 +441,60 @@ def _renames(ws: Workspace, existing: dict[str, Segment]) -> dict[str, str]:
             )
         renames[old] = definition.name
     return renames
+
+
+def _origins(
+    session: Session, ws: Workspace, existing: dict[str, Segment], creates: list[SegmentDef]
+) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """For new segments declaring ``merged_from`` or ``split_from``: new name -> (change
+    kind, "merged from 'a' (v2), 'b' (v1)"), and source name -> "merged into 'x'" or
+    "split into 'x', 'y'" for the reason of its archive."""
+    active_in_file = {d.name for d in ws.segments if d.status == "active"}
+    origins: dict[str, tuple[str, str]] = {}
+    parts: dict[str, list[str]] = {}
+    merged: dict[str, str] = {}
+    for definition in creates:
+        split = [definition.split_from] if definition.split_from else []
+        sources = definition.merged_from or split
+        key = "merged_from" if definition.merged_from else "split_from"
+        if not sources:
+            continue
+        if definition.merged_from and definition.split_from:
+            raise Refused(
+                f"segment '{definition.name}': merged_from and split_from together: a new "
+                "segment is either a merge of segments or a part of one"
+            )
+        for source in sources:
+            segment = existing.get(source)
+            if segment is None or segment.status != "active":
+                state = "no segment" if segment is None else "only an archived segment"
+                raise Refused(
+                    f"segment '{definition.name}': {key} '{source}', but the catalog has "
+                    f"{state} '{source}'"
+                )
+            if definition.merged_from:
+                if source in active_in_file:
+                    raise Refused(
+                        f"segment '{definition.name}' is merged from '{source}', which the file "
+                        "keeps active: remove it from the file (it is archived) or archive it"
+                    )
+                if source in merged:
+                    raise Refused(
+                        f"segment '{source}' is merged into both '{merged[source]}' and "
+                        f"'{definition.name}'"
+                    )
+                merged[source] = definition.name
+            else:
+                parts.setdefault(source, []).append(definition.name)
+        listed = ", ".join(
+            f"'{n}' (v{current_version(session, existing[n]).version})" for n in sources
+        )
+        kind, verb = ("merge", "merged") if definition.merged_from else ("split", "split")
+        origins[definition.name] = (kind, f"{verb} from {listed}")
+    fed_into = {source: f"merged into '{target}'" for source, target in merged.items()}
+    for source, names in parts.items():
+        fed_into[source] = "split into " + ", ".join(f"'{n}'" for n in names)
+    return origins, fed_into
 
 
 def _only_renamed_references(current: SegmentDef, new: SegmentDef, renames: dict[str, str]) -> bool:

@@ -362,6 +362,12 @@ class SegmentDef(_Model):
     """The catalog name this segment had before: ``apply`` renames that segment (keeping
     its history, memberships, alerts and feedback) instead of archiving it and creating a
     new one. Not part of the definition; it may stay in the file after the rename."""
+    merged_from: list[str] = Field(default_factory=list, exclude=True)
+    """Segments this new segment replaces (at least two, which the file removes or
+    archives): it is created as a ``merge`` and their archive says what it went into."""
+    split_from: str | None = Field(default=None, exclude=True)
+    """The segment this new segment is a part of: it is created as a ``split``; the
+    parent may stay or be removed (archived, naming its parts)."""
 
     @field_validator("name", "renamed_from")
     @classmethod
@@ -372,6 +378,20 @@ class SegmentDef(_Model):
                 "starting with a letter"
             )
         return value
+
+    @field_validator("merged_from")
+    @classmethod
+    def _merged(cls, value: list[str]) -> list[str]:
+        for name in value:
+            cls._slug(name)
+        if value and len(set(value)) < 2:
+            raise ValueError("merged_from needs at least two different segments")
+        return value
+
+    @field_validator("split_from")
+    @classmethod
+    def _split(cls, value: str | None) -> str | None:
+        return cls._slug(value)
 
     @field_validator("cadence")
     @classmethod
