@@ -46,7 +46,7 @@ known to the sources, segment references, reference cycles, where file sources l
 that SQL queries only read) and raises one :class:`WorkspaceError` naming the file, the
 segment or source and the problem.
 
-Names are matched whole (``re.fullmatch``): segment names are slugs (``[a-z][a-z0-9-]*``, at
+Names are matched whole (``re.fullmatch``): segment names are slugs (``[a-z][a-z0-9_-]*``, at
 most 63 characters); source, feature and score names are identifiers
 (``[A-Za-z_][A-Za-z0-9_]*``, at most 63), as rules write them. A file source must stay inside
 the workspace file's folder or the data roots, an allow-list set by the caller
@@ -97,7 +97,7 @@ Kind = Literal["number", "string", "bool", "date"]
 Tier = Literal["core", "strategic", "tactical"]
 CADENCES = ("daily", "weekly", "monthly", "quarterly")
 DEFAULT_CADENCE = {"core": "weekly", "strategic": "quarterly", "tactical": "monthly"}
-SLUG = re.compile(r"[a-z][a-z0-9-]{0,62}")
+SLUG = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 CRON_FIELD = re.compile(r"[\d*/,\-a-zA-Z?#LW]+")
 SLACK_USER = re.compile(r"[UW][A-Z0-9]+")
@@ -374,7 +374,7 @@ class SegmentDef(_Model):
     def _slug(cls, value: str | None) -> str | None:
         if value is not None and not SLUG.fullmatch(value):
             raise ValueError(
-                f"name {value!r} must be a slug: lower-case letters, digits and '-', "
+                f"name {value!r} must be a slug: lower-case letters, digits, '-' and '_', "
                 "starting with a letter"
             )
         return value
@@ -668,6 +668,14 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise WorkspaceError(f"{origin}: segment {dupes[0]!r} is defined more than once")
+    spelled: dict[str, str] = {}
+    for name in names:
+        other = spelled.setdefault(name.replace("_", "-"), name)
+        if other != name:
+            raise WorkspaceError(
+                f"{origin}: segments {other!r} and {name!r} differ only by '-' and '_': "
+                "rename one of them"
+            )
     deps: dict[str, set[str]] = {}
     for seg in ws.segments:
         try:
