@@ -60,3 +60,16 @@ def visible_stats(stats: dict[str, Any] | None, floor: int) -> dict[str, Any] | 
             },
         }
     return shown
+
+
+def shared_outside(channel: dict[str, Any]) -> bool:
+    """Whether a channel (``conversations.info``'s ``channel``) is shared with another
+    organisation, or about to be (Slack Connect): briefs and member-level detail are
+    not posted there."""
+    return bool(channel.get("is_ext_shared") or channel.get("is_pending_ext_shared"))
+
+
+SHARED_REFUSAL = (
+    ":no_entry: this channel is shared with another organisation: segment briefs stay "
+    "inside the workspace. Share it in an internal channel instead."
+)
