@@ -356,12 +356,18 @@ def refresh(
             only=segment or None,
             progress=step,
             templates_dir=state.settings.templates_dir,
+            privacy_floor=state.settings.privacy_floor,
         )
         bar.update(task, completed=len(phases) + 1)
+    floor = state.settings.privacy_floor
     if json_out:
-        _print_json(report.to_dict())
+        from commands.policy import visible_outcome
+
+        data = report.to_dict()
+        data["segments"] = [visible_outcome(s, floor) for s in data["segments"]]
+        _print_json(data)
         return
-    print_report(report)
+    print_report(report, privacy_floor=floor)
 
 
 @app.command()

@@ -289,12 +289,14 @@ def refresh(
     after_evaluate: Callable[[], None] | None = None,
     notify: bool = True,
     templates_dir: Path | None = None,
+    privacy_floor: int = 0,
 ) -> RefreshReport:
     """Refresh the catalog's active segments (or ``only`` these) for ``as_of``.
 
     ``progress`` is called with each phase name: ``load``, ``quality``, ``evaluate``,
     and ``commit`` just before the one transaction that publishes is committed.
-    ``templates_dir`` (``SEGOPS_TEMPLATES``) overrides the templates of the queued messages.
+    ``templates_dir`` (``SEGOPS_TEMPLATES``) overrides the templates of the queued messages;
+    ``privacy_floor`` (``SEGOPS_PRIVACY_FLOOR``) hides the numbers of small segments in them.
     Raises :class:`RefreshRunning` when another refresh is running.
     """
     with exclusive_refresh(engine):
@@ -307,6 +309,7 @@ def refresh(
             after_evaluate=after_evaluate,
             notify=notify,
             templates_dir=templates_dir,
+            privacy_floor=privacy_floor,
         )
 
 
@@ -320,6 +323,7 @@ def _refresh(
     after_evaluate: Callable[[], None] | None,
     notify: bool,
     templates_dir: Path | None,
+    privacy_floor: int = 0,
 ) -> RefreshReport:
     say = progress or (lambda _msg: None)
     timer = _Timer()
@@ -388,7 +392,11 @@ def _refresh(
 
             with timer.phase("messages"):
                 queue_refresh_messages(
-                    session, snapshot=snapshot, outcomes=outcomes, templates_dir=templates_dir
+                    session,
+                    snapshot=snapshot,
+                    outcomes=outcomes,
+                    templates_dir=templates_dir,
+                    privacy_floor=privacy_floor,
                 )
         snapshot_id = snapshot.id
         say("commit")

@@ -45,6 +45,7 @@ def run_refresh(segment: str) -> None:
         segment,
         now=datetime.now(UTC),
         templates_dir=worker.settings.templates_dir,
+        privacy_floor=worker.settings.privacy_floor,
     )
     logger.info("scheduled_refresh %s", result.to_dict())
     worker.after_refresh(result)

@@ -77,6 +77,7 @@ def scheduled_refresh(
     *,
     now: datetime | None = None,
     templates_dir: Path | None = None,
+    privacy_floor: int = 0,
 ) -> RefreshJobResult:
     """Refresh one segment as of ``now``'s date, recording a failure instead of raising.
 
@@ -104,7 +105,12 @@ def scheduled_refresh(
     try:
         workspace = ws() if callable(ws) else ws
         report = refresh(
-            engine, workspace, as_of=now.date(), only=[segment_name], templates_dir=templates_dir
+            engine,
+            workspace,
+            as_of=now.date(),
+            only=[segment_name],
+            templates_dir=templates_dir,
+            privacy_floor=privacy_floor,
         )
     except Exception as exc:  # every failure is recorded, counted and retried
         logger.exception("scheduled_refresh_failed segment=%s", segment_name)

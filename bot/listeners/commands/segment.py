@@ -173,6 +173,7 @@ class SegmentCommand(Handler):
             as_of=as_of,
             only=[only] if only else None,
             templates_dir=self.settings.templates_dir,
+            privacy_floor=self.settings.privacy_floor,
         )
         floor = self.settings.privacy_floor
         ctx = {
