@@ -56,6 +56,7 @@ itself; see :mod:`segments.access`.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import re
@@ -139,6 +140,7 @@ _CSV_DEFAULTS: dict[str, Any] = {
     "thousands": None,
     "decimal": ".",
     "date_format": None,
+    "encoding": "utf-8",
 }
 
 
@@ -172,6 +174,20 @@ class SourceConfig(_Model):
     thousands: str | None = None
     decimal: str = "."
     date_format: str | dict[str, str] | None = None
+    encoding: str = "utf-8"
+    """The text encoding of a CSV file (any Python codec name: latin-1, cp1252, utf-16)."""
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"encoding {value!r} is not a known text encoding "
+                "(for example utf-8, latin-1, cp1252 or utf-16)"
+            ) from None
+        return value
 
     @field_validator("delimiter", "thousands", "decimal")
     @classmethod
