@@ -477,6 +477,8 @@ class FakeSlack:
 
     def _api_files_completeUploadExternal(self, body: dict[str, Any]) -> Reply:
         channel = body.get("channel_id")
+        if channel and str(channel)[:1] not in ("C", "G", "D"):
+            return Reply.error("channel_not_found")  # like Slack: an id, never a #name
         if channel and (error := self._channel_error(channel)):
             return error
         files = body.get("files") or "[]"
