@@ -27,6 +27,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from briefs.render import renderer
+from commands.policy import visible_summary, visible_trend
 from commands.stats import kpi_trend, trend
 from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
 from store.outbox import add_message
@@ -230,6 +231,7 @@ def queue_refresh_messages(
     outcomes: Iterable[Any],
     charts: bool = True,
     templates_dir: Path | None = None,
+    privacy_floor: int = 0,
 ) -> list[OutboxMessage]:
     """Queue the summaries and alerts of one refresh. Does not commit.
 
@@ -251,21 +253,25 @@ def queue_refresh_messages(
             channels[segment.channel].append((outcome, segment))
             rows += _queue_drift(session, snapshot, outcome, segment, now, charts, r)
     for channel, items in channels.items():
-        rows += _queue_summary(session, snapshot, channel, items, as_of, charts, r)
+        rows += _queue_summary(session, snapshot, channel, items, as_of, charts, r, privacy_floor)
     return rows
 
 
-def _queue_summary(session, snapshot, channel, items, as_of, charts, r) -> list[OutboxMessage]:
-    contexts = [summary_context(o, s, as_of) for o, s in items]
+def _queue_summary(
+    session, snapshot, channel, items, as_of, charts, r, floor=0
+) -> list[OutboxMessage]:
+    contexts = [visible_summary(summary_context(o, s, as_of), floor) for o, s in items]
     owner = items[0][1].owner
     target = channel or "dm"
     key = f"summary:{snapshot.id}:{target}:{owner if channel is None else ''}"
     files = []
     if charts:
-        series = {s.name: trend(session, s) for _, s in items}
+        series = {s.name: visible_trend(trend(session, s), floor) for _, s in items}
+        series = {name: points for name, points in series.items() if points}
         slug = "".join(c if c.isalnum() else "-" for c in target.lstrip("#")).strip("-")
         title = f"Segment sizes to {as_of}" + (f" · #{slug}" if channel else "")
-        files = [chart_file(series, title=title, name=f"sizes-{slug}-{as_of}")]
+        if series:
+            files = [chart_file(series, title=title, name=f"sizes-{slug}-{as_of}")]
     if len(contexts) == 1:
         messages = r.render_messages("refresh-summary", contexts[0])
         return add_message(

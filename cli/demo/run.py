@@ -170,7 +170,13 @@ def run_demo(out_dir: Path, *, customers: int, console: Console, settings: Setti
             sample.break_data(data_dir, as_of)
         console.print(Rule(f"refresh as of {as_of}"))
         console.print(f"[italic]{story[min(index, len(story) - 1)]}[/]")
-        report = refresh(engine, ws, as_of=as_of, templates_dir=settings.templates_dir)
+        report = refresh(
+            engine,
+            ws,
+            as_of=as_of,
+            templates_dir=settings.templates_dir,
+            privacy_floor=settings.privacy_floor,
+        )
         print_report(report)
         shown = print_outbox(engine, console, slack_dir)
         console.print(f"[dim]{shown} Slack messages queued and shown above (threads folded)[/]")
