@@ -158,12 +158,18 @@ def apply(
         templates_dir=settings.templates_dir,
         reactions={"approve": settings.approve_emoji, "reject": settings.reject_emoji},
     )
+    _print_applied(result, json_out=json_out)
+
+
+def _print_applied(result: Any, *, json_out: bool) -> None:
     if json_out:
         _print_json(result.to_dict())
         return
     if not result.changed and not result.proposed and not result.pending:
         out.print(f"nothing to change: {len(result.unchanged)} segments already up to date")
         return
+    for old, new in result.renamed.items():
+        out.print(f"[yellow] renamed[/] {old} -> {new}")
     for label, names, colour in (
         ("created", result.created, "green"),
         ("updated", result.updated, "yellow"),
@@ -176,6 +182,41 @@ def apply(
     for name, number in result.pending.items():
         out.print(f"[dim] pending[/] {name}: proposal #{number} already awaits approval")
     out.print(f"{len(result.unchanged)} unchanged")
+
+
+@app.command()
+def rename(
+    old: Annotated[str, typer.Argument(help="The segment's current name.")],
+    new: Annotated[str, typer.Argument(help="Its new name.")],
+    reason: Annotated[str | None, typer.Option(help="Why: stored on the new version.")] = None,
+    author: Annotated[
+        str | None,
+        typer.Option("--as", help="Who renames: a Slack user id (SEGOPS_CLI_USER)."),
+    ] = None,
+    approved_by: Annotated[
+        str | None,
+        typer.Option(help="An owner or approver who approved the rename (recorded)."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Rename a segment, keeping its history, memberships, alerts and feedback; rules of
+    other segments that refer to it are rewritten. Proposed unless it may apply directly."""
+    from commands.governance import rename_segment
+
+    settings = state.settings
+    result = rename_segment(
+        _engine(),
+        _workspace(),
+        old=old,
+        new=new,
+        user=(author or settings.cli_user or "cli").strip(),
+        reason=reason,
+        approved_by=approved_by,
+        direct_tiers=settings.direct_tiers,
+        templates_dir=settings.templates_dir,
+        reactions={"approve": settings.approve_emoji, "reject": settings.reject_emoji},
+    )
+    _print_applied(result, json_out=json_out)
 
 
 @app.command()
@@ -332,12 +373,18 @@ def refresh(
             templates_dir=state.settings.templates_dir,
             engine_name=state.settings.engine,
             engine_options=state.settings.engine_options(),
+            privacy_floor=state.settings.privacy_floor,
         )
         bar.update(task, completed=len(phases) + 1)
+    floor = state.settings.privacy_floor
     if json_out:
-        _print_json({**report.to_dict(), "timings": report.timings})
+        from commands.policy import visible_outcome
+
+        data = report.to_dict()
+        data["segments"] = [visible_outcome(s, floor) for s in data["segments"]]
+        _print_json({**data, "timings": report.timings})
         return
-    print_report(report)
+    print_report(report, privacy_floor=floor)
 
 
 @app.command()

@@ -22,8 +22,10 @@ def progress() -> Progress:
     )
 
 
-def print_report(report) -> None:
-    """A refresh report as a table."""
+def print_report(report, *, privacy_floor: int = 0) -> None:
+    """A refresh report as a table (numbers under ``privacy_floor`` hidden)."""
+    from commands.policy import is_hidden
+
     table = Table(title=f"Refresh {report.as_of}", title_justify="left")
     for col in ("segment", "status", "size", "change", "joined", "left", "alerts"):
         table.add_column(col, justify="right" if col in ("size", "joined", "left") else "left")
@@ -40,13 +42,12 @@ def print_report(report) -> None:
             alerts = definition_change_text(s.definition_change) + (
                 f"; {alerts}" if alerts != "—" else ""
             )
+        numbers = [f"{s.size:,}", change, f"{s.joined:,}", f"{s.left:,}"]
+        if is_hidden(s.size, privacy_floor):
+            numbers = [f"< {privacy_floor}", "hidden", "—", "—"]
+        elif is_hidden(s.previous_size, privacy_floor):
+            numbers[1:] = ["hidden", "—", "—"]
         table.add_row(
-            s.segment,
-            f"[{colours.get(s.status, 'white')}]{s.status}[/]",
-            f"{s.size:,}",
-            change,
-            f"{s.joined:,}",
-            f"{s.left:,}",
-            alerts,
+            s.segment, f"[{colours.get(s.status, 'white')}]{s.status}[/]", *numbers, alerts
         )
     out.print(table)

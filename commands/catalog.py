@@ -41,10 +41,12 @@ class ApplyResult:
     """Segments whose change became a new proposal: name -> proposal id."""
     pending: dict[str, int] = field(default_factory=dict)
     """Segments whose change is already a pending proposal: name -> proposal id."""
+    renamed: dict[str, str] = field(default_factory=dict)
+    """Segments renamed: old name -> new name."""
 
     @property
     def changed(self) -> bool:
-        return bool(self.created or self.updated or self.archived)
+        return bool(self.created or self.updated or self.archived or self.renamed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +56,7 @@ class ApplyResult:
             "unchanged": self.unchanged,
             "proposed": [{"segment": n, "proposal": i} for n, i in self.proposed.items()],
             "pending": [{"segment": n, "proposal": i} for n, i in self.pending.items()],
+            "renamed": [{"from": o, "to": n} for o, n in self.renamed.items()],
         }
 
 

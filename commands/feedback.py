@@ -50,6 +50,22 @@ _PHONE_LOCAL = re.compile(
     r")(?![\w\-/]|\.\d)"
 )
 
+# International with the 00 exit prefix instead of +: "0044 20 7946 0958", "00442079460958".
+_PHONE_00 = re.compile(r"(?<![\w+.\-/])00[1-9](?:[ .\-]?\(?\d+\)?){1,7}(?![\w\-/]|\.\d)")
+# US social security numbers as written: 123-45-6789 (never 000, 666 or 9xx first).
+_SSN = re.compile(r"(?<![\w\-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w\-])")
+# IBAN: country, check digits, then 11-30 letters or digits, grouped by four or not.
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
+
+
+def _iban_valid(candidate: str) -> bool:
+    """The ISO 13616 check: the rearranged number is 1 modulo 97."""
+    compact = candidate.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    moved = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+
 
 def _luhn(digits: str) -> bool:
     total = 0
@@ -100,7 +116,8 @@ def _digit_count(value: str) -> int:
 
 
 def redact(text: str) -> str:
-    """``text`` with e-mail addresses, phone numbers and card numbers replaced.
+    """``text`` with e-mail addresses, IBANs, card numbers, US social security numbers and
+    phone numbers (``+`` or ``00`` international, or local) replaced.
 
     >>> redact("mail jo@acme.io or call +44 20 7946 0958, card 4111 1111 1111 1111")
     'mail [email] or call [phone], card [card]'
@@ -108,7 +125,12 @@ def redact(text: str) -> str:
     '20 seats since 2024, renewal 2026-01-31'
     """
     text = _EMAIL.sub("[email]", text)
+    text = _IBAN.sub(lambda m: "[iban]" if _iban_valid(m.group()) else m.group(), text)
     text = _replace_spans(text, _card_spans(text), "[card]")
+    text = _SSN.sub("[ssn]", text)
+    text = _PHONE_00.sub(
+        lambda m: "[phone]" if 10 <= _digit_count(m.group()) <= 17 else m.group(), text
+    )
     text = _PHONE_INTL.sub(
         lambda m: "[phone]" if 8 <= _digit_count(m.group()) <= 15 else m.group(), text
     )

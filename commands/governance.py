@@ -38,12 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from briefs.render import renderer
 from commands.catalog import (
     ApplyResult,
+    catalog_workspace,
     record_version,
     refuse_archived_references,
     refuse_core_archive,
@@ -51,8 +53,14 @@ from commands.catalog import (
 from commands.errors import Refused, person
 from commands.lookup import current_version
 from commands.proposals import authorise, prepare_proposal, store_proposal
-from commands.proposals.definition import active_definitions
+from commands.proposals.definition import (
+    active_definitions,
+    rename_references,
+    renamed_reference,
+)
 from commands.proposals.views import OUTBOX_KIND, OUTBOX_PREFIX, context_for
+from commands.renaming import rewrite_dependents
+from segments import rules
 from segments.workspace import SegmentDef, Workspace
 from store.db import session_scope
 from store.models import OutboxMessage, Proposal, Segment, SegmentVersion
@@ -73,6 +81,10 @@ class _Change:
     pending_id: int | None = None
 
     @property
+    def renaming(self) -> bool:
+        return self.new.name != self.current.name
+
+    @property
     def archiving(self) -> bool:
         return self.new.status == "archived" and self.current.status != "archived"
 
@@ -85,6 +97,8 @@ def _proposal_changes(current: SegmentDef, new: SegmentDef) -> tuple[str, dict[s
     """(proposal kind, changes) that turn ``current`` into ``new``."""
     if new.status == "archived":
         return "archive", {"status": "archived"}
+    if new.name != current.name:
+        return "rename", {"name": new.name}
     before, after = current.canonical(), new.canonical()
     fields = _differences(before, after)
     if fields == ["persona"]:
@@ -251,10 +265,14 @@ def apply_governed(
     notes: dict[str, str] = {}
     with session_scope(engine) as session:
         existing = {s.name: s for s in session.exec(select(Segment)).all()}
-        refuse_archived_references(ws, existing)
-        named = {d.name for d in ws.segments}
+        renames = _renames(ws, existing)
+        refuse_archived_references(ws, {n: s for n, s in existing.items() if n not in renames})
+        named = {d.name for d in ws.segments} | set(renames)
         for definition in ws.segments:
             segment = existing.get(definition.name)
+            old = next((o for o, n in renames.items() if n == definition.name), None)
+            if old is not None:
+                segment = existing[old]
             if segment is None:
                 creates.append(definition)
                 continue
@@ -263,7 +281,12 @@ def apply_governed(
                 result.unchanged.append(definition.name)
                 continue
             current = SegmentDef.model_validate(version.definition)
+            if old is None and _only_renamed_references(current, definition, renames):
+                # Carried by the rename: rewritten when the rename is recorded.
+                result.unchanged.append(definition.name)
+                continue
             changes.append(_Change(segment, version, current, definition))
+        origins, fed_into = _origins(session, ws, existing, creates)
         for name, segment in sorted(existing.items()):
             if name in named or segment.status == "archived":
                 continue
@@ -272,7 +295,9 @@ def apply_governed(
             archived = current.model_copy(update={"status": "archived"})
             changes.append(_Change(segment, version, current, archived, removed=True))
         for change in changes:
-            if not change.removed:
+            if change.renaming:
+                _refuse_rename_with_edits(change)
+            elif not change.removed:
                 note = _check_stale(session, change, force=force)
                 if note:
                     notes[change.current.name] = note
@@ -290,9 +315,18 @@ def apply_governed(
         definitions[definition.name] = definition
     for change in changes:
         if change.how in ("direct", "approved"):
+            if change.renaming:
+                definitions = rename_references(definitions, change.current.name, change.new.name)
             definitions.pop(change.current.name, None)
             if change.new.status == "active":
                 definitions[change.new.name] = change.new
+
+    def why(change: _Change) -> str | None:
+        """The reason recorded for ``change``: what a source of a merge or split went into."""
+        base = reason or ("removed from the workspace" if change.removed else None)
+        into = fed_into.get(change.current.name) if change.archiving else None
+        return f"{base} ({into})" if base and into else base or into
+
     proposing = [c for c in changes if c.how == "propose"]
     if proposing and not reason:
         names = ", ".join(f"'{c.current.name}'" for c in proposing)
@@ -308,7 +342,7 @@ def apply_governed(
             proposer=user,
             kind=_proposal_changes(c.current, c.new)[0],
             changes=_proposal_changes(c.current, c.new)[1],
-            reason=reason or "",
+            reason=why(c) or "",
             definitions=definitions,
         )
         for c in proposing
@@ -320,30 +354,49 @@ def apply_governed(
                 continue
             _claim(session, change)
         for definition in creates:
+            kind, origin = origins.get(definition.name, ("create", None))
             record_version(
                 session,
                 segment=None,
                 definition=definition,
-                change_kind="create",
+                change_kind=kind,
                 author=user,
-                reason=reason,
+                reason=f"{reason} ({origin})" if reason and origin else reason or origin,
             )
             result.created.append(definition.name)
         for change in changes:
             name = change.current.name
             if change.how in ("direct", "approved"):
                 note = notes.get(name)
-                why = reason if not change.removed else reason or "removed from the workspace"
+                said = why(change)
+                if change.renaming:
+                    said = said or f"renamed from '{name}'"
                 record_version(
                     session,
                     segment=session.get(Segment, change.segment.id),
                     definition=change.new,
-                    change_kind="archive" if change.archiving else "edit",
+                    change_kind="archive"
+                    if change.archiving
+                    else "rename"
+                    if change.renaming
+                    else "edit",
                     author=user,
                     approver=change.approver,
-                    reason=f"{why} ({note})" if note else why,
+                    reason=f"{said} ({note})" if note else said,
                 )
-                (result.archived if change.archiving else result.updated).append(name)
+                if change.renaming:
+                    result.renamed[name] = change.new.name
+                    result.updated.extend(
+                        rewrite_dependents(
+                            session,
+                            old=name,
+                            new=change.new.name,
+                            author=user,
+                            approver=change.approver,
+                        )
+                    )
+                else:
+                    (result.archived if change.archiving else result.updated).append(name)
             elif change.how == "propose":
                 proposal = store_proposal(session, prepared[name])
                 _queue(session, proposal, templates_dir=templates_dir, reactions=reactions)
@@ -352,6 +405,131 @@ def apply_governed(
 
         record_classifications(session, ws)
     return result
+
+
+def _renames(ws: Workspace, existing: dict[str, Segment]) -> dict[str, str]:
+    """Old name -> new name of the segments the file renames (``renamed_from``).
+
+    A ``renamed_from`` whose new name is already in the catalog was applied before and is
+    ignored, unless the old name is still there too: two segments, which is refused.
+    """
+    renames: dict[str, str] = {}
+    for definition in ws.segments:
+        old = definition.renamed_from
+        if old is None or old == definition.name:
+            continue
+        if definition.name in existing:
+            if old in existing and existing[old].status == "active":
+                raise Refused(
+                    f"segment '{definition.name}' says renamed_from '{old}', but the catalog "
+                    f"has both: drop renamed_from, or remove '{definition.name}' first"
+                )
+            continue
+        if old not in existing:
+            raise Refused(
+                f"segment '{definition.name}': renamed_from '{old}', but the catalog has no "
+                f"segment '{old}'"
+            )
+        if existing[old].status == "archived":
+            raise Refused(f"segment '{definition.name}': renamed_from '{old}', which is archived")
+        if old in renames:
+            raise Refused(
+                f"segments '{renames[old]}' and '{definition.name}' both say renamed_from "
+                f"'{old}': a segment has one new name (a split makes new segments)"
+            )
+        if old in {d.name for d in ws.segments}:
+            raise Refused(
+                f"segment '{definition.name}': renamed_from '{old}', but the file still has "
+                f"a segment '{old}'"
+            )
+        renames[old] = definition.name
+    return renames
+
+
+def _origins(
+    session: Session, ws: Workspace, existing: dict[str, Segment], creates: list[SegmentDef]
+) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """For new segments declaring ``merged_from`` or ``split_from``: new name -> (change
+    kind, "merged from 'a' (v2), 'b' (v1)"), and source name -> "merged into 'x'" or
+    "split into 'x', 'y'" for the reason of its archive."""
+    active_in_file = {d.name for d in ws.segments if d.status == "active"}
+    origins: dict[str, tuple[str, str]] = {}
+    parts: dict[str, list[str]] = {}
+    merged: dict[str, str] = {}
+    for definition in creates:
+        split = [definition.split_from] if definition.split_from else []
+        sources = definition.merged_from or split
+        key = "merged_from" if definition.merged_from else "split_from"
+        if not sources:
+            continue
+        if definition.merged_from and definition.split_from:
+            raise Refused(
+                f"segment '{definition.name}': merged_from and split_from together: a new "
+                "segment is either a merge of segments or a part of one"
+            )
+        for source in sources:
+            segment = existing.get(source)
+            if segment is None or segment.status != "active":
+                state = "no segment" if segment is None else "only an archived segment"
+                raise Refused(
+                    f"segment '{definition.name}': {key} '{source}', but the catalog has "
+                    f"{state} '{source}'"
+                )
+            if definition.merged_from:
+                if source in active_in_file:
+                    raise Refused(
+                        f"segment '{definition.name}' is merged from '{source}', which the file "
+                        "keeps active: remove it from the file (it is archived) or archive it"
+                    )
+                if source in merged:
+                    raise Refused(
+                        f"segment '{source}' is merged into both '{merged[source]}' and "
+                        f"'{definition.name}'"
+                    )
+                merged[source] = definition.name
+            else:
+                parts.setdefault(source, []).append(definition.name)
+        listed = ", ".join(
+            f"'{n}' (v{current_version(session, existing[n]).version})" for n in sources
+        )
+        kind, verb = ("merge", "merged") if definition.merged_from else ("split", "split")
+        origins[definition.name] = (kind, f"{verb} from {listed}")
+    fed_into = {source: f"merged into '{target}'" for source, target in merged.items()}
+    for source, names in parts.items():
+        fed_into[source] = "split into " + ", ".join(f"'{n}'" for n in names)
+    return origins, fed_into
+
+
+def _only_renamed_references(current: SegmentDef, new: SegmentDef, renames: dict[str, str]) -> bool:
+    """Whether ``new`` is ``current`` with its references to renamed segments renamed;
+    refuse a segment that changes more than that in the same file."""
+    used = rules.dependencies(current.tree()) & set(renames)
+    if not used:
+        return False
+    rewritten = current
+    for old in sorted(used):
+        rewritten = renamed_reference(rewritten, old, renames[old])
+    if rewritten.fingerprint() == new.fingerprint():
+        return True
+    old = min(used)
+    raise Refused(
+        f"segment '{current.name}' refers to '{old}', which this file renames to "
+        f"'{renames[old]}', and changes more than that reference: apply the rename first, "
+        f"then the change to '{current.name}'"
+    )
+
+
+def _refuse_rename_with_edits(change: _Change) -> None:
+    """A rename changes the name only, so it is decided and recorded on its own."""
+    before = change.current.canonical()
+    after = change.new.canonical()
+    fields = [k for k in _differences(before, after) if k != "name"]
+    if fields:
+        raise Refused(
+            f"segment '{change.current.name}' is renamed to '{change.new.name}' and its "
+            f"{', '.join(fields)} changed too: apply the rename alone first, then the other "
+            "changes"
+        )
 
 
 def _claim(session: Session, change: _Change) -> None:
@@ -388,4 +566,50 @@ def _queue(
         channel=segment.channel,
         messages=renderer(templates_dir).render_messages("proposal", ctx),
         fallback_user=segment.owner,
+    )
+
+
+def rename_segment(
+    engine: Engine,
+    ws: Workspace,
+    *,
+    old: str,
+    new: str,
+    user: str,
+    reason: str | None = None,
+    approved_by: str | None = None,
+    direct_tiers: frozenset[str] = frozenset(),
+    templates_dir: Path | None = None,
+    reactions: dict[str, str] | None = None,
+) -> ApplyResult:
+    """Rename ``old`` to ``new`` under the same rules as a file declaring ``renamed_from``:
+    the catalog as exported, with that one segment renamed and the references to it
+    rewritten, applied by :func:`apply_governed`."""
+    catalog = catalog_workspace(engine, ws)
+    names = {d.name for d in catalog.segments}
+    if old not in names:
+        raise Refused(f"no segment named '{old}'")
+    if new in names:
+        raise Refused(f"a segment named '{new}' already exists")
+    try:
+        renamed = SegmentDef.model_validate(
+            {**catalog.segments[0].model_dump(mode="json"), "name": new}
+        ).name
+    except ValidationError as exc:
+        raise Refused(f"new name: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    segments = []
+    by_name = rename_references({d.name: d for d in catalog.segments}, old, renamed)
+    for name, definition in by_name.items():
+        if name == renamed:
+            definition = definition.model_copy(update={"renamed_from": old})
+        segments.append(definition)
+    return apply_governed(
+        engine,
+        catalog.model_copy(update={"segments": segments}),
+        user=user,
+        reason=reason,
+        approved_by=approved_by,
+        direct_tiers=direct_tiers,
+        templates_dir=templates_dir,
+        reactions=reactions,
     )

@@ -16,7 +16,13 @@ def find_segment(session: Session, name: str) -> Segment:
     name = name.strip()
     segment = store_catalog.segment_by_name(session, name=name)
     if segment is None:
-        raise UnknownSegment(name, store_catalog.segment_names(session))
+        # "engaged_trial" finds "engaged-trial" (and the other way round) when only one
+        # of them exists: names that differ only by '-' and '_' are refused at apply.
+        names = store_catalog.segment_names(session)
+        alike = [n for n in names if n.replace("_", "-") == name.replace("_", "-")]
+        if len(alike) != 1:
+            raise UnknownSegment(name, names)
+        segment = store_catalog.segment_by_name(session, name=alike[0])
     return segment
 
 

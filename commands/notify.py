@@ -30,6 +30,7 @@ from sqlmodel import Session, select
 
 from briefs.render import renderer
 from briefs.wording import label
+from commands.policy import visible_summary, visible_trend
 from commands.stats import kpi_trend, trend
 from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
 from store.outbox import add_message
@@ -275,6 +276,7 @@ def queue_refresh_messages(
     outcomes: Iterable[Any],
     charts: bool = True,
     templates_dir: Path | None = None,
+    privacy_floor: int = 0,
 ) -> list[OutboxMessage]:
     """Queue the summaries and alerts of one refresh. Does not commit.
 
@@ -308,16 +310,25 @@ def queue_refresh_messages(
     for channel, items in channels.items():
         kept = [segment for _, segment in blocked.get(channel, [])]
         rows += _queue_summary(
-            session, snapshot, channel, items, as_of, charts, r, posted, kept=kept
+            session,
+            snapshot,
+            channel,
+            items,
+            as_of,
+            charts,
+            r,
+            posted,
+            kept=kept,
+            floor=privacy_floor,
         )
     return rows
 
 
 def _queue_summary(
-    session, snapshot, channel, items, as_of, charts, r, posted, *, kept=()
+    session, snapshot, channel, items, as_of, charts, r, posted, *, kept=(), floor=0
 ) -> list[OutboxMessage]:
     """The channel's summary; ``kept`` are its blocked segments, drawn in its chart with
-    the blocked day marked."""
+    the blocked day marked; numbers of segments under the privacy ``floor`` are hidden."""
     labels: dict[str, Any] = {}
     for _, segment in items:
         labels.update(labels_of(_result(session, snapshot, segment)))
@@ -325,24 +336,26 @@ def _queue_summary(
     titles = segment_titles(session)
     for outcome, segment in items:
         ctx = summary_context(outcome, segment, as_of, posted=posted.get(segment.name))
-        contexts.append({**ctx, "labels": labels, "titles": titles})
+        contexts.append(visible_summary({**ctx, "labels": labels, "titles": titles}, floor))
     owner = items[0][1].owner
     target = channel or "dm"
     key = f"summary:{snapshot.id}:{target}:{owner if channel is None else ''}"
     files = []
     if charts:
-        series = {s.name: trend(session, s) for _, s in items}
-        series.update({s.name: trend(session, s) for s in kept})
+        series = {s.name: visible_trend(trend(session, s), floor) for _, s in items}
+        series.update({s.name: visible_trend(trend(session, s), floor) for s in kept})
+        series = {name: points for name, points in series.items() if points}
         slug = "".join(c if c.isalnum() else "-" for c in target.lstrip("#")).strip("-")
         title = f"Segment sizes to {as_of}" + (f" · #{slug}" if channel else "")
-        files = [
-            chart_file(
-                series,
-                title=title,
-                name=f"sizes-{slug}-{as_of}",
-                blocked={s.name: [as_of] for s in kept},
-            )
-        ]
+        if series:
+            files = [
+                chart_file(
+                    series,
+                    title=title,
+                    name=f"sizes-{slug}-{as_of}",
+                    blocked={s.name: [as_of] for s in kept if s.name in series},
+                )
+            ]
     if len(contexts) == 1:
         messages = r.render_messages("refresh-summary", contexts[0])
         return add_message(

@@ -187,10 +187,12 @@ class _Pass:
         *,
         engine_name: str | None = None,
         engine_options: Any = None,
+        privacy_floor: int = 0,
     ) -> None:
         self._load_workspace = load_workspace
         self.engine_name = engine_name
         self.engine_options = engine_options
+        self.privacy_floor = privacy_floor
         self._ws: Workspace | None = None
         self._data: tuple[date, Any] | None = None
 
@@ -221,6 +223,7 @@ def _refresh(engine: Engine, shared: _Pass, job: JobView, templates_dir: Path | 
         templates_dir=templates_dir,
         engine_name=shared.engine_name,
         engine_options=shared.engine_options,
+        privacy_floor=shared.privacy_floor,
     )
     return {
         "as_of": as_of.isoformat(),
@@ -319,15 +322,22 @@ def drain(
     limit: int = 20,
     engine_name: str | None = None,
     engine_options: Any = None,
+    privacy_floor: int = 0,
 ) -> list[JobView]:
     """Claim and run due jobs one after the other, at most ``limit``; their outcomes.
 
     The workspace is read once for the pass, and previews of the same day share one
     load of the data. ``engine_name`` and ``engine_options``: what refreshes run on (the
-    settings' ``SEGOPS_ENGINE`` and DuckDB knobs), as for a scheduled refresh.
+    settings' ``SEGOPS_ENGINE`` and DuckDB knobs), and ``privacy_floor`` what their posted
+    summaries hide, as for a scheduled refresh.
     """
     ran = []
-    shared = _Pass(load_workspace, engine_name=engine_name, engine_options=engine_options)
+    shared = _Pass(
+        load_workspace,
+        engine_name=engine_name,
+        engine_options=engine_options,
+        privacy_floor=privacy_floor,
+    )
     for _ in range(limit):
         job = claim_next(engine, worker=worker)
         if job is None:

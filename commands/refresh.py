@@ -293,12 +293,14 @@ def refresh(
     templates_dir: Path | None = None,
     engine_name: str | None = None,
     engine_options: engines.EngineOptions | None = None,
+    privacy_floor: int = 0,
 ) -> RefreshReport:
     """Refresh the catalog's active segments (or ``only`` these) for ``as_of``.
 
     ``progress`` is called with each phase name: ``load``, ``quality``, ``evaluate``,
     and ``commit`` just before the one transaction that publishes is committed.
-    ``templates_dir`` (``SEGOPS_TEMPLATES``) overrides the templates of the queued messages.
+    ``templates_dir`` (``SEGOPS_TEMPLATES``) overrides the templates of the queued messages;
+    ``privacy_floor`` (``SEGOPS_PRIVACY_FLOOR``) hides the numbers of small segments in them.
     ``engine_name`` (``pandas``, ``duckdb``, ``sql``; None: the workspace's) computes the
     data where it lives, with ``engine_options``; the queries it runs are reported through
     ``progress`` as ``query: ...``.
@@ -316,6 +318,7 @@ def refresh(
             templates_dir=templates_dir,
             engine_name=engine_name,
             engine_options=engine_options,
+            privacy_floor=privacy_floor,
         )
 
 
@@ -345,6 +348,7 @@ def _refresh(
     templates_dir: Path | None,
     engine_name: str | None = None,
     engine_options: engines.EngineOptions | None = None,
+    privacy_floor: int = 0,
 ) -> RefreshReport:
     say = progress or (lambda _msg: None)
     timer = _Timer()
@@ -418,7 +422,11 @@ def _refresh(
 
             with timer.phase("messages"):
                 queue_refresh_messages(
-                    session, snapshot=snapshot, outcomes=outcomes, templates_dir=templates_dir
+                    session,
+                    snapshot=snapshot,
+                    outcomes=outcomes,
+                    templates_dir=templates_dir,
+                    privacy_floor=privacy_floor,
                 )
         snapshot_id = snapshot.id
         say("commit")

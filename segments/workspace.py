@@ -49,7 +49,7 @@ known to the sources, segment references, reference cycles, where file sources l
 that SQL queries only read) and raises one :class:`WorkspaceError` naming the file, the
 segment or source and the problem.
 
-Names are matched whole (``re.fullmatch``): segment names are slugs (``[a-z][a-z0-9-]*``, at
+Names are matched whole (``re.fullmatch``): segment names are slugs (``[a-z][a-z0-9_-]*``, at
 most 63 characters); source, feature and score names are identifiers
 (``[A-Za-z_][A-Za-z0-9_]*``, at most 63), as rules write them. A file source must stay inside
 the workspace file's folder or the data roots, an allow-list set by the caller
@@ -59,6 +59,7 @@ itself; see :mod:`segments.access`.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import re
@@ -101,7 +102,7 @@ Kind = Literal["number", "string", "bool", "date"]
 Tier = Literal["core", "strategic", "tactical"]
 CADENCES = ("daily", "weekly", "monthly", "quarterly", "live")
 DEFAULT_CADENCE = {"core": "weekly", "strategic": "quarterly", "tactical": "monthly"}
-SLUG = re.compile(r"[a-z][a-z0-9-]{0,62}")
+SLUG = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 CRON_FIELD = re.compile(r"[\d*/,\-a-zA-Z?#LW]+")
 SLACK_USER = re.compile(r"[UW][A-Z0-9]+")
@@ -143,6 +144,7 @@ _CSV_DEFAULTS: dict[str, Any] = {
     "thousands": None,
     "decimal": ".",
     "date_format": None,
+    "encoding": "utf-8",
 }
 
 
@@ -176,6 +178,20 @@ class SourceConfig(_Model):
     thousands: str | None = None
     decimal: str = "."
     date_format: str | dict[str, str] | None = None
+    encoding: str = "utf-8"
+    """The text encoding of a CSV file (any Python codec name: latin-1, cp1252, utf-16)."""
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"encoding {value!r} is not a known text encoding "
+                "(for example utf-8, latin-1, cp1252 or utf-16)"
+            ) from None
+        return value
 
     @field_validator("delimiter", "thousands", "decimal")
     @classmethod
@@ -397,6 +413,16 @@ class SegmentDef(_Model):
     """The catalog version this definition was exported from (written by ``segops
     export``): not part of the definition, it tells ``apply`` whether the file's author
     has seen the catalog's latest version."""
+    renamed_from: str | None = Field(default=None, exclude=True)
+    """The catalog name this segment had before: ``apply`` renames that segment (keeping
+    its history, memberships, alerts and feedback) instead of archiving it and creating a
+    new one. Not part of the definition; it may stay in the file after the rename."""
+    merged_from: list[str] = Field(default_factory=list, exclude=True)
+    """Segments this new segment replaces (at least two, which the file removes or
+    archives): it is created as a ``merge`` and their archive says what it went into."""
+    split_from: str | None = Field(default=None, exclude=True)
+    """The segment this new segment is a part of: it is created as a ``split``; the
+    parent may stay or be removed (archived, naming its parts)."""
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -420,15 +446,29 @@ class SegmentDef(_Model):
             extra.extend(self.experiment.also)
         return list(dict.fromkeys([*self.kpis, *extra]))
 
-    @field_validator("name")
+    @field_validator("name", "renamed_from")
     @classmethod
-    def _slug(cls, value: str) -> str:
-        if not SLUG.fullmatch(value):
+    def _slug(cls, value: str | None) -> str | None:
+        if value is not None and not SLUG.fullmatch(value):
             raise ValueError(
-                f"name {value!r} must be a slug: lower-case letters, digits and '-', "
+                f"name {value!r} must be a slug: lower-case letters, digits, '-' and '_', "
                 "starting with a letter"
             )
         return value
+
+    @field_validator("merged_from")
+    @classmethod
+    def _merged(cls, value: list[str]) -> list[str]:
+        for name in value:
+            cls._slug(name)
+        if value and len(set(value)) < 2:
+            raise ValueError("merged_from needs at least two different segments")
+        return value
+
+    @field_validator("split_from")
+    @classmethod
+    def _split(cls, value: str | None) -> str | None:
+        return cls._slug(value)
 
     @field_validator("cadence")
     @classmethod
@@ -647,6 +687,11 @@ def load_workspace(
         raise WorkspaceError(f"{path}: workspace file not found")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise WorkspaceError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}): save the file as UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -729,6 +774,14 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise WorkspaceError(f"{origin}: segment {dupes[0]!r} is defined more than once")
+    spelled: dict[str, str] = {}
+    for name in names:
+        other = spelled.setdefault(name.replace("_", "-"), name)
+        if other != name:
+            raise WorkspaceError(
+                f"{origin}: segments {other!r} and {name!r} differ only by '-' and '_': "
+                "rename one of them"
+            )
     deps: dict[str, set[str]] = {}
     for seg in ws.segments:
         try:

@@ -125,6 +125,8 @@ class FakeSlack:
         self.missing_channels: set[str] = set()
         self.archived_channels: set[str] = set()
         self.channel_names: dict[str, str] = {"general": "C111", "growth": "C777"}
+        self.shared_channels: set[str] = set()
+        """Channel ids shared with another organisation (Slack Connect)."""
         self.channels: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.uploads: dict[str, bytes] = {}
         self.expired_response_urls: set[str] = set()
@@ -436,6 +438,27 @@ class FakeSlack:
         channels = [{"id": cid, "name": name} for name, cid in self.channel_names.items()]
         return self._page(channels, body, key="channels")
 
+    def _api_conversations_info(self, body: dict[str, Any]) -> Reply:
+        channel = body.get("channel")
+        if error := self._channel_error(channel):
+            return error
+        if str(channel)[:1] not in ("C", "G", "D"):
+            return Reply.error("channel_not_found")  # like Slack: an id, never a #name
+        names = {cid: name for name, cid in self.channel_names.items()}
+        shared = channel in self.shared_channels
+        return Reply(
+            body={
+                "ok": True,
+                "channel": {
+                    "id": channel,
+                    "name": names.get(channel, channel.lower()),
+                    "is_shared": shared,
+                    "is_ext_shared": shared,
+                    "is_pending_ext_shared": False,
+                },
+            }
+        )
+
     def _api_conversations_history(self, body: dict[str, Any]) -> Reply:
         channel = body.get("channel")
         if error := self._channel_error(channel):
@@ -483,6 +506,8 @@ class FakeSlack:
 
     def _api_files_completeUploadExternal(self, body: dict[str, Any]) -> Reply:
         channel = body.get("channel_id")
+        if channel and str(channel)[:1] not in ("C", "G", "D"):
+            return Reply.error("channel_not_found")  # like Slack: an id, never a #name
         if channel and (error := self._channel_error(channel)):
             return error
         files = body.get("files") or "[]"

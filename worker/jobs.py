@@ -47,6 +47,7 @@ def run_refresh(segment: str) -> None:
         templates_dir=worker.settings.templates_dir,
         engine_name=worker.settings.engine,
         engine_options=worker.settings.engine_options(),
+        privacy_floor=worker.settings.privacy_floor,
     )
     logger.info("scheduled_refresh %s", result.to_dict())
     worker.after_refresh(result)

@@ -305,6 +305,7 @@ class Worker:
             templates_dir=self.settings.templates_dir,
             engine_name=self.settings.engine,
             engine_options=self.settings.engine_options(),
+            privacy_floor=self.settings.privacy_floor,
         )
         answer_finished(self.engine, self.settings, self._reply_client)
         return len(ran)

@@ -204,6 +204,10 @@ class _Run:
     ) -> tuple[str, bool]:
         """Post the missing parts and the files; (first part's ts, whether all were there)."""
         channel = posting.open_conversation(self.client, row.channel)
+        if posting.is_name(channel):
+            # Resolved once per run (conversations.list) and kept on the row when posted:
+            # uploads and lookups need an id, never a name.
+            channel = lookup.channel_id(self.client, channel, self.channel_ids)
         parts = posting.split(row.text, row.blocks)
         posted = (
             lookup.posted_parts(self.client, channel, row, thread_ts, self.channel_ids)

@@ -216,9 +216,15 @@ def run_demo(
             sample.break_data(data_dir, as_of)
         console.print(Rule(f"refresh as of {as_of}"))
         console.print(f"[italic]{story[min(index, len(story) - 1)]}[/]")
-        report = refresh(engine, ws, as_of=as_of, templates_dir=settings.templates_dir)
+        report = refresh(
+            engine,
+            ws,
+            as_of=as_of,
+            templates_dir=settings.templates_dir,
+            privacy_floor=settings.privacy_floor,
+        )
         if verbose:
-            print_report(report)
+            print_report(report, privacy_floor=settings.privacy_floor)
         else:
             counts: dict[str, int] = {}
             for outcome in report.segments:

@@ -80,6 +80,7 @@ def scheduled_refresh(
     templates_dir: Path | None = None,
     engine_name: str | None = None,
     engine_options: EngineOptions | None = None,
+    privacy_floor: int = 0,
 ) -> RefreshJobResult:
     """Refresh one segment as of ``now``'s date, recording a failure instead of raising.
 
@@ -115,6 +116,7 @@ def scheduled_refresh(
             templates_dir=templates_dir,
             engine_name=engine_name,
             engine_options=engine_options,
+            privacy_floor=privacy_floor,
         )
     except Exception as exc:  # every failure is recorded, counted and retried
         logger.exception("scheduled_refresh_failed segment=%s", segment_name)

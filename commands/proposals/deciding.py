@@ -18,6 +18,7 @@ from commands.proposals.definition import (
     check_references,
 )
 from commands.proposals.views import DecisionView, decision_view
+from commands.renaming import rewrite_dependents
 from segments.errors import SegopsError
 from segments.workspace import SegmentDef
 from store.db import WRITE_BUDGET, DatabaseBusy, session_scope, write
@@ -195,6 +196,10 @@ def _apply(session: Session, *, proposal_id: int, approver: str) -> int:
         approver=approver,
         reason=proposal.reason,
     )
+    if new.name != current.name:
+        rewrite_dependents(
+            session, old=current.name, new=new.name, author=proposal.proposer, approver=approver
+        )
     session.exec(
         update(Proposal).where(Proposal.id == proposal_id).values(applied_version_id=version.id)
     )

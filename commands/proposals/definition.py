@@ -89,7 +89,7 @@ def active_definitions(session: Session) -> dict[str, SegmentDef]:
     return {name: SegmentDef.model_validate(definition) for name, definition in rows}
 
 
-def _dependents(definitions: dict[str, SegmentDef], target: str) -> list[str]:
+def dependents(definitions: dict[str, SegmentDef], target: str) -> list[str]:
     """Active segments whose rule references ``target`` with ``in_segment``."""
     return sorted(
         name
@@ -98,15 +98,47 @@ def _dependents(definitions: dict[str, SegmentDef], target: str) -> list[str]:
     )
 
 
+def _swap(node: Any, old: str, new: str) -> Any:
+    if isinstance(node, dict):
+        if node.get("op") == "in_segment" and node.get("segment") == old:
+            return {**node, "segment": new}
+        return {key: _swap(value, old, new) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_swap(item, old, new) for item in node]
+    return node
+
+
+def renamed_reference(definition: SegmentDef, old: str, new: str) -> SegmentDef:
+    """``definition`` with every ``in_segment(old)`` of its rule naming ``new`` instead."""
+    tree = rules.rule_from_dict(_swap(definition.tree().to_dict(), old, new))
+    return definition.model_copy(update={"rule": rules.to_text(tree)})
+
+
+def rename_references(
+    definitions: dict[str, SegmentDef], old: str, new: str
+) -> dict[str, SegmentDef]:
+    """``definitions`` (by name) as they are after renaming ``old`` to ``new``."""
+    out: dict[str, SegmentDef] = {}
+    for name, definition in definitions.items():
+        if name == old:
+            definition = definition.model_copy(update={"name": new})
+            name = new
+        if old in rules.dependencies(definition.tree()):
+            definition = renamed_reference(definition, old, new)
+        out[name] = definition
+    return out
+
+
 def check_references(
     definitions: dict[str, SegmentDef], current: SegmentDef, new: SegmentDef
 ) -> None:
-    """Renaming or archiving must not break another segment's ``in_segment``."""
-    if new.name == current.name and new.status == "active":
+    """Archiving must not break another segment's ``in_segment`` (a rename rewrites those
+    references instead: :mod:`commands.renaming`)."""
+    if new.status == "active":
         return
-    users = _dependents(definitions, current.name)
+    users = dependents(definitions, current.name)
     if users:
-        verb = "archiving" if new.status == "archived" else f"renaming it to '{new.name}'"
+        verb = "archiving"
         raise SegopsError(
             f"segment '{current.name}' is used by in_segment(\"{current.name}\") in "
             f"{', '.join(repr(u) for u in users)}: {verb} would break "
@@ -131,7 +163,9 @@ def validate_definition(
     if new.name != current.name and new.name in definitions:
         raise SegopsError(f"{origin}: a segment named '{new.name}' already exists")
     check_references(definitions, current, new)
-    others = {n: d for n, d in definitions.items() if n != current.name}
+    if new.name != current.name:
+        definitions = rename_references(definitions, current.name, new.name)
+    others = {n: d for n, d in definitions.items() if n not in (current.name, new.name)}
     candidate = list(others.values()) + ([new] if new.status == "active" else [])
     if ws is None:
         # No workspace: syntax, segment references and cycles only (columns unknown).

@@ -36,6 +36,7 @@ mrr 1234.5 and signed 5 January 2026.
 
 from __future__ import annotations
 
+import codecs
 import csv
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,6 +82,26 @@ def _typed_columns(cfg: SourceConfig, text: Sequence[str]) -> dict[str, str]:
     return {c: k for c, k in kinds.items() if c not in text}
 
 
+class NotText(ValueError):
+    """A CSV file that is not text in its source's encoding (the message says how)."""
+
+
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding).name == "utf-8"
+
+
+def _not_text(path: Path, encoding: str) -> NotText:
+    where = ""
+    try:
+        path.read_bytes().decode(encoding)
+    except UnicodeDecodeError as exc:
+        where = f" (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+    return NotText(
+        f"{path.name} is not {encoding} text{where}: set encoding: on the source, "
+        "for example latin-1, cp1252 or utf-16"
+    )
+
+
 def _read_csv(
     path: Path,
     wanted: list[str],
@@ -88,7 +109,25 @@ def _read_csv(
     dictionary: Sequence[str],
     cfg: SourceConfig,
 ) -> tuple[pa.Table, set[str]]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    try:
+        return _read_csv_text(path, wanted, text, dictionary, cfg)
+    except UnicodeDecodeError:
+        raise _not_text(path, cfg.encoding) from None
+    except pa.ArrowInvalid as exc:
+        if "utf8" not in str(exc).lower():
+            raise
+        raise _not_text(path, cfg.encoding) from None
+
+
+def _read_csv_text(
+    path: Path,
+    wanted: list[str],
+    text: Sequence[str],
+    dictionary: Sequence[str],
+    cfg: SourceConfig,
+) -> tuple[pa.Table, set[str]]:
+    utf8 = _is_utf8(cfg.encoding)
+    with open(path, newline="", encoding="utf-8-sig" if utf8 else cfg.encoding) as fh:
         header = next(csv.reader(fh, delimiter=cfg.delimiter), [])
     present = [c for c in wanted if c in header]
     if not present:  # an empty include list would read every column
@@ -98,6 +137,7 @@ def _read_csv(
     types.update({c: pa.dictionary(pa.int32(), pa.string()) for c in dictionary if c in present})
     table = pacsv.read_csv(
         path,
+        read_options=pacsv.ReadOptions(encoding="utf8" if utf8 else cfg.encoding),
         parse_options=pacsv.ParseOptions(delimiter=cfg.delimiter),
         convert_options=pacsv.ConvertOptions(
             include_columns=present,

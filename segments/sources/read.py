@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from segments.access import AccessError
 from segments.errors import SegopsError
-from segments.sources.files import _read_csv, _read_parquet
+from segments.sources.files import NotText, _read_csv, _read_parquet
 from segments.sources.sql import _read_sql
 from segments.workspace import SourceConfig, Workspace
 
@@ -47,6 +47,8 @@ def _read(
         raise SourceError(f"source {name!r}: {exc}") from None
     except FileNotFoundError:
         raise SourceError(f"source {name!r}: file not found: {cfg.path}") from None
+    except NotText as exc:
+        raise SourceError(f"source {name!r}: {exc}") from None
     except sa.exc.NoSuchTableError:
         raise SourceError(f"source {name!r}: table {cfg.table!r} not found") from None
     except (OSError, pa.ArrowException, sa.exc.SQLAlchemyError, UnicodeDecodeError) as exc:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine, select
 
 from bot.delivery import (
@@ -265,6 +266,28 @@ def test_channel_given_by_name_is_stored_as_its_id_once_posted(engine, fake_slac
     queue(engine, "summary", t0, channel="#growth")
     deliver_due(engine, client, now=t0)
     assert (row(engine, "summary").channel, row(engine, "summary").status) == ("C777", "sent")
+
+
+def test_a_chart_for_a_channel_given_by_name_is_uploaded_by_its_id(engine, fake_slack, client, t0):
+    files = [{"bytes_b64": base64.b64encode(b"png").decode(), "filename": "sizes.png"}]
+    queue(engine, "summary", t0, channel="#growth", files=files)
+    queue(engine, "other", t0, channel="growth", files=files)
+    assert deliver_due(engine, client, now=t0).sent == 2
+    uploads = fake_slack.calls_to("files.completeUploadExternal")
+    assert [c.body["channel_id"] for c in uploads] == ["C777", "C777"]
+    assert all(c.reply.ok for c in uploads)
+    assert {c.body["channel"] for c in posts(fake_slack)} == {"C777"}
+    assert len(fake_slack.calls_to("conversations.list")) == 1  # resolved once per run
+    assert row(engine, "other").channel == "C777"
+
+
+def test_the_fake_web_api_refuses_an_upload_to_a_channel_name(fake_slack, client):
+    with pytest.raises(SlackApiError) as refused:
+        client.api_call(
+            "files.completeUploadExternal",
+            json={"files": [{"id": "F1"}], "channel_id": "#growth"},
+        )
+    assert refused.value.response["error"] == "channel_not_found"
 
 
 def test_row_being_sent_is_left_alone_until_its_claim_expires(engine, fake_slack, client, t0):

@@ -170,3 +170,27 @@ def test_sharing_where_the_bot_cannot_post_tells_the_user(
     (told,) = answers(fake_slack)
     assert "could not post in this channel (not_in_channel)" in told["text"]
     assert told["replace_original"] is False
+
+
+def test_sharing_in_a_channel_shared_with_another_organisation_is_refused(
+    slack_app, slack_server, fake_slack: FakeSlack
+):
+    fake_slack.shared_channels.add("C111")
+    share(slack_server, fake_slack, "trial|brief")
+    settle(slack_app)
+    (told,) = answers(fake_slack)
+    assert "shared with another organisation" in told["text"]
+    assert fake_slack.calls_to("chat.postMessage") == []
+    (checked,) = fake_slack.calls_to("conversations.info")
+    assert checked.body["channel"] == "C111"
+
+
+def test_sharing_where_the_channel_cannot_be_checked_posts_nothing(
+    slack_app, slack_server, fake_slack: FakeSlack
+):
+    fake_slack.fail_next("conversations.info", Reply.error("missing_scope"))
+    share(slack_server, fake_slack, "trial|brief")
+    settle(slack_app)
+    (told,) = answers(fake_slack)
+    assert "could not check whether this channel is shared (missing_scope)" in told["text"]
+    assert fake_slack.calls_to("chat.postMessage") == []

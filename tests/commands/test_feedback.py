@@ -57,6 +57,12 @@ def add(engine, text: str, segment: str = "trial", **kwargs):
         ("card 4111-1111-1111-1111", "card [card]"),
         ("amex 3782 822463 10005", "amex [card]"),
         ("4111111111111111 then 20 seats", "[card] then 20 seats"),
+        ("pay to DE89 3704 0044 0532 0130 00 monthly", "pay to [iban] monthly"),
+        ("iban GB82WEST12345698765432.", "iban [iban]."),
+        ("ssn 123-45-6789 on the form", "ssn [ssn] on the form"),
+        ("call 0044 20 7946 0958 now", "call [phone] now"),
+        ("call 00442079460958", "call [phone]"),
+        ("fr 0033 6 12 34 56 78", "fr [phone]"),
     ],
 )
 def test_redact_replaces_contact_details(text, expected):
@@ -72,6 +78,8 @@ def test_redact_replaces_contact_details(text, expected):
         "order 1234567890123 (not a card: fails the Luhn check)",
         "teams of 100-1000 people, version 3.14.15",
         "on 01.02.2024 they churned",
+        "ref DE00 1234 5678 9012 34 (not an IBAN: fails the check)",
+        "ISO 9001 since 2024-05-06, 900-12-3456 is no SSN",
     ],
 )
 def test_redact_keeps_plain_numbers_years_and_dates(text):

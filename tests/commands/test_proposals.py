@@ -110,18 +110,29 @@ def test_unknown_column_is_named_with_a_suggestion(engine, fx):
     assert count(engine, Proposal) == 0
 
 
-def test_rename_that_breaks_an_in_segment_reference_is_refused(engine, fx):
+def test_archiving_a_referenced_segment_is_refused_but_renaming_it_is_proposed(engine, fx):
     with pytest.raises(SegopsError, match=r"used by in_segment\(\"trial\"\) in 'engaged-trial'"):
         propose(
             engine,
             fx.ws(),
             segment="trial",
             proposer=PROPOSER,
-            kind="rename",
-            changes={"name": "trials"},
-            reason="plural",
+            kind="archive",
+            changes={},
+            reason="done",
         )
     assert count(engine, Proposal) == 0
+    # A rename rewrites the reference when approved (tests/commands/test_renaming.py).
+    view = propose(
+        engine,
+        fx.ws(),
+        segment="trial",
+        proposer=PROPOSER,
+        kind="rename",
+        changes={"name": "trials"},
+        reason="plural",
+    )
+    assert (view.kind, view.status) == ("rename", "pending")
 
 
 def test_rename_onto_an_existing_name_is_refused(engine, fx):

@@ -75,3 +75,37 @@ def test_a_cron_cadence_field_is_matched_whole(tmp_path: Path) -> None:
     assert parse(data(segments=[{**segment, "cadence": "0 6 * * 1"}]), tmp_path)
     with pytest.raises(WorkspaceError, match="cadence"):
         parse(data(segments=[{**segment, "cadence": "0 6 * * 1;"}]), tmp_path)
+
+
+def test_segment_names_accept_underscores_as_well_as_hyphens(tmp_path: Path) -> None:
+    segments = [
+        {"name": n, "title": "T", "owner": "U1", "rule": "logins > 1"}
+        for n in ("engaged_trial", "late-payers")
+    ]
+    ws = parse(data(segments=segments), tmp_path)
+    assert [s.name for s in ws.segments] == ["engaged_trial", "late-payers"]
+
+
+def test_segment_names_differing_only_by_hyphen_and_underscore_are_refused(
+    tmp_path: Path,
+) -> None:
+    segments = [
+        {"name": n, "title": "T", "owner": "U1", "rule": "logins > 1"}
+        for n in ("engaged-trial", "engaged_trial")
+    ]
+    with pytest.raises(
+        WorkspaceError,
+        match="^ws.yaml: segments 'engaged-trial' and 'engaged_trial' differ only by '-' and '_'",
+    ):
+        parse(data(segments=segments), tmp_path)
+
+
+def test_a_workspace_file_that_is_not_utf8_is_one_line_naming_it(tmp_path: Path) -> None:
+    from segments.workspace import load_workspace
+
+    path = tmp_path / "workspace.yaml"
+    path.write_bytes("segments:\n- name: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(WorkspaceError) as caught:
+        load_workspace(path)
+    message = str(caught.value)
+    assert message == f"{path}: not UTF-8 text (byte 0xe9 at offset 21): save the file as UTF-8"

@@ -17,6 +17,7 @@ from bot.listeners.handler import Handler
 from bot.listeners.messages import problem
 from briefs.render import PERSONA_KINDS, render_messages
 from commands.persona import brief_context
+from commands.policy import SHARED_REFUSAL, shared_outside
 from segments.errors import SegopsError
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,22 @@ class BriefShare(Handler):
             return
         if not channel:
             note(body, respond, client, ":warning: open the brief in a channel to share it.")
+            return
+        try:
+            info = client.conversations_info(channel=channel)["channel"]
+        except SlackApiError as error:
+            code = error.response.get("error")
+            logger.info("brief_share_unchecked channel=%s error=%s", channel, code)
+            note(
+                body,
+                respond,
+                client,
+                f":warning: I could not check whether this channel is shared ({code}): "
+                "invite me to it and try again.",
+            )
+            return
+        if shared_outside(info):
+            note(body, respond, client, SHARED_REFUSAL)
             return
         try:
             ctx = {**brief_context(self.engine, name, settings=self.settings), "share": False}
