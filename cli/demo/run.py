@@ -29,6 +29,7 @@ from sqlmodel import select
 
 from cli.demo.view import Posted, render_message, rich_text, write_page
 from commands.settings import Settings
+from segments.errors import SegopsError
 from store.db import make_engine, session_scope, upgrade
 from store.models import OutboxMessage
 
@@ -237,10 +238,14 @@ def run_demo(
         posted = print_outbox(engine, console, slack_dir, verbose=verbose, featured=featured)
         page.append((f"Refresh as of {as_of}: {story[min(index, len(story) - 1)]}", posted))
         if index == 0:
-            true_effect = experiment.start(
-                engine, ws, data_dir, [d.replace(day=1) for d in dates[1:]], console
-            )
-        else:
+            try:
+                true_effect = experiment.start(
+                    engine, ws, data_dir, [d.replace(day=1) for d in dates[1:]], console
+                )
+            except SegopsError as refused:  # a small --customers: planning says no, honestly
+                console.print(f"experiment not started: {refused}", markup=False)
+                true_effect = None
+        elif true_effect is not None:
             experiment.read(engine, ws, as_of, true_effect, console)
 
     console.print(Rule("field feedback from sales"))
