@@ -51,6 +51,9 @@ Kinds and their contexts (percentages are percent points: 4.2 means +4.2 %):
 ``blocked-alert``
     segment: {name, title, owner}; as_of; failures: [{kind, source, column, message}];
     current: None | {as_of, size} (the snapshot that stays current).
+``blocked-group`` (several blocked segments that share a channel)
+    channel; as_of; causes: [{message, kind, source, column, segments: [{name, title,
+    owner, current: None | {as_of, size}}]}], grouped by what failed.
 ``feedback-digest``
     since, until: "YYYY-MM-DD"; total: int; segments: [{segment: {name, title, owner},
     count, sentiment: {positive, neutral, negative}, themes: [[phrase, count]],
@@ -92,6 +95,7 @@ from typing import Any
 import jinja2
 
 from briefs import blocks as bk
+from briefs import wording
 from segments.errors import SegopsError
 
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -103,6 +107,7 @@ KINDS: tuple[str, ...] = (
     "refresh-group",
     "drift-alert",
     "blocked-alert",
+    "blocked-group",
     "feedback-digest",
     "proposal",
     "catalog",
@@ -446,6 +451,43 @@ def f_icon(value: object) -> str:
     return ICONS.get(str(value), "•")
 
 
+def f_label(name: object, labels: Mapping[str, Any] | None = None) -> str:
+    return bk.escape_mrkdwn(wording.label(str(name or ""), labels))
+
+
+def f_amount(value: object, spec: Mapping[str, Any] | None = None) -> str:
+    return bk.escape_mrkdwn(wording.amount(value, spec))  # type: ignore[arg-type]
+
+
+def f_movement(row: Mapping[str, Any], labels: Mapping[str, Any] | None = None) -> str:
+    """A KPI row ``{name, value, previous}`` as ``0.25 → 0.56 per account, up 121 %``."""
+    spec = wording.spec_of(row.get("name"), labels)
+    text = wording.movement(row.get("value"), row.get("previous"), spec)
+    better = wording.verdict(row.get("value"), row.get("previous"), spec)
+    return bk.escape_mrkdwn(text + (f" ({better})" if better else ""))
+
+
+def f_updown(pct: object) -> str:
+    """A change in percent as words: ``up 4.2 %``, ``down 31 %``, ``unchanged``."""
+    return wording.direction_words(None if pct is None else float(pct))  # type: ignore[arg-type]
+
+
+def f_members(size: object, previous: object = None) -> str:
+    return bk.escape_mrkdwn(wording.members(size, previous))  # type: ignore[arg-type]
+
+
+def f_clause(text: object, labels: Mapping[str, Any] | None = None, titles: Any = None) -> str:
+    return bk.escape_mrkdwn(wording.clause_text(str(text), labels, titles))
+
+
+def f_finding(alert: Mapping[str, Any], labels: Mapping[str, Any] | None = None) -> dict:
+    return {k: bk.escape_mrkdwn(v) for k, v in wording.finding(alert, labels).items()}
+
+
+def f_headline(alerts: Any, title: object, labels: Mapping[str, Any] | None = None) -> str:
+    return bk.escape_mrkdwn(wording.headline(str(title), list(alerts), labels))
+
+
 FILTERS = {
     "mrkdwn": bk.escape_mrkdwn,
     "user": f_user,
@@ -461,4 +503,12 @@ FILTERS = {
     "show": f_show,
     "humanize": f_humanize,
     "icon": f_icon,
+    "label": f_label,
+    "amount": f_amount,
+    "movement": f_movement,
+    "members": f_members,
+    "updown": f_updown,
+    "clause": f_clause,
+    "finding": f_finding,
+    "headline": f_headline,
 }

@@ -579,11 +579,14 @@ def demo(
         "demo-output"
     ),
     customers: Annotated[int, typer.Option(min=100, max=200_000)] = 3000,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Every message in full, and the tables.")
+    ] = False,
 ) -> None:
     """Generate sample data, apply the sample catalog and run three monthly refreshes."""
     from cli.demo.run import run_demo
 
-    run_demo(out_dir, customers=customers, console=out, settings=state.settings)
+    run_demo(out_dir, customers=customers, console=out, settings=state.settings, verbose=verbose)
 
 
 @app.command()

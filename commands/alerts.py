@@ -6,15 +6,17 @@ them, looking at the latest earlier alert of the same drift (same segment, kind 
 column, i.e. the same ``fingerprint``):
 
 * :func:`acknowledge` ("expected, this one is fine"): the segment's owner or a listed
-  approver. Sets ``status='acknowledged'`` and ``acknowledged_by`` on that alert only,
-  and clears its ``muted_until``. A later alert of the same drift is posted again when
+  approver. Sets ``status='acknowledged'`` and ``acknowledged_by`` on that alert and on
+  the alerts posted in the same message (one set of buttons acts on the whole message),
+  and clears their ``muted_until``. A later alert of the same drift is posted again when
   it goes the other way or is materially larger (``commands.notify.covered``: at least
   ``MATERIAL`` times the acknowledged size change, PSI, KPI delta or distance from the
   control limits); otherwise it is stored acknowledged, measured against the same
   acknowledged drift. Applied once with a conditional update, so a second click (or
   two racing ones) is a quiet no-op (``changed`` False).
 * :func:`mute` ("not now"): the segment's owner only. Sets ``status='muted'`` and
-  ``muted_until = now + days``, and carries the mute to newer alerts of the same drift
+  ``muted_until = now + days`` on it and the alerts posted with it, and carries the
+  mute to newer alerts of the same drifts
   that are still open: the drift is silenced in both directions until ``muted_until``
   and posted again after it. A no-op on an acknowledged alert and on one still muted.
 
@@ -29,12 +31,20 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import Engine, and_, or_, update
 from sqlmodel import Session, select
 
 from commands.errors import NotAuthorised, NotSaved, person
 from commands.lookup import find_segment
-from commands.notify import POSTED_WITH, QUALITY_PREFIX, _kpi_rows, _segment_ctx, alert_item
+from commands.notify import (
+    POSTED_WITH,
+    QUALITY_PREFIX,
+    _kpi_rows,
+    _segment_ctx,
+    alert_item,
+    labels_of,
+    segment_titles,
+)
 from segments.errors import SegopsError
 from store.db import WRITE_BUDGET, DatabaseBusy, session_scope, write
 from store.models import Alert, Segment, SegmentResult, Snapshot
@@ -103,6 +113,11 @@ def _view(alert: Alert, segment: Segment, *, now: datetime, changed: bool) -> Al
     )
 
 
+def _shown_with(alert: Alert) -> list[int]:
+    """The other alerts posted in the same drift message (its buttons act on them all)."""
+    return [i for i in (alert.details or {}).get(POSTED_WITH) or () if i != alert.id]
+
+
 def _same_drift_after(alert: Alert) -> list[Any]:
     """Conditions selecting newer alerts of the same drift (segment and fingerprint)."""
     return [
@@ -138,6 +153,12 @@ def acknowledge(
             .where(Alert.id == alert_id, Alert.status != "acknowledged")
             .values(status="acknowledged", acknowledged_by=user, muted_until=None)
         ).rowcount
+        if changed == 1:  # one set of buttons per message: it covers every alert shown
+            session.exec(
+                update(Alert)
+                .where(Alert.id.in_(_shown_with(alert)), Alert.status != "acknowledged")  # type: ignore[union-attr]
+                .values(status="acknowledged", acknowledged_by=user, muted_until=None)
+            )
         session.refresh(alert)
         return _view(alert, segment, now=now, changed=changed == 1)
 
@@ -187,11 +208,18 @@ def mute(
             .values(status="muted", muted_until=until)
         ).rowcount
         if changed == 1:
-            session.exec(
-                update(Alert)
-                .where(*_same_drift_after(alert), *silent_or_open)
-                .values(status="muted", muted_until=until)
-            )
+            shown = session.exec(
+                select(Alert).where(Alert.id.in_(_shown_with(alert)))  # type: ignore[union-attr]
+            ).all()
+            for sibling in [alert, *shown]:
+                session.exec(
+                    update(Alert)
+                    .where(
+                        or_(Alert.id == sibling.id, and_(*_same_drift_after(sibling))),
+                        *silent_or_open,
+                    )
+                    .values(status="muted", muted_until=until)
+                )
         session.refresh(alert)
         return _view(alert, segment, now=now, changed=changed == 1)
 
@@ -299,4 +327,6 @@ def alert_context(engine: Engine, alert_id: int, *, now: datetime | None = None)
                     (result.leave_reasons or {}).items(), key=lambda kv: -kv[1]
                 )[:5],
             },
+            "labels": labels_of(result),
+            "titles": segment_titles(session),
         }

@@ -7,7 +7,9 @@
   ``muted_until``) or the same occurrence was acknowledged: same direction and less
   than ``MATERIAL`` times the acknowledged magnitude;
 * a blocked-refresh alert naming the failed checks and the snapshot still served
-  (a blocked segment gets only this, not a summary as well).
+  (a blocked segment gets only this, not a summary as well); several blocked segments
+  of one channel share one message, grouped by what failed;
+* a summary leaves out the alerts its segment's drift alert already shows.
 
 Messages are keyed (``idempotency_key``) by snapshot and target, so queueing the
 same refresh twice is impossible and delivery can never double-post.
@@ -27,6 +29,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from briefs.render import renderer
+from briefs.wording import label
 from commands.policy import visible_summary, visible_trend
 from commands.stats import kpi_trend, trend
 from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
@@ -43,6 +46,9 @@ ACKNOWLEDGED_AS = "acknowledged_as"
 
 MATERIAL = 1.5
 """A drift this many times the acknowledged magnitude is posted again."""
+
+LABELS = "labels"
+"""Result stats key: the workspace labels of the columns the segment reads and tracks."""
 
 
 def drift_fingerprint(segment: str, kind: str, details: dict[str, Any] | None) -> str:
@@ -63,7 +69,32 @@ def alert_item(alert: Alert, status: str | None = None) -> dict[str, Any]:
         "status": status or alert.status,
         "acknowledged_by": alert.acknowledged_by,
         "muted_until": muted.isoformat(timespec="seconds") if muted else None,
+        "details": {k: v for k, v in (alert.details or {}).items() if k not in _BOOKKEEPING},
     }
+
+
+_BOOKKEEPING = (POSTED_WITH, ACKNOWLEDGED_AS)
+
+
+def labels_of(result: SegmentResult | None) -> dict[str, Any]:
+    """The workspace labels a refresh stored with a segment's result (see ``LABELS``)."""
+    return dict(((result.stats or {}).get(LABELS) or {}) if result is not None else {})
+
+
+def result_labels(ws: Any, definition: Any, stats: dict[str, Any]) -> dict[str, Any]:
+    """The labels to store with a result: those of the columns its rule reads, its KPIs
+    and the columns profiled for drift (``ws`` a Workspace, ``definition`` a SegmentDef)."""
+    from segments.rules.tree import columns
+
+    names = set(definition.kpis) | set(((stats.get("profile") or {}).get("columns")) or {})
+    names |= columns(definition.tree())
+    return ws.labels_for(sorted(names))
+
+
+def segment_titles(session: Session) -> dict[str, str]:
+    """Every segment's title by name, for clauses that name another segment."""
+    rows = session.exec(select(Segment.name, Segment.title)).all()
+    return {str(name): str(title) for name, title in rows}
 
 
 def _segment_ctx(segment: Segment) -> dict[str, Any]:
@@ -86,9 +117,19 @@ def _top_reasons(outcome: Any, most: int = 5) -> list[tuple[str, int]]:
     return sorted(outcome.leave_reasons.items(), key=lambda kv: -kv[1])[:most]
 
 
-def summary_context(outcome: Any, segment: Segment, as_of: str) -> dict[str, Any]:
-    """The refresh-summary context of one segment's outcome."""
+def summary_context(
+    outcome: Any, segment: Segment, as_of: str, *, posted: set[str] | None = None
+) -> dict[str, Any]:
+    """The refresh-summary context of one segment's outcome.
+
+    ``posted`` are the kinds of the alerts already posted in the segment's drift alert:
+    the summary leaves them out and says a drift alert was posted (``drift_posted``).
+    ``first`` is true on the segment's first snapshot, where nobody "joined".
+    """
+    posted = posted or set()
     return {
+        "first": outcome.previous_size is None,
+        "drift_posted": bool(posted),
         "segment": _segment_ctx(segment),
         "as_of": as_of,
         "status": outcome.status,
@@ -102,7 +143,7 @@ def summary_context(outcome: Any, segment: Segment, as_of: str) -> dict[str, Any
             "failures": list(outcome.quality_failures),
         },
         "kpis": _kpi_rows(outcome.kpis),
-        "alerts": [a.to_dict() for a in outcome.alerts],
+        "alerts": [a.to_dict() for a in outcome.alerts if a.kind not in posted],
         "definition_change": getattr(outcome, "definition_change", None),
     }
 
@@ -113,14 +154,18 @@ def chart_file(
     title: str,
     name: str,
     kpi: tuple[str, list[tuple[str, float]]] | None = None,
+    blocked: dict[str, list[str]] | None = None,
 ) -> dict:
-    """A PNG chart (sizes, optionally one KPI on a second axis) as an outbox file entry."""
+    """A PNG chart (sizes, optionally one KPI named ``kpi[0]`` in words, blocked days
+    marked) as an outbox file entry."""
     from briefs.chart import size_chart
 
-    if kpi is not None and len(kpi[1]) >= 2:
-        png = size_chart(series, title=title, kpi=kpi[1], kpi_label=f"{kpi[0]} (mean)")
+    if kpi is not None and len(kpi[1]) >= 1:
+        png = size_chart(
+            series, title=title, kpi=kpi[1], kpi_label=f"{kpi[0]} (average)", blocked=blocked
+        )
     else:
-        png = size_chart(series, title=title)
+        png = size_chart(series, title=title, blocked=blocked)
     return {
         "filename": f"{name}.png",
         "title": title,
@@ -243,35 +288,74 @@ def queue_refresh_messages(
     by_name = {s.name: s for s in session.exec(select(Segment)).all()}
     rows: list[OutboxMessage] = []
     channels: dict[str | None, list[tuple[Any, Segment]]] = defaultdict(list)
+    blocked: dict[str | None, list[tuple[Any, Segment]]] = defaultdict(list)
+    posted: dict[str, set[str]] = {}
     for outcome in outcomes:
         if outcome.status == "unchanged":
             continue
         segment = by_name[outcome.segment]
         if outcome.status == "blocked":
-            rows += _queue_blocked(session, snapshot, outcome, segment, r)
+            blocked[segment.channel].append((outcome, segment))
         else:
             channels[segment.channel].append((outcome, segment))
-            rows += _queue_drift(session, snapshot, outcome, segment, now, charts, r)
+            drift_rows, kinds = _queue_drift(session, snapshot, outcome, segment, now, charts, r)
+            rows += drift_rows
+            posted[segment.name] = kinds
+    for channel, items in blocked.items():
+        if len(items) == 1 or channel is None:  # no channel: each owner hears of their own
+            for outcome, segment in items:
+                rows += _queue_blocked(session, snapshot, outcome, segment, r)
+        else:
+            rows += _queue_blocked_group(session, snapshot, channel, items, r)
     for channel, items in channels.items():
-        rows += _queue_summary(session, snapshot, channel, items, as_of, charts, r, privacy_floor)
+        kept = [segment for _, segment in blocked.get(channel, [])]
+        rows += _queue_summary(
+            session,
+            snapshot,
+            channel,
+            items,
+            as_of,
+            charts,
+            r,
+            posted,
+            kept=kept,
+            floor=privacy_floor,
+        )
     return rows
 
 
 def _queue_summary(
-    session, snapshot, channel, items, as_of, charts, r, floor=0
+    session, snapshot, channel, items, as_of, charts, r, posted, *, kept=(), floor=0
 ) -> list[OutboxMessage]:
-    contexts = [visible_summary(summary_context(o, s, as_of), floor) for o, s in items]
+    """The channel's summary; ``kept`` are its blocked segments, drawn in its chart with
+    the blocked day marked; numbers of segments under the privacy ``floor`` are hidden."""
+    labels: dict[str, Any] = {}
+    for _, segment in items:
+        labels.update(labels_of(_result(session, snapshot, segment)))
+    contexts = []
+    titles = segment_titles(session)
+    for outcome, segment in items:
+        ctx = summary_context(outcome, segment, as_of, posted=posted.get(segment.name))
+        contexts.append(visible_summary({**ctx, "labels": labels, "titles": titles}, floor))
     owner = items[0][1].owner
     target = channel or "dm"
     key = f"summary:{snapshot.id}:{target}:{owner if channel is None else ''}"
     files = []
     if charts:
         series = {s.name: visible_trend(trend(session, s), floor) for _, s in items}
+        series.update({s.name: visible_trend(trend(session, s), floor) for s in kept})
         series = {name: points for name, points in series.items() if points}
         slug = "".join(c if c.isalnum() else "-" for c in target.lstrip("#")).strip("-")
         title = f"Segment sizes to {as_of}" + (f" · #{slug}" if channel else "")
         if series:
-            files = [chart_file(series, title=title, name=f"sizes-{slug}-{as_of}")]
+            files = [
+                chart_file(
+                    series,
+                    title=title,
+                    name=f"sizes-{slug}-{as_of}",
+                    blocked={s.name: [as_of] for s in kept if s.name in series},
+                )
+            ]
     if len(contexts) == 1:
         messages = r.render_messages("refresh-summary", contexts[0])
         return add_message(
@@ -315,14 +399,18 @@ def _queue_summary(
     return rows
 
 
-def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[OutboxMessage]:
-    result = session.exec(
+def _result(session: Session, snapshot: Snapshot, segment: Segment) -> SegmentResult | None:
+    return session.exec(
         select(SegmentResult).where(
             SegmentResult.snapshot_id == snapshot.id, SegmentResult.segment_id == segment.id
         )
     ).first()
+
+
+def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[OutboxMessage]:
+    result = _result(session, snapshot, segment)
     if result is None:
-        return []
+        return [], set()
     alerts = session.exec(
         select(Alert).where(Alert.result_id == result.id).order_by(Alert.id)  # type: ignore[arg-type]
     ).all()
@@ -333,7 +421,7 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
     ]
     drift = [a for a in drift if not _suppressed(session, segment, a, now)]
     if not drift:
-        return []
+        return [], set()
     severity = "critical" if any(a.severity == "critical" for a in drift) else "warning"
     series = trend(session, segment)
     shifts = [
@@ -354,6 +442,8 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
             "shifts": shifts,
             "leave_reasons": _top_reasons(outcome),
         },
+        "labels": labels_of(result),
+        "titles": segment_titles(session),
     }
     files = []
     if charts:
@@ -361,7 +451,7 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
         moved = [a.details.get("column") for a in drift if a.kind == "kpi"]
         kpi_name = next((c for c in moved if c), None) or next(iter(outcome.kpis), None)
         if kpi_name:
-            kpi = (kpi_name, kpi_trend(session, segment, kpi_name))
+            kpi = (label(kpi_name, labels_of(result)), kpi_trend(session, segment, kpi_name))
         files = [
             chart_file(
                 {segment.name: series},
@@ -384,33 +474,64 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
         for alert in drift:
             alert.details = {**(alert.details or {}), POSTED_WITH: shown}
             session.add(alert)
-    return rows
+    return rows, {a.kind for a in drift}
+
+
+def _served(session: Session, segment: Segment) -> dict[str, Any] | None:
+    """The snapshot a blocked segment keeps: ``{as_of, size}``, or None before any."""
+    if not segment.current_result_id:
+        return None
+    result = session.get(SegmentResult, segment.current_result_id)
+    served = session.get(Snapshot, result.snapshot_id)
+    return {"as_of": served.as_of.isoformat(), "size": result.size}
+
+
+def _failures(outcome: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": a.kind.removeprefix(QUALITY_PREFIX),
+            "source": a.details.get("source"),
+            "column": a.details.get("column"),
+            "message": a.message,
+        }
+        for a in outcome.alerts
+        if a.kind.startswith(QUALITY_PREFIX)
+    ] or [
+        {"kind": a.kind, "source": None, "column": None, "message": a.message}
+        for a in outcome.alerts
+    ]
+
+
+def _queue_blocked_group(session, snapshot, channel, items, r) -> list[OutboxMessage]:
+    """One message for the blocked segments of a channel, grouped by what failed."""
+    causes: dict[str, dict[str, Any]] = {}
+    for outcome, segment in items:
+        entry = {**_segment_ctx(segment), "current": _served(session, segment)}
+        for failure in _failures(outcome):
+            cause = causes.setdefault(failure["message"], {**failure, "segments": []})
+            if all(s["name"] != segment.name for s in cause["segments"]):
+                cause["segments"].append(entry)
+    ctx = {
+        "channel": channel,
+        "as_of": snapshot.as_of.isoformat(),
+        "causes": sorted(causes.values(), key=lambda c: -len(c["segments"])),
+    }
+    return add_message(
+        session,
+        key=f"blocked:{snapshot.id}:{channel}",
+        kind="blocked_alert",
+        channel=channel,
+        messages=r.render_messages("blocked-group", ctx),
+        fallback_user=items[0][1].owner,
+    )
 
 
 def _queue_blocked(session, snapshot, outcome, segment, r) -> list[OutboxMessage]:
-    current = None
-    if segment.current_result_id:
-        result = session.get(SegmentResult, segment.current_result_id)
-        served = session.get(Snapshot, result.snapshot_id)
-        current = {"as_of": served.as_of.isoformat(), "size": result.size}
     ctx = {
         "segment": _segment_ctx(segment),
         "as_of": snapshot.as_of.isoformat(),
-        "failures": [
-            {
-                "kind": a.kind.removeprefix(QUALITY_PREFIX),
-                "source": a.details.get("source"),
-                "column": a.details.get("column"),
-                "message": a.message,
-            }
-            for a in outcome.alerts
-            if a.kind.startswith(QUALITY_PREFIX)
-        ]
-        or [
-            {"kind": a.kind, "source": None, "column": None, "message": a.message}
-            for a in outcome.alerts
-        ],
-        "current": current,
+        "failures": _failures(outcome),
+        "current": _served(session, segment),
     }
     return add_message(
         session,

@@ -13,6 +13,8 @@ any other size (previous, trend) under the floor.
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func
@@ -22,9 +24,12 @@ from briefs.render import brief_kind, renderer
 from commands.feedback import themes
 from commands.learnings import brief_learnings
 from commands.lookup import find_segment
+from commands.notify import LABELS, segment_titles
 from commands.policy import is_hidden, visible_size
 from commands.settings import Settings
 from segments import rules
+from segments.cadence import cadence_trigger
+from segments.errors import SegopsError
 from store.db import session_scope
 from store.models import Feedback, Segment, SegmentResult, SegmentVersion, Snapshot
 from store.results import published_by_day
@@ -97,10 +102,22 @@ def _stats(session: Session, segment: Segment, floor: int) -> tuple[str | None, 
     if not hidden and shown_previous:
         change_pct = round(100.0 * (size - shown_previous) / shown_previous, 1)
     kpis: dict[str, float | None] = {}
+    rows: list[dict[str, Any]] = []
     if not hidden:
         for name, value in ((stored or {}).get("kpis") or {}).items():
             kpis[name] = value.get("value") if isinstance(value, dict) else value
+            previous_mean = value.get("previous") if isinstance(value, dict) else None
+            rows.append({"name": name, "value": kpis[name], "previous": previous_mean})
+    moved = sorted(
+        (r for r in rows if r["value"] is not None and r["previous"]),
+        key=lambda r: -abs((r["value"] - r["previous"]) / r["previous"]),
+    )
+    earlier = [str(day) for day, _ in points if str(day) < as_of.isoformat()]
     return as_of.isoformat(), {
+        "kpi_rows": rows,
+        "moved": [r for r in moved if abs((r["value"] - r["previous"]) / r["previous"]) >= 0.1],
+        "previous_as_of": earlier[-1] if earlier else None,
+        "labels": dict((stored or {}).get(LABELS) or {}),
         "size": None if hidden else size,
         "previous_size": shown_previous,
         "change_pct": change_pct,
@@ -121,9 +138,18 @@ def _feedback(session: Session, segment: Segment) -> dict[str, Any]:
         .order_by(Feedback.id.desc())  # type: ignore[union-attr]
         .limit(RECENT)
     ).all()
+    found = [list(t) for t in themes(session, segment, top=8)] if count else []
+    texts = session.exec(
+        select(Feedback.text)
+        .where(Feedback.segment_id == segment.id)
+        .order_by(Feedback.id.desc())  # type: ignore[union-attr]
+        .limit(QUOTE_POOL)
+    ).all()
+    found = _phrases_first(found)
     return {
         "count": count,
-        "themes": [list(t) for t in themes(session, segment)] if count else [],
+        "themes": found,
+        "quotes": {phrase: quote for phrase, _ in found if (quote := _quote(phrase, texts))},
         "recent": [
             {
                 "author": author,
@@ -136,6 +162,64 @@ def _feedback(session: Session, segment: Segment) -> dict[str, Any]:
     }
 
 
+QUOTE_POOL = 200
+WEAK_WORDS = frozenset(
+    "new old good bad great big small little last first next able sure well back work "
+    "thing things time times week weeks day days month months year years people team".split()
+)
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+")
+
+
+def _phrases_first(found: list[list[Any]], most: int = 5) -> list[list[Any]]:
+    """Themes a rep can read: phrases first, then single words that carry meaning."""
+    phrases = [t for t in found if " " in t[0]]
+    words = [t for t in found if " " not in t[0] and t[0] not in WEAK_WORDS and len(t[0]) > 3]
+    return (phrases + words)[:most]
+
+
+def _quote(phrase: str, texts: list[str], longest: int = 160) -> str | None:
+    """A representative quote: the shortest sentence of recent feedback saying ``phrase``."""
+    words = phrase.lower().split()
+    best: str | None = None
+    for text in texts:
+        for sentence in _SENTENCE.split(text):
+            lowered = sentence.lower()
+            if all(w in lowered for w in words) and (best is None or len(sentence) < len(best)):
+                best = sentence.strip()
+    if best:
+        best = best.rstrip(";:,- ")
+    if best and len(best) > longest:
+        best = best[: longest - 1].rsplit(" ", 1)[0] + "…"
+    return best
+
+
+def staleness(as_of: date | None, cadence: str, today: date) -> dict[str, Any] | None:
+    """``{days, cadence, allowed}`` when data of ``as_of`` is older than the cadence allows.
+
+    A named cadence allows its interval and a day of grace (a week: 8 days); a cron
+    cadence the gap between its next two runs and a day.
+    """
+    if as_of is None:
+        return None
+    allowed = CADENCE_DAYS.get(cadence)
+    if allowed is None:
+        try:
+            trigger = cadence_trigger(cadence)
+            start = datetime.combine(today, time(), tzinfo=UTC)
+            first = trigger.get_next_fire_time(None, start)
+            second = trigger.get_next_fire_time(first, first + timedelta(seconds=1))
+            allowed = max(1, round((second - first).total_seconds() / 86_400))
+        except (SegopsError, TypeError, ValueError):
+            return None
+    age = (today - as_of).days
+    if age <= allowed + 1:
+        return None
+    return {"days": age, "cadence": cadence, "allowed": allowed + 1}
+
+
+CADENCE_DAYS = {"daily": 1, "weekly": 7, "monthly": 31, "quarterly": 92}
+
+
 def brief_context(engine: Engine, name: str, *, settings: Settings) -> dict[str, Any]:
     """The persona context of :mod:`briefs.render` for segment ``name``."""
     with session_scope(engine) as session:
@@ -146,12 +230,17 @@ def brief_context(engine: Engine, name: str, *, settings: Settings) -> dict[str,
             )
         ).one()
         as_of, stats = _stats(session, segment, settings.privacy_floor)
+        today = datetime.now(UTC).date()
         return {
             "segment": _segment_block(version[1]),
             "version": version[0],
             "as_of": as_of,
             "stats": stats,
             "feedback": _feedback(session, segment),
+            "stale": staleness(
+                date.fromisoformat(as_of) if as_of else None, segment.cadence, today
+            ),
+            "titles": segment_titles(session),
             "learnings": brief_learnings(session, segment),
         }
 

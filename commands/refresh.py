@@ -54,7 +54,7 @@ from sqlmodel import Session, select
 
 from commands.experiments import record_holdouts
 from commands.lookup import current_definition, find_segment
-from commands.notify import drift_fingerprint
+from commands.notify import LABELS, drift_fingerprint, result_labels
 from segments import drift, membership, quality, rules, sources
 from segments import engine as engines
 from segments.errors import SegopsError
@@ -412,6 +412,7 @@ def _refresh(
             session.add(snapshot)
             session.flush()
             for segment, definition, outcome, stats, bitmap in pending:
+                stats = {**stats, LABELS: result_labels(ws, definition, stats)}
                 _persist_outcome(session, snapshot, segment, definition, outcome, stats, bitmap)
             record_holdouts(
                 session, snapshot=snapshot, keys=dataset.frame.index, ids=ids, masks=masks
@@ -498,7 +499,12 @@ def _evaluate_segment(
             leavers = np.zeros(len(run.ids), dtype=bool)
             leavers[rows] = True
             reasons = membership.leave_reasons(
-                run.all_rules[definition.name], dataset.frame, dataset.schema, run.masks, leavers
+                run.all_rules[definition.name],
+                dataset.frame,
+                dataset.schema,
+                run.masks,
+                leavers,
+                rules=run.all_rules,
             )
             if gone:
                 reasons["no longer in the data"] = gone

@@ -42,7 +42,7 @@ from pyroaring import BitMap
 from segments.errors import SegopsError
 from segments.rules.mask import to_mask
 from segments.rules.text import to_text
-from segments.rules.tree import Rule, top_clauses
+from segments.rules.tree import All, AnyOf, Condition, InSegment, Rule
 from segments.schema import Schema
 
 FORMAT_ROARING = 0x01
@@ -166,15 +166,27 @@ def leave_reasons(
     schema: Schema,
     segment_masks: Mapping[str, np.ndarray],
     leavers_mask: np.ndarray | None = None,
+    *,
+    rules: Mapping[str, Rule] | None = None,
 ) -> dict[str, int]:
-    """Why members left: for each top-level AND clause, how many leavers now fail it.
+    """Why members left: the deepest clauses of the rule the leavers now fail, counted.
 
     ``leavers_mask`` (aligned with ``frame`` rows, like every array in ``segment_masks``) marks
     the rows that were members last time and no longer match; None means every row of
-    ``frame`` is a leaver. A leaver failing two clauses counts under both; a rule that is not
-    an AND is a single clause. Keys are the clauses' canonical text; the dict is ordered by
-    count, largest first (ties keep the rule's order). Leavers missing from ``frame`` (gone
-    from the data) are the caller's to count.
+    ``frame`` is a leaver. The rule is walked down from the top:
+
+    * an AND: each leaver is followed into every item it fails (a leaver failing two
+      clauses counts under both);
+    * an OR: a leaver fails every branch, and is followed into the branch it is nearest to
+      matching again (the smallest shortfall: for a number, the share of all rows whose
+      value lies between the leaver's and the threshold; 1 for any other failing
+      condition), which is most often the one it just stopped matching;
+    * ``in_segment('x')`` with ``x`` in ``rules``: into the rule of ``x``;
+    * a condition, an ``in_segment`` without its rule, or a ``not`` of a group: counted
+      under its canonical text.
+
+    The dict is ordered by count, largest first (ties keep the rule's order). Leavers
+    missing from ``frame`` (gone from the data) are the caller's to count.
     """
     if leavers_mask is None:
         rows, masks = frame, dict(segment_masks)
@@ -189,9 +201,92 @@ def leave_reasons(
     counts: dict[str, int] = {}
     if len(rows) == 0:
         return counts
-    for clause in top_clauses(rule):
-        failing = int(len(rows) - np.count_nonzero(to_mask(clause, rows, schema, masks)))
-        if failing:
-            text = to_text(clause)
-            counts[text] = counts.get(text, 0) + failing
+    walk = _Explain(rows, schema, masks, dict(rules or {}), frame)
+    walk.explain(rule, np.ones(len(rows), dtype=bool), counts, depth=0)
     return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
+_MAX_DEPTH = 64
+
+
+class _Explain:
+    """The walk of :func:`leave_reasons` over the leaver rows, memoising clause masks."""
+
+    def __init__(self, rows, schema, masks, rules, frame) -> None:
+        self.rows, self.schema, self.masks, self.rules, self.frame = (
+            rows,
+            schema,
+            masks,
+            rules,
+            frame,
+        )
+        self._masks: dict[int, np.ndarray] = {}
+
+    def matches(self, node: Rule) -> np.ndarray:
+        key = id(node)
+        if key not in self._masks:
+            self._masks[key] = np.asarray(to_mask(node, self.rows, self.schema, self.masks))
+        return self._masks[key]
+
+    def shortfall(self, node: Rule, depth: int = 0) -> np.ndarray:
+        """How far each row is from matching ``node`` (0 where it matches)."""
+        if isinstance(node, All):
+            return np.sum([self.shortfall(i, depth + 1) for i in node.items], axis=0)
+        if isinstance(node, AnyOf):
+            return np.min([self.shortfall(i, depth + 1) for i in node.items], axis=0)
+        if isinstance(node, InSegment) and node.name in self.rules and depth < _MAX_DEPTH:
+            return self.shortfall(self.rules[node.name], depth + 1)
+        failing = ~self.matches(node)
+        gap = failing.astype(float)
+        if isinstance(node, Condition) and node.op in ("<", "<=", ">", ">=", "between"):
+            distance = self._distance(node)
+            if distance is not None:
+                gap = np.where(failing, np.minimum(np.nan_to_num(distance, nan=1.0), 1.0), 0.0)
+        return gap
+
+    def _distance(self, cond: Condition) -> np.ndarray | None:
+        """The share of all rows whose value lies between each row's value and the
+        threshold: how many accounts a leaver would have to pass to match again."""
+        try:
+            column = self.schema.resolve(cond.column)
+        except SegopsError:
+            return None
+        bounds = cond.value if cond.op == "between" else (cond.value,)
+        if not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds):
+            return None
+        everyone = pd.to_numeric(self.frame[column], errors="coerce").to_numpy(dtype=float)
+        ranked = np.sort(everyone[~np.isnan(everyone)])
+        if not ranked.size:
+            return None
+        values = pd.to_numeric(self.rows[column], errors="coerce").to_numpy(dtype=float)
+        low, high = float(bounds[0]), float(bounds[-1])
+
+        def share(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
+            left = np.searchsorted(ranked, np.minimum(a, b), side="left")
+            right = np.searchsorted(ranked, np.maximum(a, b), side="left")
+            return (right - left) / ranked.size
+
+        below = np.where(values < low, share(values, low), 0.0)
+        above = np.where(values > high, share(high, values), 0.0)
+        gap = np.maximum(below + above, 1.0 / ranked.size)
+        return np.where(np.isnan(values), np.nan, gap)
+
+    def explain(self, node: Rule, rows: np.ndarray, counts: dict[str, int], depth: int) -> None:
+        """Count the ``rows`` (which all fail ``node``) under the clauses that explain it."""
+        if not rows.any():
+            return
+        if isinstance(node, All) and depth < _MAX_DEPTH:
+            for item in node.items:
+                self.explain(item, rows & ~self.matches(item), counts, depth + 1)
+            return
+        if isinstance(node, AnyOf) and depth < _MAX_DEPTH:
+            gaps = np.vstack([self.shortfall(item) for item in node.items])
+            nearest = np.argmin(gaps, axis=0)
+            for index, item in enumerate(node.items):
+                self.explain(item, rows & (nearest == index), counts, depth + 1)
+            return
+        if isinstance(node, InSegment) and node.name in self.rules and depth < _MAX_DEPTH:
+            self.explain(self.rules[node.name], rows, counts, depth + 1)
+            return
+        text = to_text(node)
+        counts[text] = counts.get(text, 0) + int(np.count_nonzero(rows))

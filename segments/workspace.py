@@ -30,6 +30,9 @@ A workspace is one YAML file. Paths inside it are relative to the file::
       days_since_login: {source: product, event: login, agg: days_since}
     scores:
       engagement: {weights: {logins_30d: 1.0, days_since_login: -0.5}}
+    labels:                       # how messages name and show a column (all optional)
+      logins_30d: {label: Logins in 30 days, unit: per account, good_direction: up}
+      days_since_login: {label: Days since last login, format: days}
     segments:
       - name: power-users
         title: Power users
@@ -509,6 +512,21 @@ class SegmentDef(_Model):
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
+class Label(_Model):
+    """How messages name and show one column, feature or score (all optional).
+
+    ``label`` is its name in plain words ("Failed payments in 60 days"); ``format`` how
+    a value reads: ``number`` (default), ``count``, ``currency`` (``unit`` is the symbol,
+    ``$`` when unset), ``percent`` (values in percent, 0-100) or ``days``; ``unit`` a word
+    after the value ("per account"); ``good_direction`` whether a rise is good news
+    (``up``), bad news (``down``) or neither (unset)."""
+
+    label: str | None = Field(default=None, min_length=1, max_length=80)
+    format: Literal["number", "count", "currency", "percent", "days"] = "number"
+    unit: str | None = Field(default=None, min_length=1, max_length=24)
+    good_direction: Literal["up", "down"] | None = None
+
+
 class Workspace(_Model):
     """The whole workspace file."""
 
@@ -518,12 +536,17 @@ class Workspace(_Model):
     scores: dict[str, ScoreConfig] = Field(default_factory=dict)
     quality: QualityThresholds = Field(default_factory=QualityThresholds)
     segments: list[SegmentDef] = Field(default_factory=list)
+    labels: dict[str, Label] = Field(default_factory=dict)
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
     engine: Literal["pandas", "duckdb", "sql"] | None = None
     """Where a refresh runs (see :mod:`segments.engine`); None chooses from the sources."""
     base_dir: Path = Field(default=Path("."), exclude=True)
     path: Path | None = Field(default=None, exclude=True)
     _data_roots: tuple[Path, ...] | None = PrivateAttr(default=None)
+
+    def labels_for(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The labels of ``names`` that have one, as plain dicts for a message context."""
+        return {n: self.labels[n].model_dump(exclude_none=True) for n in names if n in self.labels}
 
     def segment(self, name: str) -> SegmentDef:
         for seg in self.segments:
@@ -742,6 +765,11 @@ def check_workspace(ws: Workspace, *, origin: str) -> None:
             except SegopsError as exc:
                 raise WorkspaceError(f"{origin}: score {name!r}: {exc}") from None
     _check_score_cycles(ws, origin)
+    for name in ws.labels:
+        try:
+            schema.resolve(name)
+        except SegopsError as exc:
+            raise WorkspaceError(f"{origin}: labels: {exc}") from None
     names = [seg.name for seg in ws.segments]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -1,8 +1,9 @@
 """``segops bench``: one run times a refresh phase by phase against bare pandas and DuckDB
 (:mod:`cli.bench.refresh`), on the refreshed store Slack acks from a separate client
-process (:mod:`cli.bench.slack`), and the whole refresh process on a CSV against a bare
-pandas process (:mod:`cli.bench.process`); ``--web`` alone measures the web process's memory
-under concurrent proposals (:mod:`cli.bench.web`); ``--soak SECONDS`` runs web, worker and CLI
+process (:mod:`cli.bench.slack`) and chart rendering against bare matplotlib
+(:mod:`cli.bench.charts`), and the whole refresh process on a CSV against a bare pandas
+process (:mod:`cli.bench.process`); ``--web`` alone measures the web process's memory under
+concurrent proposals (:mod:`cli.bench.web`); ``--soak SECONDS`` runs web, worker and CLI
 side by side and prints an integrity report (:mod:`cli.bench.soak`)."""
 
 from __future__ import annotations
@@ -42,13 +43,18 @@ def run_bench(
 
         return run_web_bench(customers=customers, console=console)
 
-    def acks(engine: Any, segment: str) -> dict[str, Any]:
-        from cli.bench.slack import run_slack_bench
+    def extra(engine: Any, segment: str) -> dict[str, Any]:
+        from cli.bench.charts import run_chart_bench
 
-        return {"acks": run_slack_bench(engine, segment=segment)}
+        figures: dict[str, Any] = {"charts": run_chart_bench()}
+        if slack:
+            from cli.bench.slack import run_slack_bench
+
+            figures["acks"] = run_slack_bench(engine, segment=segment)
+        return figures
 
     figures = run_refresh_bench(
-        customers=customers, segments=segments, console=console, extra=acks if slack else None
+        customers=customers, segments=segments, console=console, extra=extra
     )
     if process:
         from cli.bench.process import run_process_bench

@@ -426,6 +426,12 @@ def _print(console: Console, f: dict[str, Any]) -> None:
         f"p50 {persona['p50_ms'] / 1000:.3f}",
         f"p95 {persona['p95_ms']:.0f} ms",
     )
+    for name, chart in f.get("charts", {}).items():
+        table.add_row(
+            f"chart: {name}",
+            f"{chart['ms'] / 1000:.3f}",
+            f"{chart['ms'] / chart['bare_ms']:.2f}x bare matplotlib",
+        )
     for name, ack in f.get("acks", {}).items():
         table.add_row(
             f"ack {name} ({ack.requests} concurrent)",

@@ -22,13 +22,14 @@ from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
-from rich.panel import Panel
 from rich.rule import Rule
+from rich.text import Text
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from briefs.blocks import to_plain
+from cli.demo.view import Posted, render_message, rich_text, write_page
 from commands.settings import Settings
+from segments.errors import SegopsError
 from store.db import make_engine, session_scope, upgrade
 from store.models import OutboxMessage
 
@@ -64,56 +65,92 @@ def _fresh_database(out_dir: Path) -> tuple[Engine, str]:
     return engine, url
 
 
-def print_outbox(
-    engine: Engine, console: Console, files_dir: Path, *, threads: bool = False
-) -> int:
-    """Print every pending outbox message as Slack would show it; mark them delivered.
+PEOPLE = {
+    "U0AAAGRW1": "Gabriela (growth lead)",
+    "U0AAAGRW2": "Wen (lifecycle marketing)",
+    "U0AAACSM1": "Carmen (head of CS)",
+    "U0AAACSM2": "Sam (CS operations)",
+    "U0AAASAL1": "Salma (head of sales)",
+    "U0AAASAL2": "Alex (enterprise AE lead)",
+    "U0AAAREV1": "Rhea (revenue operations)",
+    "U0AAASUP1": "Sunil (support lead)",
+    "U0AAAPRD1": "Priya (product)",
+    "U0AAAPTN1": "Tom (partnerships)",
+    "U0AAAREP1": "Rita (sales rep)",
+    "U0AAAREP2": "Ravi (sales rep)",
+    "U0DEMO": "demo",
+}
+"""The demo's people by Slack id: mentions show their names, as Slack does."""
 
-    Thread replies are counted under their parent unless ``threads`` is set.
+
+def _where(channel: str) -> str:
+    if channel.startswith(("U", "W")):
+        return f"DM @{PEOPLE.get(channel, channel)}"
+    return f"#{channel.lstrip('#')}"
+
+
+def print_outbox(
+    engine: Engine,
+    console: Console,
+    files_dir: Path,
+    *,
+    threads: bool = False,
+    verbose: bool = False,
+    featured: set[str] | None = None,
+) -> list[Posted]:
+    """Show every pending outbox message as Slack would; mark them delivered.
+
+    Each message is one line (where, kind, its notification text), except in full: all of
+    them with ``verbose``, else the first message of each kind not yet in ``featured``
+    (the churn-risk one when there is one). Thread replies are counted under their parent
+    unless ``threads`` is set. Returns the messages with their replies, for the page.
     """
     files_dir.mkdir(parents=True, exist_ok=True)
-    shown = 0
+    featured = set() if featured is None else featured
+    posted: list[Posted] = []
     with session_scope(engine) as session:
         rows = session.exec(
             select(OutboxMessage)
             .where(OutboxMessage.status == "pending")
             .order_by(OutboxMessage.id)  # type: ignore[arg-type]
         ).all()
-        replies: dict[str, int] = {}
+        by_key: dict[str, Posted] = {}
         for row in rows:
-            if row.thread_key:
-                replies[row.thread_key] = replies.get(row.thread_key, 0) + 1
-        for row in rows:
-            shown += 1
             _mark_sent(session, row)
-            if row.thread_key and not threads:
-                continue
             attachments = []
             for item in row.files or []:
                 path = files_dir / item["filename"]
                 path.write_bytes(base64.b64decode(item["content_b64"]))
                 attachments.append(str(path))
-            where = (
-                f"DM {row.channel}"
-                if row.channel.startswith(("U", "W"))
-                else f"#{row.channel.lstrip('#')}"
+            message = Posted(
+                _where(row.channel), row.kind.replace("_", " "), row.text, row.blocks, attachments
             )
-            body = to_plain(_blocks_text(row))
-            if attachments:
-                body += "\n📎 " + ", ".join(attachments)
-            count = replies.get(row.idempotency_key, 0)
-            if count and not threads:
-                body += f"\n💬 {count} detail {'reply' if count == 1 else 'replies'} in thread"
-            console.print(
-                Panel(
-                    body,
-                    title=f"{where} · {row.kind.replace('_', ' ')}",
-                    title_align="left",
-                    border_style="cyan",
-                    expand=False,
-                )
-            )
-    return shown
+            parent = by_key.get(row.thread_key or "")
+            if parent is not None:
+                parent.replies.append(message)
+                if not threads:
+                    continue
+            by_key[row.idempotency_key] = message
+            posted.append(message)
+    chosen: set[int] = set()
+    if not verbose:
+        for kind in dict.fromkeys(m.kind for m in posted):
+            if kind in featured:
+                continue
+            of_kind = [i for i, m in enumerate(posted) if m.kind == kind]
+            best = next((i for i in of_kind if "churn-risk" in str(posted[i].blocks)), of_kind[0])
+            chosen.add(best)
+            featured.add(kind)
+    for index, message in enumerate(posted):
+        if verbose or index in chosen:
+            console.print(render_message(message, PEOPLE))
+        else:
+            line = Text(f"  {message.where} · {message.kind}: ", style="dim")
+            line.append(rich_text(message.text.split("\n", 1)[0], PEOPLE))
+            if message.files or message.replies:
+                line.append(" 📎" if message.files else "", style="dim")
+            console.print(line, overflow="ellipsis", no_wrap=True)
+    return posted
 
 
 def _mark_sent(session, row: OutboxMessage) -> None:
@@ -123,14 +160,22 @@ def _mark_sent(session, row: OutboxMessage) -> None:
     session.add(row)
 
 
-def _blocks_text(row: OutboxMessage) -> str:
-    from briefs.blocks import blocks_text
+def run_demo(
+    out_dir: Path,
+    *,
+    customers: int,
+    console: Console,
+    settings: Settings,
+    verbose: bool = False,
+) -> Path:
+    """Run the demo end to end, printing as it goes; returns the page of every message.
 
-    return blocks_text(row.blocks or []) or row.text
-
-
-def run_demo(out_dir: Path, *, customers: int, console: Console, settings: Settings) -> None:
-    """Run the demo end to end, printing as it goes."""
+    The transcript is short: one line per message, one message of each kind in full and
+    the top of the persona brief (``verbose``: every message in full, the refresh tables
+    and the whole brief). ``out_dir/messages.html`` shows every message as Slack lays it
+    out, charts included.
+    """
+    from briefs.render import renderer
     from cli.demo import data as sample
     from cli.demo import experiment
     from cli.output import print_report
@@ -165,6 +210,8 @@ def run_demo(out_dir: Path, *, customers: int, console: Console, settings: Setti
         "failing, while trial conversions jump",
         "October: the billing export arrives 12 days stale",
     ]
+    page: list[tuple[str, list[Posted]]] = []
+    featured: set[str] = set()
     for index, as_of in enumerate(dates):
         if index == len(dates) - 1:
             sample.break_data(data_dir, as_of)
@@ -177,14 +224,28 @@ def run_demo(out_dir: Path, *, customers: int, console: Console, settings: Setti
             templates_dir=settings.templates_dir,
             privacy_floor=settings.privacy_floor,
         )
-        print_report(report)
-        shown = print_outbox(engine, console, slack_dir)
-        console.print(f"[dim]{shown} Slack messages queued and shown above (threads folded)[/]")
-        if index == 0:
-            true_effect = experiment.start(
-                engine, ws, data_dir, [d.replace(day=1) for d in dates[1:]], console
-            )
+        if verbose:
+            print_report(report, privacy_floor=settings.privacy_floor)
         else:
+            counts: dict[str, int] = {}
+            for outcome in report.segments:
+                counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            console.print(
+                f"[dim]{len(report.segments)} segments: "
+                + ", ".join(f"{n} {status}" for status, n in counts.items())
+                + "[/]"
+            )
+        posted = print_outbox(engine, console, slack_dir, verbose=verbose, featured=featured)
+        page.append((f"Refresh as of {as_of}: {story[min(index, len(story) - 1)]}", posted))
+        if index == 0:
+            try:
+                true_effect = experiment.start(
+                    engine, ws, data_dir, [d.replace(day=1) for d in dates[1:]], console
+                )
+            except SegopsError as refused:  # a small --customers: planning says no, honestly
+                console.print(f"experiment not started: {refused}", markup=False)
+                true_effect = None
+        elif true_effect is not None:
             experiment.read(engine, ws, as_of, true_effect, console)
 
     console.print(Rule("field feedback from sales"))
@@ -197,7 +258,9 @@ def run_demo(out_dir: Path, *, customers: int, console: Console, settings: Setti
             sentiment=sentiment,
             origin="cli",
         )
-        console.print(f"<@{author}> on churn-risk: {view.text}", markup=False)
+        line = Text(f"@{PEOPLE.get(author, author)}", style="bold blue")
+        line.append(f" on churn-risk: {view.text}")
+        console.print(line, overflow="ellipsis", no_wrap=not verbose)
 
     console.print(Rule("a change proposal, routed to the owner"))
     target = ws.segment("power-users")
@@ -211,27 +274,50 @@ def run_demo(out_dir: Path, *, customers: int, console: Console, settings: Setti
         changes={"rule": new_rule},
         reason="the beta programme needs teams of ten or more",
     )
-    _print_rendered(console, settings, "proposal", proposal_context(engine, view.id))
-    decide(engine, proposal_id=view.id, user=target.owner, approve=True, via="button")
-    _print_rendered(console, settings, "proposal", proposal_context(engine, view.id))
+    r = renderer(settings.templates_dir)
+    proposals = []
+    where = f"#{(target.channel or 'dm').lstrip('#')}"
+    for step in ("pending", "decided"):
+        if step == "decided":
+            decide(engine, proposal_id=view.id, user=target.owner, approve=True, via="button")
+        (message, *_) = r.render_messages("proposal", proposal_context(engine, view.id))
+        shown = Posted(where, "proposal", message["text"], message["blocks"])
+        proposals.append(shown)
+        if verbose:
+            console.print(render_message(shown, PEOPLE))
+        else:
+            line = Text(f"  {where} · proposal: ", style="dim")
+            line.append(rich_text(message["text"], PEOPLE))
+            console.print(line, overflow="ellipsis", no_wrap=True)
+    page.append(("A change proposal, approved by its owner", proposals))
 
     console.print(Rule("/persona churn-risk"))
     brief = render_brief(engine, "churn-risk", kind="brief", settings=settings)
-    console.print(to_plain(brief["text"]), markup=False, highlight=False)
+    (message, *_) = brief["messages"]
+    full = Posted(
+        f"DM @{PEOPLE['U0AAAREP1']}", "/persona brief", message["text"], message["blocks"]
+    )
+    page.append(("/persona churn-risk, as a sales rep sees it", [full]))
+    if verbose:
+        console.print(render_message(full, PEOPLE))
+    else:
+        top = []
+        for block in message["blocks"]:
+            text = (block.get("text") or {}).get("text", "") if block["type"] == "section" else ""
+            if text.startswith("*Goals*"):
+                break
+            top.append(block)
+        console.print(render_message(Posted(full.where, full.kind, full.text, top), PEOPLE))
 
+    html_page = write_page(out_dir / "messages.html", page, PEOPLE)
     console.print(Rule("try it yourself"))
     console.print(
-        f"charts and attachments: {slack_dir}\n"
+        f"every message as Slack lays it out: {html_page}\n"
+        f"charts: {slack_dir} · the whole transcript: segops demo --verbose\n"
         f"export DATABASE_URL={url} SEGOPS_WORKSPACE={workspace_file}\n"
-        "segops list · segops show churn-risk · segops history power-users · "
-        "segops drift churn-risk · segops brief churn-risk --kind discovery",
+        "segops list · show churn-risk · history power-users · drift churn-risk · "
+        "brief churn-risk --kind discovery",
         markup=False,
         highlight=False,
     )
-
-
-def _print_rendered(console: Console, settings: Settings, kind: str, ctx: dict) -> None:
-    from briefs.render import renderer
-
-    text = to_plain(renderer(settings.templates_dir).render_text(kind, ctx))
-    console.print(Panel(text, title=kind, title_align="left", border_style="magenta", expand=False))
+    return html_page

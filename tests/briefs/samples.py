@@ -140,35 +140,100 @@ def refresh_group() -> dict[str, Any]:
     }
 
 
+LABELS = {
+    "seats": {"label": "Seats", "format": "count", "unit": "seats"},
+    "mrr": {"label": "MRR", "format": "currency", "good_direction": "up"},
+    "logins_30d": {"label": "Logins in 30 days", "format": "count", "good_direction": "up"},
+    "failed_payments_60d": {
+        "label": "Failed payments in 60 days",
+        "unit": "per account",
+        "good_direction": "down",
+    },
+    "days_since_login": {"label": "Days since last login", "format": "days"},
+    "region": {"label": "Region"},
+}
+
+
 def drift_alert(**overrides: Any) -> dict[str, Any]:
     ctx = {
-        "segment": {"name": "power-users", "title": "Power users", "owner": "U0123ABCD"},
-        "as_of": "2026-08-31",
-        "severity": "critical",
+        "segment": {"name": "churn-risk", "title": "Churn risk", "owner": "U0123ABCD"},
+        "as_of": "2026-09-30",
+        "severity": "warning",
         "alerts": [
             {
                 "id": 41,
                 "kind": "size_change",
-                "severity": "critical",
-                "message": "size fell 31.0% (12,340 -> 8,515) against a 2% weekly norm",
+                "severity": "warning",
+                "message": "Size rose 37% (472 -> 647, +175)",
                 "status": "open",
+                "details": {
+                    "size": 647,
+                    "previous_size": 472,
+                    "change": 175,
+                    "relative_change": 0.3708,
+                },
             },
             {
                 "id": 42,
+                "kind": "kpi",
+                "severity": "warning",
+                "message": (
+                    "failed_payments_60d average rose 121% (0.254 -> 0.563, effect size 0.39)"
+                ),
+                "status": "open",
+                "details": {
+                    "column": "failed_payments_60d",
+                    "previous_mean": 0.2542,
+                    "mean": 0.5626,
+                    "delta": 0.3084,
+                    "relative_change": 1.213,
+                    "effect_size": 0.39,
+                    "z": 5.87,
+                    "previous_count": 472,
+                    "count": 647,
+                },
+            },
+            {
+                "id": 43,
                 "kind": "composition",
                 "severity": "warning",
-                "message": "region shifted (PSI 0.31): emea 41% -> 22%",
+                "message": "Composition of region shifted (PSI 0.31): EMEA 41% -> 62% (+21 pts)",
                 "status": "open",
+                "details": {
+                    "column": "region",
+                    "psi": 0.31,
+                    "noise_limit": 0.021,
+                    "bins": [
+                        {"label": "EMEA", "previous": 0.41, "current": 0.62},
+                        {"label": "NAMER", "previous": 0.44, "current": 0.28},
+                        {"label": "(other)", "previous": 0.15, "current": 0.10},
+                    ],
+                },
             },
         ],
         "evidence": {
-            "size": 8_515,
-            "previous_size": 12_340,
-            "trend": copy.deepcopy(TREND) + [["2026-09-07", 8_515]],
-            "kpis": [{"name": "seats", "value": 12.1, "previous": 14.62, "delta_pct": -17.2}],
-            "shifts": [{"column": "region", "psi": 0.31, "summary": "emea 41% -> 22%"}],
-            "leave_reasons": [["logins_30d >= 20", 3_702]],
+            "size": 647,
+            "previous_size": 472,
+            "trend": [["2026-08-31", 472], ["2026-09-30", 647]],
+            "kpis": [
+                {"name": "mrr", "value": 413.0, "previous": 321.4, "delta_pct": 28.5},
+                {"name": "seats", "value": 12.79, "previous": 10.49, "delta_pct": 21.9},
+                {
+                    "name": "failed_payments_60d",
+                    "value": 0.5626,
+                    "previous": 0.2542,
+                    "delta_pct": 121.3,
+                },
+                {"name": "days_since_login", "value": 69.04, "previous": 81.9, "delta_pct": -15.7},
+            ],
+            "shifts": [{"column": "region", "psi": 0.31, "summary": "EMEA 41% -> 62%"}],
+            "leave_reasons": [
+                ["failed_payments_60d >= 2", 120],
+                ["days_since_login >= 30", 95],
+            ],
         },
+        "labels": copy.deepcopy(LABELS),
+        "titles": {"new-paying": "New paying customers"},
     }
     ctx.update(overrides)
     return ctx
@@ -193,6 +258,37 @@ def blocked_alert() -> dict[str, Any]:
             },
         ],
         "current": {"as_of": "2026-08-24", "size": 12_015},
+    }
+
+
+def blocked_group() -> dict[str, Any]:
+    def seg(name: str, title: str, size: int | None) -> dict[str, Any]:
+        current = None if size is None else {"as_of": "2026-09-30", "size": size}
+        return {"name": name, "title": title, "owner": "U0AAACSM1", "current": current}
+
+    return {
+        "channel": "#cs-alerts",
+        "as_of": "2026-10-31",
+        "causes": [
+            {
+                "kind": "freshness",
+                "source": "billing",
+                "column": None,
+                "message": "billing: newest row is 12 days old (limit 3)",
+                "segments": [
+                    seg("churn-risk", "Churn risk", 647),
+                    seg("new-paying", "New paying customers", 126),
+                    seg("win-back", "Win-back", None),
+                ],
+            },
+            {
+                "kind": "null_rate",
+                "source": "crm",
+                "column": "plan",
+                "message": "crm.plan is 18% null (median 1%, max rise 10 points)",
+                "segments": [seg("churn-risk", "Churn risk", 647)],
+            },
+        ],
     }
 
 
@@ -499,6 +595,7 @@ def all_kinds() -> dict[str, dict[str, Any]]:
         "refresh-group": refresh_group(),
         "drift-alert": drift_alert(),
         "blocked-alert": blocked_alert(),
+        "blocked-group": blocked_group(),
         "feedback-digest": feedback_digest(),
         "proposal": proposal(),
         "catalog": catalog(),

@@ -202,21 +202,25 @@ def test_closed_proposals_have_no_buttons(renderer: Renderer, status: str, words
     assert words in all_text(blocks)
 
 
-def test_drift_alert_offers_ack_propose_and_mute_per_open_alert(renderer: Renderer) -> None:
+def test_drift_alert_offers_one_set_of_buttons_for_the_whole_alert(renderer: Renderer) -> None:
     buttons = actions(renderer.render_blocks("drift-alert", samples.drift_alert()))
     assert [(b["action_id"], b["value"]) for b in buttons] == [
         ("alert_ack", "41"),
         ("alert_propose", "41"),
         ("alert_mute", "41"),
-        ("alert_ack", "42"),
-        ("alert_propose", "42"),
-        ("alert_mute", "42"),
     ]
-    assert [b["text"]["text"] for b in buttons[:3]] == [
+    assert [b["text"]["text"] for b in buttons] == [
         "Acknowledge",
         "Open proposal",
         "Mute for 7 days",
     ]
+
+
+def test_drift_alert_buttons_name_the_first_alert_still_open(renderer: Renderer) -> None:
+    ctx = samples.drift_alert()
+    ctx["alerts"][0].update(status="acknowledged", acknowledged_by="U0123ABCD")
+    buttons = actions(renderer.render_blocks("drift-alert", ctx))
+    assert {b["value"] for b in buttons} == {"42"}
 
 
 def test_acknowledged_drift_alert_has_no_buttons(renderer: Renderer) -> None:
@@ -238,7 +242,10 @@ def test_blocked_refresh_summary_says_nothing_was_published(renderer: Renderer) 
 
 def test_refresh_group_lists_every_segment(renderer: Renderer) -> None:
     text = renderer.render_text("refresh-group", samples.refresh_group())
-    assert "*Power users* `power-users` · 12,340 members (+4.2%)" in text
+    assert (
+        "*Power users* `power-users` · 11,846 → 12,340 members, up 4.2 % · +702 joined · 208 left"
+        in text
+    )
     assert "*At-risk accounts*" in text and "Not published: crm is 5 days old" in text
 
 

@@ -315,18 +315,24 @@ def test_the_context_renders_the_message_exactly_as_it_was_posted(engine, drift)
     assert rendered == queued_messages(engine, "smb", DRIFT_DAY)
 
 
-def test_the_context_shows_who_acknowledged_and_keeps_the_other_buttons(engine, drift):
+def test_one_acknowledgement_covers_every_alert_of_the_message(engine, drift):
     first, second = drift_alerts(engine, "enterprise")[:2]
-    acknowledge(engine, alert_id=first.id, user=APPROVER)
-    ctx = alert_context(engine, first.id)
+    view = acknowledge(engine, alert_id=first.id, user=APPROVER)
+    assert view.changed
+    ctx = alert_context(engine, second.id)
     states = {a["id"]: (a["status"], a["acknowledged_by"]) for a in ctx["alerts"]}
-    assert states == {first.id: ("acknowledged", APPROVER), second.id: ("open", None)}
+    assert states[first.id] == states[second.id] == ("acknowledged", APPROVER)
     (message,) = render_messages("drift-alert", ctx)
-    values = {
-        e["value"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
-    }
-    assert values == {str(second.id)}
+    assert [b for b in message["blocks"] if b["type"] == "actions"] == []
     assert f"Acknowledged by <@{APPROVER}>" in str(message["blocks"])
+    assert not acknowledge(engine, alert_id=second.id, user=OWNER).changed
+
+
+def test_one_mute_silences_every_alert_of_the_message(engine, drift):
+    first, second = drift_alerts(engine, "enterprise")[:2]
+    mute(engine, alert_id=first.id, user=OWNER)
+    states = {a["id"]: a["status"] for a in alert_context(engine, first.id)["alerts"]}
+    assert states[first.id] == states[second.id] == "muted"
 
 
 def test_the_context_leaves_out_alerts_silenced_when_the_message_was_queued(engine, drift):
@@ -334,7 +340,10 @@ def test_the_context_leaves_out_alerts_silenced_when_the_message_was_queued(engi
         next(a for a in drift_alerts(engine, "enterprise") if a.kind == kind)
         for kind in ("size_change", "kpi")
     )
-    mute(engine, alert_id=size.id, user=OWNER)
+    with session_scope(engine) as session:  # only the size drift is muted, as by an earlier message
+        row = session.get(Alert, size.id)
+        row.status, row.muted_until = "muted", datetime.now(UTC) + timedelta(days=7)
+        session.add(row)
     drift.revert()
     drift.refresh(engine, AS_OF)
     posted = next(a for a in drift_alerts(engine, "enterprise", AS_OF) if a.kind == kpi.kind)

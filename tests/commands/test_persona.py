@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 
 from commands.errors import UnknownSegment
 from commands.feedback import add_feedback
-from commands.persona import brief_context, render_brief
+from commands.persona import brief_context, render_brief, staleness
 from commands.settings import Settings
 from segments import rules
 from segments.errors import SegopsError
@@ -56,10 +58,19 @@ def refreshed(engine, tmp_path):
 
 def test_context_has_the_documented_shape(engine, fx):
     ctx = brief_context(engine, "enterprise", settings=settings())
-    assert set(ctx) == {"segment", "version", "as_of", "stats", "feedback", "learnings"}
+    assert set(ctx) == {
+        "segment",
+        "version",
+        "as_of",
+        "stats",
+        "feedback",
+        "stale",
+        "titles",
+        "learnings",
+    }
     assert set(ctx["segment"]) == SEGMENT_KEYS
     assert set(ctx["segment"]["persona"]) == PERSONA_KEYS
-    assert set(ctx["feedback"]) == {"count", "themes", "recent"}
+    assert set(ctx["feedback"]) == {"count", "themes", "recent", "quotes"}
 
 
 def test_criteria_are_the_rule_in_plain_words(engine, fx):
@@ -134,3 +145,37 @@ def test_unknown_kind_lists_the_kinds(engine, fx):
 def test_unknown_segment_suggests_the_closest_name(engine, fx):
     with pytest.raises(UnknownSegment, match=r"unknown segment 'enterprize' \(did you mean"):
         render_brief(engine, "enterprize", kind="persona", settings=settings())
+
+
+def test_themes_are_phrases_with_a_representative_quote(engine, fx):
+    notes = [
+        "The new invoicing flow rejects cards. They want a call.",
+        "Again the invoicing flow failed for a new admin.",
+        "Dashboards broke after the new CRM sync.",
+    ]
+    for text in notes:
+        add_feedback(engine, segment="trial", author="U444", text=text, origin="slack")
+    feedback = brief_context(engine, "trial", settings=settings())["feedback"]
+    phrases = [phrase for phrase, _ in feedback["themes"]]
+    assert phrases[0] == "invoicing flow" and "new" not in phrases
+    # the shortest sentence that says it, cut at its full stop
+    assert feedback["quotes"]["invoicing flow"] == "The new invoicing flow rejects cards."
+
+
+@pytest.mark.parametrize(
+    ("cadence", "age", "stale"),
+    [("weekly", 8, False), ("weekly", 9, True), ("daily", 2, False), ("monthly", 40, True)],
+)
+def test_numbers_older_than_the_cadence_allows_are_flagged(cadence, age, stale):
+    today = date(2026, 12, 2)
+    found = staleness(today - timedelta(days=age), cadence, today)
+    assert (found is not None) == stale
+    if stale:
+        assert found == {"days": age, "cadence": cadence, "allowed": found["allowed"]}
+
+
+def test_a_cron_cadence_allows_the_gap_between_two_runs():
+    today = date(2026, 12, 2)
+    assert staleness(today - timedelta(days=2), "0 6 * * *", today) is None
+    assert staleness(today - timedelta(days=3), "0 6 * * *", today)["allowed"] == 2
+    assert staleness(None, "weekly", today) is None

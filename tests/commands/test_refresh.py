@@ -105,10 +105,18 @@ def test_failed_quality_gate_blocks_and_keeps_previous_snapshot(engine, tmp_path
     with session_scope(engine) as session:
         kinds = session.exec(select(Alert.kind).where(Alert.kind == "quality_duplicates")).all()
         queued = session.exec(
-            select(OutboxMessage.kind).where(OutboxMessage.kind == "blocked_alert")
+            select(OutboxMessage).where(OutboxMessage.kind == "blocked_alert")
         ).all()
+        channels = {
+            s.channel
+            for s in session.exec(select(Segment)).all()
+            if s.name in {o.segment for o in report.segments if o.status == "blocked"}
+        }
     assert len(kinds) == len([o for o in report.segments if o.status == "blocked"]) >= 1
-    assert len(queued) == len(kinds)
+    assert len(queued) == len(channels)  # one message per channel, grouped by cause
+    blocked = [o.segment for o in report.segments if o.status == "blocked"]
+    text = " ".join(row.text + str(row.blocks) for row in queued)
+    assert all(f"`{name}`" in text for name in blocked)
 
 
 def test_stale_source_blocks_with_a_freshness_alert(engine, tmp_path):

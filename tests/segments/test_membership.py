@@ -196,14 +196,51 @@ def test_leave_reasons_counts_every_failing_clause(accounts) -> None:
     assert list(reasons) == [seats_text, plan_text]
 
 
-def test_leave_reasons_treat_a_rule_that_is_not_an_and_as_one_clause(accounts) -> None:
+def test_leave_reasons_follow_an_or_into_the_branch_nearest_to_matching(accounts) -> None:
     frame, schema = accounts
     rule = rules.parse("plan = 'pro' or seats >= 10")
+    # b (free, 2 seats) and e (team, 1 seat) fail both branches; a wrong plan counts a
+    # full step, while a third or a half of the accounts lie between them and 10 seats
     leavers = np.array([False, True, False, False, True, False])
 
     reasons = leave_reasons(rule, frame, schema, {}, leavers)
 
-    assert reasons == {rules.to_text(rule): 2}
+    assert reasons == {rules.to_text(rules.parse("seats >= 10")): 2}
+
+
+def test_leave_reasons_count_each_or_branch_separately() -> None:
+    frame = pd.DataFrame(
+        {"failed": [1, 0, 0, 1], "idle_days": [29, 5, 3, 28]},
+        index=pd.Index(["a", "b", "c", "d"], name="id"),
+    )
+    schema = Schema.from_frame(frame)
+    rule = rules.parse("failed >= 2 or idle_days >= 30")
+    # a and d were idle for almost 30 days: they logged in again; b and c paid again
+    reasons = leave_reasons(rule, frame, schema, {}, None)
+
+    assert reasons == {
+        rules.to_text(rules.parse("idle_days >= 30")): 2,
+        rules.to_text(rules.parse("failed >= 2")): 2,
+    }
+
+
+def test_leave_reasons_go_down_nested_groups_and_referenced_segments(accounts) -> None:
+    frame, schema = accounts
+    paying = rules.parse("plan in ('pro', 'team') and seats >= 2")
+    rule = rules.parse("in_segment('paying') and not (plan = 'team' and seats < 2)")
+    paying_mask = np.array([True, False, False, True, False, False])
+    leavers = np.array([False, True, False, False, True, False])
+
+    reasons = leave_reasons(
+        rule, frame, schema, {"paying": paying_mask}, leavers, rules={"paying": paying}
+    )
+
+    # b is on the free plan; e has one seat (and is the team account with under 2 seats)
+    assert reasons == {
+        rules.to_text(rules.parse("plan in ('pro', 'team')")): 1,
+        rules.to_text(rules.parse("seats >= 2")): 1,
+        rules.to_text(rules.parse("not (plan = 'team' and seats < 2)")): 1,
+    }
 
 
 def test_leave_reasons_see_referenced_segments_through_the_masks(accounts) -> None:
