@@ -2,41 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
-from store.db import alembic_config, current_revision, downgrade, make_engine, upgrade
+from store.db import current_revision, downgrade, upgrade
+from tests.store.migration_steps import previous_revision
 
 REVISION = "0003"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = (
-        f"sqlite:///{tmp_path / 'empty.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-
-
-def _previous() -> str:
-    previous = ScriptDirectory.from_config(alembic_config()).get_revision(REVISION).down_revision
-    assert isinstance(previous, str)
-    return previous
 
 
 def test_upgrade_adds_the_job_table_and_keeps_the_data_then_downgrade_removes_it(
     empty_engine: Engine,
 ):
-    upgrade(empty_engine, _previous())
+    upgrade(empty_engine, previous_revision(REVISION))
     now = datetime.now(UTC).replace(tzinfo=None)
     with empty_engine.begin() as connection:
         connection.execute(
@@ -72,7 +52,7 @@ def test_upgrade_adds_the_job_table_and_keeps_the_data_then_downgrade_removes_it
                 )
         assert connection.execute(text("SELECT count(*) FROM job")).scalar_one() == 1
 
-    downgrade(empty_engine, _previous())
+    downgrade(empty_engine, previous_revision(REVISION))
 
     assert "job" not in inspect(empty_engine).get_table_names()
     with empty_engine.connect() as connection:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
-import pytest
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 from sqlmodel import select
 
-from store.db import alembic_config, downgrade, make_engine, session_scope, upgrade
+from store.db import downgrade, session_scope, upgrade
 from store.models import (
     Experiment,
     ExperimentHoldout,
@@ -22,28 +18,10 @@ from store.models import (
     SegmentVersion,
     Snapshot,
 )
+from tests.store.migration_steps import previous_revision
 
 REVISION = "0005"
 NEW_TABLES = {"experiment", "experiment_holdout", "learning", "learning_note"}
-
-
-def previous_revision() -> str:
-    script = ScriptDirectory.from_config(alembic_config())
-    down = script.get_revision(REVISION).down_revision
-    assert isinstance(down, str)
-    return down
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = (
-        f"sqlite:///{tmp_path / 'empty.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def _seed(engine: Engine) -> dict[str, int]:
@@ -82,7 +60,7 @@ def _seed(engine: Engine) -> dict[str, int]:
 
 
 def test_upgrade_keeps_the_catalog_and_adds_working_tables(empty_engine: Engine) -> None:
-    upgrade(empty_engine, previous_revision())
+    upgrade(empty_engine, previous_revision(REVISION))
     assert not NEW_TABLES & set(inspect(empty_engine).get_table_names())
     ids = _seed(empty_engine)
     upgrade(empty_engine)
@@ -131,10 +109,10 @@ def test_upgrade_keeps_the_catalog_and_adds_working_tables(empty_engine: Engine)
 
 
 def test_downgrade_drops_only_the_new_tables(empty_engine: Engine) -> None:
-    upgrade(empty_engine, previous_revision())
+    upgrade(empty_engine, previous_revision(REVISION))
     _seed(empty_engine)
     upgrade(empty_engine)
-    downgrade(empty_engine, previous_revision())
+    downgrade(empty_engine, previous_revision(REVISION))
     assert not NEW_TABLES & set(inspect(empty_engine).get_table_names())
     with session_scope(empty_engine) as session:
         assert session.exec(select(SegmentResult.size)).all() == [3]
