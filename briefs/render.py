@@ -120,6 +120,7 @@ KINDS: tuple[str, ...] = (
     "sync-summary",
     "clinic-agenda",
     "live-divergence",
+    "live-notice",
 )
 REPLY_KINDS: tuple[str, ...] = (
     "segment-show",

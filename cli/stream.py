@@ -110,6 +110,8 @@ def consume(
         name=name or f"{socket.gethostname()}-stream",
         lateness=timedelta(seconds=settings.stream_lateness),
         batch=batch,
+        privacy_floor=settings.privacy_floor,
+        templates_dir=settings.templates_dir,
     )
     stop = threading.Event()
     import signal

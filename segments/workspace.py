@@ -348,7 +348,26 @@ class ExperimentConfig(Hypothesis):
         return value
 
 
-_UNSET_WHEN_NONE = ("hypothesis", "experiment")
+class LiveNotifications(_Model):
+    """Live joins and leaves posted to the segment's channel (its owner's DMs without
+    one): at most one message every ``every_minutes``, grouping what happened since the
+    last, naming up to ``shown`` entities of each kind. ``true`` in YAML takes the
+    defaults. Only a segment with ``cadence: live`` may ask for them."""
+
+    every_minutes: int = Field(default=15, ge=1, le=1440)
+    shown: int = Field(default=10, ge=0, le=50)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        if value is False or value is None:
+            raise ValueError("live_notifications: leave the key out to turn them off")
+        return value
+
+
+_UNSET_WHEN_NONE = ("hypothesis", "experiment", "live_notifications")
 
 
 class DriftSettings(_Model):
@@ -409,6 +428,7 @@ class SegmentDef(_Model):
     hypothesis: Hypothesis | None = None
     experiment: ExperimentConfig | None = None
     drift: DriftSettings | None = None
+    live_notifications: LiveNotifications | None = None
     based_on: int | None = Field(default=None, ge=1, exclude=True)
     """The catalog version this definition was exported from (written by ``segops
     export``): not part of the definition, it tells ``apply`` whether the file's author
@@ -482,6 +502,15 @@ class SegmentDef(_Model):
                 "or a 5-field cron string"
             )
         return value
+
+    @model_validator(mode="after")
+    def _notifications_need_live(self) -> SegmentDef:
+        if self.live_notifications is not None and self.cadence != "live":
+            raise ValueError(
+                f"live_notifications needs cadence: live (segment {self.name!r} has "
+                f"cadence {self.effective_cadence!r})"
+            )
+        return self
 
     @property
     def effective_cadence(self) -> str:

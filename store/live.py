@@ -265,6 +265,58 @@ def transitions(session: Session, *, segment_id: int, limit: int = 100) -> list[
     return list(session.execute(query).scalars())
 
 
+def last_transition_id(session: Session, *, segment_id: int) -> int:
+    """The id of the segment's newest transition; 0 when it has none."""
+    query = select(func.max(LiveTransition.id)).where(LiveTransition.segment_id == segment_id)
+    return int(session.execute(query).scalar_one() or 0)
+
+
+def transition_counts(
+    session: Session, *, segment_id: int, after: int, upto: int
+) -> list[tuple[str, str, int]]:
+    """``(kind, clause, count)`` of the segment's transitions with ``after < id <= upto``,
+    most frequent first."""
+    n = func.count().label("n")
+    query = (
+        select(LiveTransition.kind, LiveTransition.clause, n)
+        .where(
+            LiveTransition.segment_id == segment_id,
+            LiveTransition.id > after,
+            LiveTransition.id <= upto,
+        )
+        .group_by(LiveTransition.kind, LiveTransition.clause)
+        .order_by(n.desc(), LiveTransition.kind, LiveTransition.clause)
+    )
+    return [(kind, clause, int(count)) for kind, clause, count in session.execute(query)]
+
+
+def recent_transitions(
+    session: Session, *, segment_id: int, kind: str, after: int, upto: int, limit: int
+) -> list[LiveTransition]:
+    """The newest ``limit`` transitions of ``kind`` with ``after < id <= upto``."""
+    query = (
+        select(LiveTransition)
+        .where(
+            LiveTransition.segment_id == segment_id,
+            LiveTransition.kind == kind,
+            LiveTransition.id > after,
+            LiveTransition.id <= upto,
+        )
+        .order_by(LiveTransition.id.desc())
+        .limit(limit)
+    )
+    return list(session.execute(query).scalars())
+
+
+def mark_notified(session: Session, *, segment_id: int, transition_id: int, at: datetime) -> None:
+    """A live notice covered the segment's transitions up to ``transition_id``."""
+    session.execute(
+        update(LiveSegment)
+        .where(LiveSegment.segment_id == segment_id)
+        .values(notified_transition_id=transition_id, notified_at=at)
+    )
+
+
 # ---------------------------------------------------------------- dead letters and counters
 
 

@@ -427,6 +427,9 @@ class LiveSegment(SQLModel, table=True):
     classified_at: datetime = _created_at()
     built_version_id: int | None = None
     reconciled_result_id: int | None = None
+    notified_transition_id: int | None = None
+    """The last transition a live notice covered (:mod:`commands.live_notices`)."""
+    notified_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
 
 
 class LiveState(SQLModel, table=True):

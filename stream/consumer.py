@@ -8,7 +8,9 @@ nothing (unacknowledged entries come back) and applies nothing twice (the applie
 ids commit with the state). When the UTC day changes the sweep runs; every
 ``reload_every`` seconds a changed catalog (new, edited or archived segments) is loaded and
 the live membership of changed segments rebuilt, and after a new batch refresh the entity
-dictionary and properties are loaded again and every entity re-evaluated.
+dictionary and properties are loaded again and every entity re-evaluated. Every
+``notify_every`` seconds the live notices that are due are queued
+(:func:`commands.live_notices.post_notices`).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import redis
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from commands import live
+from commands import live, live_notices
 from segments.live import day_of
 from segments.workspace import Workspace
 from store.db import DatabaseBusy
@@ -58,6 +61,9 @@ class Consumer:
         block_ms: int = 500,
         claim_idle_ms: int = 30_000,
         reload_every: float = 30.0,
+        notify_every: float = 10.0,
+        privacy_floor: int = 1,
+        templates_dir: Path | None = None,
     ) -> None:
         self.engine = engine
         self.load_workspace = load_workspace
@@ -69,6 +75,10 @@ class Consumer:
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.reload_every = reload_every
+        self.notify_every = notify_every
+        self.privacy_floor = privacy_floor
+        self.templates_dir = templates_dir
+        self._notified = 0.0
         self.runtime: live.Runtime | None = None
         self._own_pending = True
         self._day: int | None = None
@@ -132,6 +142,21 @@ class Consumer:
             live.prune(self.engine, self.runtime, now=now)
             logger.info("live_sweep joins=%d leaves=%d", swept.joins, swept.leaves)
         self._day = today
+        if time.monotonic() - self._notified >= self.notify_every:
+            notices = live_notices.post_notices(
+                self.engine,
+                now=now,
+                privacy_floor=self.privacy_floor,
+                templates_dir=self.templates_dir,
+            )
+            for notice in notices:
+                logger.info(
+                    "live_notice segment=%s joined=%d left=%d",
+                    notice.segment,
+                    notice.joined,
+                    notice.left,
+                )
+            self._notified = time.monotonic()
         if self._rounds % 200 == 0:
             self.log.trim()
         return len(entries)

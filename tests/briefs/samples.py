@@ -585,6 +585,25 @@ def live_divergence() -> dict[str, Any]:
     }
 
 
+def live_notice() -> dict[str, Any]:
+    return {
+        "segment": {"name": "trial-activated", "title": "Activated trials", "owner": "U0AAAPRD1"},
+        "since": "09:45 UTC",
+        "every": 15,
+        "joined": 14,
+        "left": 3,
+        "join_causes": [
+            {"clause": "projects_created_7d >= 3", "count": 11},
+            {"clause": "invited_teammates_7d >= 1", "count": 3},
+        ],
+        "leave_causes": [{"clause": "plan = 'trial'", "count": 3}],
+        "joined_ids": ["A0042", "A0107", "<script>"],
+        "left_ids": ["A0311", "A0312", "A0313"],
+        "size": 1_204,
+        "floor": 10,
+    }
+
+
 def all_kinds() -> dict[str, dict[str, Any]]:
     """One realistic context per kind."""
     return {
@@ -615,4 +634,5 @@ def all_kinds() -> dict[str, dict[str, Any]]:
         },
         "clinic-agenda": clinic_agenda(),
         "live-divergence": live_divergence(),
+        "live-notice": live_notice(),
     }

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlmodel import select
 
 from store.db import alembic_config, downgrade, make_engine, session_scope, upgrade
-from store.models import LiveMember, LiveSegment, Segment
+from store.models import Segment
 
 LIVE_TABLES = {
     "live_segment",
@@ -44,10 +45,23 @@ def test_upgrade_to_0004_keeps_the_catalog_and_adds_the_live_tables(empty_url: s
         with session_scope(engine) as session:
             segment = session.exec(select(Segment)).one()
             assert segment.name == "trial"
-            session.add(LiveSegment(segment_id=segment.id, version_id=1, mode="live"))
-            session.add(LiveMember(segment_id=segment.id, entity_id=7))
-        with session_scope(engine) as session:
-            assert session.exec(select(LiveMember.entity_id)).all() == [7]
+            segment_id = segment.id
+        # plain SQL: the models describe the head schema, not this revision's
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO live_segment (segment_id, version_id, mode, reasons,"
+                    " classified_at) VALUES (:s, 1, 'live', '[]', :now)"
+                ),
+                {"s": segment_id, "now": datetime.now(UTC).replace(tzinfo=None)},
+            )
+            connection.execute(
+                text("INSERT INTO live_member (segment_id, entity_id) VALUES (:s, 7)"),
+                {"s": segment_id},
+            )
+        with engine.begin() as connection:
+            members = connection.execute(text("SELECT entity_id FROM live_member")).all()
+            assert [tuple(m) for m in members] == [(7,)]
         downgrade(engine, previous)
         assert not LIVE_TABLES & set(inspect(engine).get_table_names())
         with session_scope(engine) as session:

@@ -253,3 +253,31 @@ def test_after_a_batch_refresh_changed_properties_move_members(
     with session_scope(engine) as session:
         leave = session.exec(select(LiveTransition).where(LiveTransition.kind == "leave")).one()
     assert (leave.event_id, leave.clause) == (None, "plan = 'pro'")
+
+
+def test_the_consumer_posts_a_live_notice_for_a_segment_that_asked(
+    engine, tmp_path, event_log
+) -> None:
+    import yaml
+
+    from store.models import OutboxMessage
+    from tests.live import build
+
+    (tmp_path / "notices").mkdir()
+    setup = build(tmp_path / "notices")
+    data = yaml.safe_load(setup.path.read_text())
+    data["segments"][0].update(channel="C0LIVE001", live_notifications={"every_minutes": 1})
+    setup.path.write_text(yaml.safe_dump(data))
+    setup.applied(engine)
+    clock = [datetime.now(UTC)]
+    c = consumer(engine, setup, event_log, clock=lambda: clock[0], notify_every=0)
+    drain(c)  # notices turned on: where the transitions stand is recorded
+    publish(event_log, *(event(f"n{i}", "a4", "login", clock[0]) for i in range(2)))
+    drain(c)
+    clock[0] += timedelta(minutes=1)
+    drain(c)
+    with session_scope(engine) as session:
+        rows = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "live_notice")).all()
+    assert [(m.channel, m.text.split("\n")[0]) for m in rows] == [
+        ("C0LIVE001", "⚡ Active: +1 joined · 0 left")
+    ]
