@@ -105,7 +105,9 @@ def status(ctx: typer.Context, destination: DestArg = None, json_out: JsonOpt = 
             table.add_row(
                 escape(head),
                 escape(seg["segment"]),
-                "—" if seg.get("members") is None else f"{seg['members']:,}",
+                "—"
+                if seg.get("members") is None
+                else f"{seg['members']:,}" + (" live" if seg.get("source") == "live" else ""),
                 f"{seg.get('acknowledged', 0):,} ({state})",
                 escape(last),
                 escape(note),

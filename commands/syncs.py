@@ -22,6 +22,10 @@ The rules (see DESIGN.md, "The path of one sync"):
   the owner approves it (``segops sync approve``); the owner is told once.
 * **Withheld members.** :func:`withheld` names ids that must never be sent (an
   experiment's holdout); they are taken out before the diff.
+* **Live segments send live diffs.** A live segment whose live membership is built for
+  its current version (:mod:`commands.live`) is sent that membership instead of its
+  last batch result, so each sync pass (every 15 s) carries the joins and leaves the
+  events made since the last one; otherwise the batch result is sent.
 """
 
 from __future__ import annotations
@@ -43,11 +47,13 @@ from segments.destinations import DestinationConfig
 from segments.errors import SegopsError
 from segments.membership import decode
 from segments.workspace import Workspace
+from store import live as store_live
 from store import syncs as store
 from store.db import session_scope
 from store.entities import keys_for_ids
 from store.models import (
     Alert,
+    LiveSegment,
     Segment,
     SegmentResult,
     Snapshot,
@@ -115,9 +121,25 @@ class Planned:
     status: str = "nothing to send"
     added: int = 0
     removed: int = 0
+    source: str = "batch"
+    """The membership compared: ``batch`` (the last refresh) or ``live``."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def live_members(session: Session, segment: Segment) -> BitMap | None:
+    """The segment's live membership when it is live and built for its current version;
+    None otherwise (the batch result is the membership then)."""
+    row = session.get(LiveSegment, segment.id)
+    if (
+        row is None
+        or row.mode != "live"
+        or row.built_version_id is None
+        or row.built_version_id != segment.current_version_id
+    ):
+        return None
+    return BitMap(store_live.members(session, segment_id=segment.id))
 
 
 def targets(
@@ -220,7 +242,9 @@ def _plan_one(
     result, snapshot = current
     state = store.state(session, destination_id=row.id, segment_id=segment.id)
     acked = store.bitmap(state.acked)
-    new = sendable(session, segment, decode(result.bitmap))
+    members = live_members(session, segment)
+    out.source = "batch" if members is None else "live"
+    new = sendable(session, segment, decode(result.bitmap) if members is None else members)
     add, remove = dest.plan(new, acked)
     first = state.acked is None
     if not add and not remove and not (first and config.kind == "files"):
@@ -724,9 +748,13 @@ def status(engine: Engine, ws: Workspace, *, only: str | None = None) -> list[di
             }
             for seg in by_name.get(name, []):
                 current = _current(session, seg)
+                live = live_members(session, seg) if current is not None else None
                 seg_entry: dict[str, Any] = {
                     "segment": seg.name,
-                    "members": current[0].size if current else None,
+                    "members": (len(live) if live is not None else current[0].size)
+                    if current
+                    else None,
+                    "source": "live" if live is not None else "batch",
                     "acknowledged": 0,
                     "in_step": False,
                     "run": None,
@@ -735,7 +763,8 @@ def status(engine: Engine, ws: Workspace, *, only: str | None = None) -> list[di
                     state = store.state(session, destination_id=row.id, segment_id=seg.id)
                     seg_entry["acknowledged"] = state.acked_count
                     if current is not None:
-                        new = sendable(session, seg, decode(current[0].bitmap))
+                        held = decode(current[0].bitmap) if live is None else live
+                        new = sendable(session, seg, held)
                         seg_entry["in_step"] = new == store.bitmap(state.acked)
                     runs = [
                         r
