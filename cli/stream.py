@@ -66,7 +66,7 @@ def event_routes(settings: Any, engine: Any, workspace: Path | None) -> dict[str
     events sources), else nothing."""
     if not settings.events_token:
         return {}
-    from commands.live import event_sources
+    from commands.live import event_sources, mapped_sources
     from segments.workspace import load_workspace
     from stream.http import EVENTS_PATH, events_app
 
@@ -75,8 +75,14 @@ def event_routes(settings: Any, engine: Any, workspace: Path | None) -> dict[str
         from segments.errors import SegopsError
 
         raise SegopsError("POST /events needs the workspace: pass --workspace or SEGOPS_WORKSPACE")
-    sources = event_sources(load_workspace(path))
-    app = events_app(engine, _log(settings), token=settings.events_token, sources=sources)
+    ws = load_workspace(path)
+    app = events_app(
+        engine,
+        _log(settings),
+        token=settings.events_token,
+        sources=event_sources(ws),
+        mapped=mapped_sources(ws),
+    )
     return {EVENTS_PATH: app}
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -46,6 +46,7 @@ from segments.errors import SegopsError
 from segments.live import EntityState, EventIn, EventProblem, LiveModel, check_event, day_of
 from segments.live.model import properties_workspace
 from segments.sources import load_dataset
+from segments.sources.mapping import IdMap, id_map
 from segments.workspace import Workspace
 from store import live as store_live
 from store.db import session_scope, write
@@ -98,6 +99,8 @@ class Runtime:
     versions: dict[str, int]
     lateness: timedelta
     mark: tuple[Any, ...] = ()
+    maps: dict[str, IdMap] = field(default_factory=dict)
+    """Per events source with ``map_via``: its raw ids (e-mails) to entity ids."""
 
     def dense(self, keys: Sequence[str]) -> np.ndarray:
         """Dense ids of ``keys``; -1 where the key is unknown or not in the entity sources."""
@@ -141,7 +144,12 @@ def load_runtime(engine: Engine, ws: Workspace, *, lateness: timedelta, today: d
     else:
         properties = pd.DataFrame(index=pd.Index(keys, name="id", dtype="str"))
     rows = properties.index.get_indexer(keys)
-    return Runtime(model, properties, keys, rows, ids, versions, lateness, mark)
+    maps = {}
+    for name in model.sources:
+        found = id_map(ws, name)
+        if found is not None:
+            maps[name] = found
+    return Runtime(model, properties, keys, rows, ids, versions, lateness, mark, maps)
 
 
 def _states(session: Session, entity_ids: Sequence[int]) -> dict[int, EntityState]:
@@ -215,6 +223,7 @@ def apply_events(
             report.late += 1
         else:
             good.append((event, message))
+    good = _mapped(rt, good, dead)
     ids = rt.dense([e.entity for e, _m in good]) if good else np.empty(0, np.int64)
     fresh: list[tuple[EventIn, Incoming, int]] = []
     seen: set[str] = set()
@@ -252,6 +261,28 @@ def apply_events(
         return done
 
     return write(engine, work, budget=WRITE_BUDGET)
+
+
+def _mapped(
+    rt: Runtime, good: list[tuple[EventIn, Incoming]], dead: list[dict[str, Any]]
+) -> list[tuple[EventIn, Incoming]]:
+    """Events of ``map_via`` sources with their entity replaced by the mapped entity id;
+    an id the mapping does not know is a dead letter."""
+    if not rt.maps:
+        return good
+    out: list[tuple[EventIn, Incoming]] = []
+    for name, ids_of in rt.maps.items():
+        raw = [(e, m) for e, m in good if e.source == name]
+        for (event, message), entity in zip(
+            raw, ids_of.resolve([e.entity for e, _m in raw]), strict=True
+        ):
+            if entity is None:
+                reason = f"entity: {event.entity!r} maps to no entity through {ids_of.mapping!r}"
+                dead.append(_dead(event.id, reason, message.payload))
+            else:
+                out.append((event.model_copy(update={"entity": entity}), message))
+    out.extend((e, m) for e, m in good if e.source not in rt.maps)
+    return out
 
 
 def _dead(event_id: str | None, reason: str, payload: str) -> dict[str, Any]:
@@ -371,8 +402,16 @@ class Checked:
     problems: list[dict[str, Any]] = field(default_factory=list)
 
 
-def check_batch(engine: Engine, raw: Sequence[Any], *, sources: Sequence[str]) -> Checked:
-    """Check every event of a batch (schema, then that its entity is known)."""
+def check_batch(
+    engine: Engine,
+    raw: Sequence[Any],
+    *,
+    sources: Sequence[str],
+    mapped: Collection[str] = (),
+) -> Checked:
+    """Check every event of a batch (schema, then that its entity is known). Events of
+    the ``mapped`` sources (``map_via``: their entity is an e-mail, say) are mapped by
+    the consumer, which keeps an unmapped one as a dead letter."""
     checked = Checked()
     for index, item in enumerate(raw):
         try:
@@ -381,16 +420,22 @@ def check_batch(engine: Engine, raw: Sequence[Any], *, sources: Sequence[str]) -
             checked.problems.append({"index": index, "error": str(problem)})
     if checked.problems or not checked.events:
         return checked
+    direct = {e.entity for e in checked.events if e.source not in mapped}
     with session_scope(engine) as session:
-        known = known_keys(session, keys=sorted({e.entity for e in checked.events}))
+        known = known_keys(session, keys=sorted(direct)) if direct else set()
     for index, event in enumerate(checked.events):
-        if event.entity not in known:
+        if event.source not in mapped and event.entity not in known:
             checked.problems.append({"index": index, "error": f"entity: unknown {event.entity!r}"})
     return checked
 
 
 def event_sources(ws: Workspace) -> list[str]:
     return sorted(n for n, s in ws.sources.items() if s.kind == "events")
+
+
+def mapped_sources(ws: Workspace) -> list[str]:
+    """The events sources whose ids go through a mapping (``map_via``)."""
+    return sorted(n for n in event_sources(ws) if ws.sources[n].map_via is not None)
 
 
 # ---------------------------------------------------------------- classification at apply

@@ -57,6 +57,7 @@ def events_app(
     *,
     token: str,
     sources: Sequence[str],
+    mapped: Sequence[str] = (),
     max_events: int = MAX_BATCH,
     max_body: int = MAX_BODY,
 ) -> WSGIApplication:
@@ -98,7 +99,7 @@ def events_app(
                 "413 Payload Too Large",
                 {"error": f"batch of {len(raw)} events; at most {max_events}"},
             )
-        checked = check_batch(engine, raw, sources=sources)
+        checked = check_batch(engine, raw, sources=sources, mapped=mapped)
         if checked.problems:
             first = checked.problems[0]
             return _answer(

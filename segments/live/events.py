@@ -7,8 +7,10 @@ One event is a JSON object::
 
 * ``id`` (1-128 characters) makes the event idempotent: the same id is applied once,
   however often it is sent or delivered.
-* ``entity`` is the entity key as the batch refresh knows it (after ``map_via``: the
-  account id, not the e-mail); ``event`` the event name the features filter on.
+* ``entity`` is the entity key as the batch refresh knows it, or for a source with
+  ``map_via`` that source's own id (the e-mail), which the consumer maps
+  (:class:`segments.sources.mapping.IdMap`); ``event`` the event name the features
+  filter on.
 * ``ts`` is an ISO 8601 time; without an offset it is UTC.
 * ``value`` is a number or null (optional); ``source`` names the events source and may
   be left out when the workspace has one events source.

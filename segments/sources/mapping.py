@@ -102,3 +102,35 @@ def _id_text(raw: pa.ChunkedArray, cfg: SourceConfig, mappings: dict[str, _Mappi
     keys, ids = mapping.table(cases)
     found = _lookup(text, keys, cases)
     return ids.take(pa.array(found, mask=found < 0))
+
+
+@dataclass
+class IdMap:
+    """A ``map_via`` source's ids resolved a few at a time (the live path): the mapping's
+    folded keys indexed once, each call folding the given ids as the batch load does
+    (trimmed, then the source's and the mapping's ``id_case``)."""
+
+    mapping: str
+    cases: tuple[str, ...]
+    index: pd.Index
+    ids: np.ndarray
+
+    def resolve(self, raw: list[str]) -> list[str | None]:
+        """The entity id of each raw id; None where the mapping has no such key."""
+        if not raw:
+            return []
+        folded = _fold(pa.array(raw, type=pa.string()), self.cases).to_pylist()
+        positions = self.index.get_indexer(folded)
+        return [str(self.ids[p]) if p >= 0 else None for p in positions]
+
+
+def id_map(ws: Workspace, source: str) -> IdMap | None:
+    """The :class:`IdMap` of events source ``source``; None when it has no ``map_via``."""
+    cfg = ws.sources[source]
+    if cfg.map_via is None:
+        return None
+    mapping, _loaded = _load_mapping(cfg.map_via, ws.sources[cfg.map_via], ws)
+    cases = mapping.cases(cfg.id_case)
+    keys, ids = mapping.table(cases)
+    index = pd.Index(keys.to_pylist(), dtype=object)
+    return IdMap(cfg.map_via, cases, index, np.asarray(ids.to_pylist(), dtype=object))
