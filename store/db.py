@@ -22,18 +22,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from segments.errors import SegopsError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 T = TypeVar("T")
 
@@ -201,6 +200,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """The packaged Alembic configuration, bound to ``connection`` when given."""
+    from alembic.config import Config
+
     config = Config(str(ALEMBIC_INI))
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["configure_logging"] = False
@@ -210,13 +211,43 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def upgrade(target: Engine | str | URL, revision: str = "head") -> None:
-    """Migrate the database forward to ``revision``; a no-op when already there."""
+    """Migrate the database forward to ``revision``; a no-op when already there.
+
+    Every command calls this, so a database already at the shipped head is recognised
+    by one query, without loading Alembic and its scripts (:func:`shipped_head`)."""
+    if revision == "head" and isinstance(target, Engine) and _at(target, shipped_head()):
+        return
+    from alembic import command
+
     _run(command.upgrade, target, revision)
 
 
 def downgrade(target: Engine | str | URL, revision: str) -> None:
     """Migrate the database back to ``revision`` (``"base"`` drops every table)."""
+    from alembic import command
+
     _run(command.downgrade, target, revision)
+
+
+def shipped_head() -> str:
+    """The newest revision shipped, read from the version files' names.
+
+    The revisions form one chain and each id is its file's number prefix
+    (``0007_live_notifications.py`` is revision ``0007``, revising ``0006``), so the
+    head is the largest prefix; ``tests/store/test_migrations.py`` holds both rules to
+    what Alembic itself reads."""
+    versions = MIGRATIONS_DIR / "versions"
+    return max(p.name.split("_", 1)[0] for p in versions.glob("[0-9]*_*.py"))
+
+
+def _at(engine: Engine, revision: str) -> bool:
+    """True when the database's Alembic version is exactly ``revision``."""
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except (OperationalError, ProgrammingError):  # never migrated: no version table
+        return False
+    return [r[0] for r in rows] == [revision]
 
 
 MIGRATION_LOCK = 7_241_903_551  # PostgreSQL advisory lock key of segops migrations
@@ -261,10 +292,14 @@ def _lock_for_migration(connection: Connection) -> None:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None when it has never been migrated."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def head_revision() -> str | None:
     """The newest revision shipped with this package."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()

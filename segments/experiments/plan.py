@@ -16,8 +16,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from statsmodels.stats.power import NormalIndPower
-
 from segments.errors import SegopsError
 from segments.experiments.assign import check_share
 
@@ -102,6 +100,8 @@ def plan_experiment(
     size = effect_size(kind, baseline=baseline, sd=sd, mde=mde, ratio=ratio)
     if size == 0:
         raise SegopsError("the minimum detectable effect rounds to no change")
+    from statsmodels.stats.power import NormalIndPower  # heavy: only when planning
+
     holdout = NormalIndPower().solve_power(
         effect_size=size, alpha=alpha, power=power, ratio=ratio, alternative="two-sided"
     )

@@ -42,8 +42,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats as sps
-from statsmodels.stats.multitest import multipletests
 
 from segments.errors import SegopsError
 
@@ -144,6 +142,8 @@ def compare_summaries(
     ``planned_n`` (both arms) tunes the confidence sequence; without it the current
     count is used.
     """
+    from scipy import stats as sps  # heavy: imported when an experiment is read
+
     nt = np.asarray(treatment.n, dtype=np.float64)
     nh = np.asarray(holdout.n, dtype=np.float64)
     mt = np.asarray(treatment.mean, dtype=np.float64)
@@ -260,6 +260,8 @@ def sample_ratio(
 ) -> SampleRatio:
     """Chi-square test of the split; a mismatch needs p < ``p_limit`` and the holdout's
     share off its design by at least ``min_deviation`` (relative)."""
+    from scipy import stats as sps
+
     nt = np.asarray(n_treatment, dtype=np.float64)
     nh = np.asarray(n_holdout, dtype=np.float64)
     total = nt + nh
@@ -290,6 +292,8 @@ def adjust_pvalues(
     """Adjusted p-values and which KPIs stay significant (Holm or Benjamini-Hochberg)."""
     if not len(pvalues):
         return [], []
+    from statsmodels.stats.multitest import multipletests
+
     reject, adjusted, _, _ = multipletests(list(pvalues), alpha=alpha, method=method)
     return [float(p) for p in adjusted], [bool(r) for r in reject]
 

@@ -269,3 +269,31 @@ def test_a_failing_migration_step_leaves_no_table_behind(tmp_path: Path) -> None
         assert "half" not in _tables(engine)
     finally:
         engine.dispose()
+
+
+def test_revision_ids_are_file_prefixes_in_one_chain_so_the_head_is_read_from_names() -> None:
+    from alembic.script import ScriptDirectory
+
+    from store.db import MIGRATIONS_DIR, shipped_head
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    files = sorted((MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py"))
+    prefixes = [f.name.split("_", 1)[0] for f in files]
+    chain = [r.revision for r in reversed(list(scripts.walk_revisions()))]
+    assert chain == prefixes  # one linear chain, in file order
+    for script in scripts.walk_revisions():
+        assert Path(script.path).name.startswith(f"{script.revision}_")
+    assert shipped_head() == head_revision() == prefixes[-1]
+
+
+def test_a_database_at_head_is_recognised_without_migrating(empty_engine: Engine) -> None:
+    upgrade(empty_engine)
+    statements: list[str] = []
+    event.listen(empty_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    upgrade(empty_engine)
+    assert statements == ["SELECT version_num FROM alembic_version"]
+    # one revision behind: the same call migrates
+    downgrade(empty_engine, "-1")
+    upgrade(empty_engine)
+    assert current_revision(empty_engine) == head_revision()
+    assert len(statements) > 2
