@@ -664,6 +664,10 @@ def bench(
             as_json=json_out,
         )
         return
+    if process and not (refresh or web or soak):  # the process bench on its own
+        from cli.bench.process import run_process_bench
+
+        run_process_bench(customers=customers, segments=segments, console=out)
     if refresh or web or soak:
         from cli.bench import run_bench
 
