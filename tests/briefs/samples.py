@@ -262,9 +262,9 @@ def blocked_alert() -> dict[str, Any]:
 
 
 def blocked_group() -> dict[str, Any]:
-    def seg(name: str, title: str, size: int | None) -> dict[str, Any]:
+    def seg(name: str, title: str, size: int | None, via: str | None = None) -> dict[str, Any]:
         current = None if size is None else {"as_of": "2026-09-30", "size": size}
-        return {"name": name, "title": title, "owner": "U0AAACSM1", "current": current}
+        return {"name": name, "title": title, "owner": "U0AAACSM1", "current": current, "via": via}
 
     return {
         "channel": "#cs-alerts",
@@ -279,6 +279,7 @@ def blocked_group() -> dict[str, Any]:
                     seg("churn-risk", "Churn risk", 647),
                     seg("new-paying", "New paying customers", 126),
                     seg("win-back", "Win-back", None),
+                    seg("churn-risk-enterprise", "Enterprise churn risk", 58, via="Churn risk"),
                 ],
             },
             {
@@ -286,7 +287,10 @@ def blocked_group() -> dict[str, Any]:
                 "source": "crm",
                 "column": "plan",
                 "message": "crm.plan is 18% null (median 1%, max rise 10 points)",
-                "segments": [seg("churn-risk", "Churn risk", 647)],
+                "segments": [
+                    seg("churn-risk", "Churn risk", 647),
+                    seg("churn-risk-enterprise", "Enterprise churn risk", 58, via="Churn risk"),
+                ],
             },
         ],
     }
