@@ -71,6 +71,15 @@ def persona(**overrides: Any) -> dict[str, Any]:
             "hidden": False,
             "privacy_floor": 10,
         },
+        "last_look": {
+            "first": False,
+            "on": "2026-08-02",
+            "joined": 702,
+            "left": 208,
+            "hidden": False,
+            "from_version": 2,
+            "to_version": 3,
+        },
         "feedback": {
             "count": 14,
             "themes": [["pricing", 5], ["sso", 3], ["onboarding", 2]],
