@@ -158,9 +158,11 @@ def chart_file(
     name: str,
     kpi: tuple[str, list[tuple[str, float]]] | None = None,
     blocked: dict[str, list[str]] | None = None,
+    inline: bool = False,
 ) -> dict:
     """A PNG chart (sizes, optionally one KPI named ``kpi[0]`` in words, blocked days
-    marked) as an outbox file entry."""
+    marked) as an outbox file entry; ``inline``: shown inside the message when Slack
+    allows (see ``bot.delivery.posting``), else first in its thread."""
     from briefs.chart import size_chart
 
     if kpi is not None and len(kpi[1]) >= 1:
@@ -169,11 +171,12 @@ def chart_file(
         )
     else:
         png = size_chart(series, title=title, blocked=blocked)
-    return {
+    entry = {
         "filename": f"{name}.png",
         "title": title,
         "content_b64": base64.b64encode(png).decode(),
     }
+    return {**entry, "inline": True} if inline else entry
 
 
 def _sign(value: float) -> int:
@@ -464,6 +467,7 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
                 title=f"{segment.title}: size",
                 name=f"{segment.name}-{ctx['as_of']}",
                 kpi=kpi,
+                inline=True,
             )
         ]
     rows = add_message(
