@@ -250,6 +250,47 @@ def split_messages(blocks: Sequence[Block], *, text: str) -> list[dict[str, Any]
     return messages
 
 
+IMAGE_TEXT_MAX = 2000
+
+
+def chart_block(file_id: str, *, title: str) -> Block:
+    """An image block showing an uploaded Slack file (``slack_file``), titled."""
+    text = _clip(title or "chart", IMAGE_TEXT_MAX)
+    return {
+        "type": "image",
+        "slack_file": {"id": file_id},
+        "alt_text": text,
+        "title": _plain(text),
+    }
+
+
+def with_image(blocks: Sequence[Block], image: Block) -> list[Block] | None:
+    """``blocks`` with ``image`` after the first section (the headline), or None when
+    the message would then exceed Slack's limits."""
+    out = list(blocks)
+    at = next((i + 1 for i, b in enumerate(out) if b.get("type") == "section"), len(out))
+    out.insert(at, image)
+    if len(out) > BLOCKS_MAX or _size(out) > MESSAGE_BUDGET:
+        return None
+    return out
+
+
+def keep_images(blocks: Sequence[Block], shown: Sequence[Block] | None) -> list[Block]:
+    """``blocks`` re-rendered for a message that ``shown`` is in Slack: its image blocks
+    (a chart added when it was posted) stay where they were put (:func:`with_image`).
+
+    They are built again from the file id and text: Slack's copy of an image block
+    carries fields of its own (``image_url``, sizes) that a post may not send back.
+    """
+    out = list(blocks)
+    for block in shown or []:
+        file_id = (block.get("slack_file") or {}).get("id")
+        if block.get("type") == "image" and file_id:
+            image = chart_block(str(file_id), title=str(block.get("alt_text") or ""))
+            out = with_image(out, image) or out
+    return out
+
+
 def split_text(text: str, limit: int) -> list[str]:
     """Split text into pieces of at most ``limit`` characters, losing no characters.
 

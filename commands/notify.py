@@ -8,7 +8,10 @@
   than ``MATERIAL`` times the acknowledged magnitude;
 * a blocked-refresh alert naming the failed checks and the snapshot still served
   (a blocked segment gets only this, not a summary as well); several blocked segments
-  of one channel share one message, grouped by what failed;
+  of one channel share one message, grouped by what failed, and so do the blocked
+  segments without a channel of one owner, in a direct message; a segment blocked
+  because it refers to a blocked segment is grouped under what blocked that one, so
+  one stale source is one line however many segments it stopped;
 * a summary leaves out the alerts its segment's drift alert already shows.
 
 Messages are keyed (``idempotency_key``) by snapshot and target, so queueing the
@@ -155,9 +158,11 @@ def chart_file(
     name: str,
     kpi: tuple[str, list[tuple[str, float]]] | None = None,
     blocked: dict[str, list[str]] | None = None,
+    inline: bool = False,
 ) -> dict:
     """A PNG chart (sizes, optionally one KPI named ``kpi[0]`` in words, blocked days
-    marked) as an outbox file entry."""
+    marked) as an outbox file entry; ``inline``: shown inside the message when Slack
+    allows (see ``bot.delivery.posting``), else first in its thread."""
     from briefs.chart import size_chart
 
     if kpi is not None and len(kpi[1]) >= 1:
@@ -166,11 +171,12 @@ def chart_file(
         )
     else:
         png = size_chart(series, title=title, blocked=blocked)
-    return {
+    entry = {
         "filename": f"{name}.png",
         "title": title,
         "content_b64": base64.b64encode(png).decode(),
     }
+    return {**entry, "inline": True} if inline else entry
 
 
 def _sign(value: float) -> int:
@@ -301,12 +307,15 @@ def queue_refresh_messages(
             drift_rows, kinds = _queue_drift(session, snapshot, outcome, segment, now, charts, r)
             rows += drift_rows
             posted[segment.name] = kinds
+    stopped = {outcome.segment: outcome for items in blocked.values() for outcome, _ in items}
     for channel, items in blocked.items():
-        if len(items) == 1 or channel is None:  # no channel: each owner hears of their own
-            for outcome, segment in items:
-                rows += _queue_blocked(session, snapshot, outcome, segment, r)
-        else:
-            rows += _queue_blocked_group(session, snapshot, channel, items, r)
+        # without a channel each owner hears of their own, in one direct message
+        groups = [items] if channel is not None else list(_by_owner(items).values())
+        for group in groups:
+            if len(group) == 1:
+                rows += _queue_blocked(session, snapshot, *group[0], r)
+            else:
+                rows += _queue_blocked_group(session, snapshot, channel, group, stopped, r)
     for channel, items in channels.items():
         kept = [segment for _, segment in blocked.get(channel, [])]
         rows += _queue_summary(
@@ -458,6 +467,7 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
                 title=f"{segment.title}: size",
                 name=f"{segment.name}-{ctx['as_of']}",
                 kpi=kpi,
+                inline=True,
             )
         ]
     rows = add_message(
@@ -502,12 +512,44 @@ def _failures(outcome: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _queue_blocked_group(session, snapshot, channel, items, r) -> list[OutboxMessage]:
-    """One message for the blocked segments of a channel, grouped by what failed."""
-    causes: dict[str, dict[str, Any]] = {}
+def _by_owner(items: list[tuple[Any, Segment]]) -> dict[str, list[tuple[Any, Segment]]]:
+    owners: dict[str, list[tuple[Any, Segment]]] = defaultdict(list)
     for outcome, segment in items:
-        entry = {**_segment_ctx(segment), "current": _served(session, segment)}
-        for failure in _failures(outcome):
+        owners[segment.owner].append((outcome, segment))
+    return owners
+
+
+def _root_failures(
+    outcome: Any, stopped: dict[str, Any]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """What blocked a segment, and the segment it was blocked through (or None).
+
+    A segment blocked only because it refers to a segment this refresh blocked
+    (``quality_reference``) is blocked by what blocked that segment.
+    """
+    kinds = {a.kind for a in outcome.alerts}
+    if kinds == {QUALITY_PREFIX + "reference"}:
+        name = outcome.alerts[0].details.get("segment")
+        culprit = stopped.get(name)
+        if culprit is not None and culprit is not outcome:
+            return _failures(culprit), name
+    return _failures(outcome), None
+
+
+def _queue_blocked_group(session, snapshot, channel, items, stopped, r) -> list[OutboxMessage]:
+    """One message for several blocked segments of a channel (or of one owner without a
+    channel), grouped by what failed; ``stopped`` are every blocked outcome of the
+    refresh by segment, to find what blocked a segment that refers to one of them."""
+    causes: dict[str, dict[str, Any]] = {}
+    titles = segment_titles(session)
+    for outcome, segment in items:
+        failures, via = _root_failures(outcome, stopped)
+        entry = {
+            **_segment_ctx(segment),
+            "current": _served(session, segment),
+            "via": titles.get(via, via) if via else None,
+        }
+        for failure in failures:
             cause = causes.setdefault(failure["message"], {**failure, "segments": []})
             if all(s["name"] != segment.name for s in cause["segments"]):
                 cause["segments"].append(entry)
@@ -516,9 +558,10 @@ def _queue_blocked_group(session, snapshot, channel, items, r) -> list[OutboxMes
         "as_of": snapshot.as_of.isoformat(),
         "causes": sorted(causes.values(), key=lambda c: -len(c["segments"])),
     }
+    target = channel if channel is not None else f"dm:{items[0][1].owner}"
     return add_message(
         session,
-        key=f"blocked:{snapshot.id}:{channel}",
+        key=f"blocked:{snapshot.id}:{target}",
         kind="blocked_alert",
         channel=channel,
         messages=r.render_messages("blocked-group", ctx),

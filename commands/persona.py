@@ -4,7 +4,9 @@
 persona kinds: the current definition (criteria in plain words), the latest published
 stats and what the field says. It reads a handful of rows by primary key or indexed
 column and never decodes a membership bitmap, so a brief costs the same on a store of
-a thousand members or ten million.
+a thousand members or ten million; the one exception is the "since you last looked"
+line of a brief asked for in Slack (:func:`last_look`), which compares the result the
+person saw with the current one when they differ.
 
 Privacy: a size under ``settings.privacy_floor`` is not shown (``size`` None,
 ``hidden`` True), and neither are the KPI means computed on those few members, nor
@@ -13,10 +15,12 @@ any other size (previous, trend) under the floor.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from pyroaring import BitMap
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
@@ -27,12 +31,15 @@ from commands.lookup import find_segment
 from commands.notify import LABELS, segment_titles
 from commands.policy import is_hidden, visible_size
 from commands.settings import Settings
-from segments import rules
+from segments import membership, rules
 from segments.cadence import cadence_trigger
 from segments.errors import SegopsError
-from store.db import session_scope
+from store.brief_views import last_view, record_view
+from store.db import DatabaseBusy, session_scope, write
 from store.models import Feedback, Segment, SegmentResult, SegmentVersion, Snapshot
 from store.results import published_by_day
+
+log = logging.getLogger(__name__)
 
 RECENT = 5
 TREND_POINTS = 12
@@ -220,8 +227,80 @@ def staleness(as_of: date | None, cadence: str, today: date) -> dict[str, Any] |
 CADENCE_DAYS = {"daily": 1, "weekly": 7, "monthly": 31, "quarterly": 92}
 
 
-def brief_context(engine: Engine, name: str, *, settings: Settings) -> dict[str, Any]:
-    """The persona context of :mod:`briefs.render` for segment ``name``."""
+def _members(session: Session, result_id: int) -> Any:
+    data = session.exec(select(SegmentResult.bitmap).where(SegmentResult.id == result_id)).one()
+    return membership.decode(data) if data else BitMap()
+
+
+def last_look(
+    session: Session, segment: Segment, *, viewer: str, version: int, floor: int
+) -> dict[str, Any]:
+    """What changed since ``viewer`` last read this segment's brief.
+
+    ``{"first": True}`` before their first read; else ``{first, on, joined, left,
+    hidden, from_version, to_version}``: the day they looked, the members who joined
+    and left between the result they saw and the current one (bitmap differences;
+    None when either size is under the privacy ``floor``, with ``hidden`` true) and
+    the definition versions then and now.
+    """
+    seen = last_view(session, user_id=viewer, segment_id=segment.id)
+    if seen is None:
+        return {"first": True}
+    now = segment.current_result_id
+    current = session.get(SegmentResult, now) if now else None
+    hidden = is_hidden(seen.size, floor) or is_hidden(current.size if current else None, floor)
+    joined = left = 0
+    if hidden:
+        joined = left = None
+    elif now is not None and seen.result_id != now:
+        before = _members(session, seen.result_id) if seen.result_id else BitMap()
+        after = _members(session, now)
+        joined, left = len(after - before), len(before - after)
+    return {
+        "first": False,
+        "on": seen.seen_at.date().isoformat(),
+        "joined": joined,
+        "left": left,
+        "hidden": hidden,
+        "from_version": seen.version,
+        "to_version": version,
+    }
+
+
+def _remember(engine: Engine, segment: Segment, viewer: str, version: int, budget: float) -> None:
+    """Record this read for the next "since you last looked"; a database busy for the
+    whole ``budget`` costs only the record, never the brief."""
+    result = segment.current_result_id
+
+    def work(session: Session) -> None:
+        size = None
+        if result is not None:
+            query = select(SegmentResult.size).where(SegmentResult.id == result)
+            size = session.exec(query).one()
+        record_view(
+            session,
+            user_id=viewer,
+            segment_id=segment.id,
+            result_id=result,
+            size=size,
+            version=version,
+            seen_at=datetime.now(UTC),
+        )
+
+    try:
+        write(engine, work, budget=budget)
+    except DatabaseBusy:
+        log.warning("brief read of %s by %s not recorded: database busy", segment.name, viewer)
+
+
+def brief_context(
+    engine: Engine, name: str, *, settings: Settings, viewer: str | None = None
+) -> dict[str, Any]:
+    """The persona context of :mod:`briefs.render` for segment ``name``.
+
+    With ``viewer`` (the Slack user asking for it), the context has ``last_look``
+    (:func:`last_look`) and this read is recorded for the next one.
+    """
     with session_scope(engine) as session:
         segment = find_segment(session, name)
         version = session.exec(
@@ -231,7 +310,7 @@ def brief_context(engine: Engine, name: str, *, settings: Settings) -> dict[str,
         ).one()
         as_of, stats = _stats(session, segment, settings.privacy_floor)
         today = datetime.now(UTC).date()
-        return {
+        ctx = {
             "segment": _segment_block(version[1]),
             "version": version[0],
             "as_of": as_of,
@@ -243,14 +322,27 @@ def brief_context(engine: Engine, name: str, *, settings: Settings) -> dict[str,
             "titles": segment_titles(session),
             "learnings": brief_learnings(session, segment),
         }
+        if viewer is not None:
+            ctx["last_look"] = last_look(
+                session, segment, viewer=viewer, version=version[0], floor=settings.privacy_floor
+            )
+    if viewer is not None:
+        _remember(engine, segment, viewer, version[0], settings.write_budget)
+    return ctx
 
 
 def render_brief(
-    engine: Engine, name: str, *, kind: str = "persona", settings: Settings
+    engine: Engine,
+    name: str,
+    *,
+    kind: str = "persona",
+    settings: Settings,
+    viewer: str | None = None,
 ) -> dict[str, Any]:
-    """Render one persona kind as Slack text, blocks and postable messages."""
+    """Render one persona kind as Slack text, blocks and postable messages (with the
+    "since you last looked" line of ``viewer``, who is then recorded as having read it)."""
     canonical = brief_kind(kind)
-    ctx = brief_context(engine, name, settings=settings)
+    ctx = brief_context(engine, name, settings=settings, viewer=viewer)
     rendered = renderer(settings.templates_dir).render_all(canonical, ctx)
     return {
         "segment": ctx["segment"]["name"],

@@ -656,3 +656,22 @@ class Job(SQLModel, table=True):
 
 
 TABLES = (*TABLES, Job)
+
+
+class BriefView(SQLModel, table=True):
+    """When a person last read a segment's brief in Slack, and what it showed them: the
+    result, its size and the definition version, for "since you last looked"."""
+
+    __tablename__ = "brief_view"
+    __table_args__ = (sa.UniqueConstraint("user_id", "segment_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(sa_type=sa.String(32))
+    segment_id: int = Field(foreign_key="segment.id")
+    result_id: int | None = Field(default=None, foreign_key="segment_result.id")
+    size: int | None = None
+    version: int
+    seen_at: datetime = _created_at()
+
+
+TABLES = (*TABLES, BriefView)

@@ -12,6 +12,14 @@ Posted messages are kept per channel, so ``conversations.history`` and
 ``conversations.replies`` answer with what was really posted (metadata included
 when ``include_all_metadata`` is set).
 
+Files are as strict as Slack's too: an id is ``F`` and ten characters; a file is
+processed :attr:`FakeSlack.processing_delay` seconds after ``files.completeUploadExternal``
+(until then ``files.info`` gives no ``mimetype``), and an image block naming a file
+(``slack_file``) that is unknown, not completed or not processed yet is refused as
+``invalid_blocks`` with Slack's ``invalid slack file [json-pointer:...]``, as is an
+image block without ``alt_text`` or with both or neither of ``image_url`` and
+``slack_file``.
+
 Response URLs are as strict as Slack's: a JSON body with ``text`` or ``blocks``
 (else 400 ``no_text``), at most :data:`RESPONSE_URL_USES` posts each (then 404
 ``used_url``), and none once expired (:meth:`FakeSlack.expire`, 404 ``expired_url``;
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -129,6 +138,10 @@ class FakeSlack:
         """Channel ids shared with another organisation (Slack Connect)."""
         self.channels: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.uploads: dict[str, bytes] = {}
+        self.files: dict[str, dict[str, Any]] = {}
+        """Files by id: ``filename``, ``title``, ``channel_id``, ``completed`` (monotonic)."""
+        self.processing_delay = 0.2
+        """Seconds from ``files.completeUploadExternal`` until a file is processed."""
         self.expired_response_urls: set[str] = set()
         self._response_url_uses: Counter[str] = Counter()
         self._queued: dict[str, deque[Reply]] = defaultdict(deque)
@@ -372,7 +385,47 @@ class FakeSlack:
             }
         )
 
+    def _processed(self, file_id: str) -> bool:
+        with self._lock:
+            entry = self.files.get(file_id)
+        completed = entry and entry.get("completed")
+        return bool(completed) and time.monotonic() >= completed + self.processing_delay
+
+    def _block_errors(self, blocks: Any) -> Reply | None:
+        """``invalid_blocks`` for an image block Slack would refuse, else None."""
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        errors = []
+        for index, block in enumerate(blocks or []):
+            if block.get("type") != "image":
+                continue
+            where = f"[json-pointer:/blocks/{index}"
+            if not block.get("alt_text"):
+                errors.append(f"missing required field: alt_text {where}]")
+            if ("image_url" in block) == ("slack_file" in block):
+                errors.append(f"must provide exactly one of image_url or slack_file {where}]")
+            file_id = str((block.get("slack_file") or {}).get("id") or "")
+            if "slack_file" in block and not re.fullmatch(r"F[A-Z0-9]{8,}", file_id):
+                errors.append(
+                    f"input must match regex pattern: ^[F][A-Z0-9]{{8,}}$ {where}/slack_file/id]"
+                )
+            elif "slack_file" in block and not self._processed(file_id):
+                errors.append(f"invalid slack file {where}/slack_file]")
+        if not errors:
+            return None
+        messages = [f"[ERROR] {e}" for e in errors]
+        return Reply(
+            body={
+                "ok": False,
+                "error": "invalid_blocks",
+                "errors": errors,
+                "response_metadata": {"messages": messages},
+            }
+        )
+
     def _api_chat_postMessage(self, body: dict[str, Any]) -> Reply:
+        if refused := self._block_errors(body.get("blocks")):
+            return refused
         channel = body.get("channel")
         if isinstance(channel, str) and channel.startswith(("U", "W")):
             channel = "D" + channel
@@ -403,6 +456,8 @@ class FakeSlack:
     def _api_chat_update(self, body: dict[str, Any]) -> Reply:
         if error := self._channel_error(body.get("channel")):
             return error
+        if refused := self._block_errors(body.get("blocks")):
+            return refused
         return Reply(
             body={"ok": True, "channel": body["channel"], "ts": body.get("ts"), "text": ""}
         )
@@ -499,7 +554,11 @@ class FakeSlack:
         )
 
     def _api_files_getUploadURLExternal(self, body: dict[str, Any]) -> Reply:
-        file_id = f"F{next(self._ids):04d}"
+        if not body.get("filename") or not str(body.get("length") or "").isdigit():
+            return Reply.error("invalid_arguments")
+        file_id = f"F{next(self._ids):010d}"
+        with self._lock:
+            self.files[file_id] = {"filename": body["filename"], "completed": None}
         return Reply(
             body={"ok": True, "upload_url": f"{self.base}/upload/{file_id}", "file_id": file_id}
         )
@@ -512,9 +571,44 @@ class FakeSlack:
             return error
         files = body.get("files") or "[]"
         files = json.loads(files) if isinstance(files, str) else files
+        with self._lock:
+            if any(f["id"] not in self.files or f["id"] not in self.uploads for f in files):
+                return Reply.error("file_not_found")  # never asked for, or no bytes sent
+            for f in files:
+                self.files[f["id"]].update(
+                    title=f.get("title"), channel_id=channel, completed=time.monotonic()
+                )
         return Reply(
             body={"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
         )
+
+    def _api_files_info(self, body: dict[str, Any]) -> Reply:
+        file_id = str(body.get("file") or "")
+        with self._lock:
+            entry = dict(self.files.get(file_id) or {})
+        if not entry.get("completed"):
+            return Reply.error("file_not_found")
+        ready = self._processed(file_id)
+        name = str(entry["filename"])
+        kind = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        return Reply(
+            body={
+                "ok": True,
+                "file": {
+                    "id": file_id,
+                    "name": name,
+                    "title": entry.get("title") or name,
+                    "mimetype": f"image/{kind}" if ready and kind == "png" else "",
+                    "filetype": kind if ready else "",
+                },
+            }
+        )
+
+    def _api_files_delete(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            if self.files.pop(str(body.get("file") or ""), None) is None:
+                return Reply.error("file_not_found")
+        return Reply()
 
     def _api_reactions_get(self, body: dict[str, Any]) -> Reply:
         return Reply(body={"ok": True, "type": "message", "message": {"reactions": []}})
@@ -667,9 +761,11 @@ def post_action(
     channel_id: str = "C111",
     message_ts: str = "1700000001.000100",
     response_url: str = "https://hooks.slack.com/actions/T111/1/x",
+    message_blocks: list[dict[str, Any]] | None = None,
     **kwargs: Any,
 ) -> Response:
-    """A ``block_actions`` payload for one button click on a channel message."""
+    """A ``block_actions`` payload for one button click on a channel message (whose
+    blocks, as Slack sends them back, are ``message_blocks``)."""
     payload = {
         "type": "block_actions",
         **_common(user_id, team_id),
@@ -681,7 +777,12 @@ def post_action(
         },
         "trigger_id": _trigger_id(),
         "channel": {"id": channel_id, "name": "general"},
-        "message": {"type": "message", "ts": message_ts, "text": "", "blocks": []},
+        "message": {
+            "type": "message",
+            "ts": message_ts,
+            "text": "",
+            "blocks": message_blocks or [],
+        },
         "response_url": response_url,
         "actions": [
             {

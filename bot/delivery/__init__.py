@@ -11,7 +11,10 @@
    Slack's limits need by ``briefs.blocks.split_messages``), every part carrying message
    metadata ``{"event_type": "segops_outbox", "event_payload": {"key": <key>, "part": n}}``;
    the first part's ``ts`` is stored as soon as it is known;
-4. uploads ``files`` with ``files_upload_v2`` into the message's thread;
+4. uploads ``files`` with ``files_upload_v2`` into the message's thread; a file marked
+   ``inline`` (the drift alert's chart) is uploaded before the first part and shown in
+   it as an image block once Slack has processed it, else it joins the others in the
+   thread (:mod:`.posting`);
 5. marks the row ``sent`` with its ``ts``.
 
 Failures:
@@ -36,7 +39,8 @@ the row's creation (minus a minute) and at most ``LOOKUP_PAGES`` pages of 200; i
 needs the ``*:history`` scopes for the channel (and ``channels:read``/``groups:read``
 to find the id of a channel configured by name); a message deleted in Slack meanwhile
 is posted again; file uploads carry no metadata, so a crash after uploading files
-but before marking the row uploads them again.
+but before marking the row uploads them again (an inline chart of a first part that
+had landed goes to the thread then).
 
 Inside: :mod:`.posting` (parts, metadata, the post and the files), :mod:`.lookup`
 (finding landed parts), :mod:`.errors` (retry or dead, backoff, the fallback text);
@@ -107,9 +111,11 @@ def deliver_due(
     now: datetime | None = None,
     batch: int = 50,
     rng: random.Random | None = None,
+    inline_wait: float = posting.INLINE_WAIT,
 ) -> DeliveryStats:
-    """Post up to ``batch`` due outbox rows; see the module docstring."""
-    run = _Run(engine, client, now or utcnow(), rng or random.Random())
+    """Post up to ``batch`` due outbox rows; see the module docstring. ``inline_wait``:
+    seconds to wait for Slack to process a chart shown inside its message."""
+    run = _Run(engine, client, now or utcnow(), rng or random.Random(), inline_wait)
     seen: set[int] = set()
     while len(seen) < batch:
         ids = run.due_ids(limit=batch - len(seen), exclude=seen)
@@ -124,8 +130,16 @@ def deliver_due(
 class _Run:
     """State of one delivery run: the clock, the client and the rate-limited channels."""
 
-    def __init__(self, engine: Engine, client: WebClient, now: datetime, rng: random.Random):
+    def __init__(
+        self,
+        engine: Engine,
+        client: WebClient,
+        now: datetime,
+        rng: random.Random,
+        inline_wait: float = posting.INLINE_WAIT,
+    ):
         self.engine, self.client, self.now, self.rng = engine, client, now, rng
+        self.inline_wait = inline_wait
         self.stats = DeliveryStats()
         self.limited: set[str] = set()
         self.channel_ids: dict[str, str] = {}
@@ -215,25 +229,45 @@ class _Run:
             else {}
         )
         first_ts = posted.get(0)
+        threaded = list(row.files)
         for index, (text, blocks) in enumerate(parts):
             if index in posted:
                 continue
-            answer = posting.post_part(
-                self.client,
-                channel=channel,
-                text=text,
-                blocks=blocks,
-                thread_ts=thread_ts,
-                key=row.key,
-                index=index,
-            )
+            answer = None
+            inline = posting.inline_file(row) if index == 0 else None
+            if inline is not None:
+                file_id = posting.upload_unshared(self.client, inline)
+                if posting.processed(self.client, file_id, wait=self.inline_wait):
+                    answer = posting.post_with_chart(
+                        self.client,
+                        channel=channel,
+                        text=text,
+                        blocks=blocks,
+                        thread_ts=thread_ts,
+                        key=row.key,
+                        file_id=file_id,
+                        title=str(inline.get("title") or inline.get("filename") or "chart"),
+                    )
+                if answer is not None:
+                    threaded.remove(inline)
+                else:  # not ready in time, or refused: the chart goes in the thread
+                    posting.delete_file(self.client, file_id)
+            if answer is None:
+                answer = posting.post_part(
+                    self.client,
+                    channel=channel,
+                    text=text,
+                    blocks=blocks,
+                    thread_ts=thread_ts,
+                    key=row.key,
+                    index=index,
+                )
             if index == 0:
                 first_ts = answer["ts"]
                 # Keep the channel id Slack answered with: lookups need an id, not a name.
                 named = {"channel": answer["channel"]} if posting.is_name(row.channel) else {}
                 self._mark(row, claimed, ts=first_ts, **named)
-        if row.files:
-            posting.upload_files(self.client, row, channel, thread_ts or first_ts)
+        posting.upload_files(self.client, threaded, channel, thread_ts or first_ts)
         assert first_ts is not None
         return first_ts, len(posted) >= len(parts)
 

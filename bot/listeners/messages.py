@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
 
-from briefs.blocks import blocks_text, escape_mrkdwn
+from briefs.blocks import blocks_text, escape_mrkdwn, keep_images
 from briefs.render import render_messages
 from commands import alerts, proposals
 from commands.errors import NotAuthorised
@@ -156,8 +156,11 @@ def update_alert_message(
     *,
     channel: str,
     ts: str,
+    posted_blocks: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Show who acknowledged or muted ``alert`` (and until when) in its message, in place."""
+    """Show who acknowledged or muted ``alert`` (and until when) in its message, in place;
+    the chart posted inside it (an image block of ``posted_blocks``, the message's blocks
+    as Slack sent them with the click) stays."""
     messages = alert_messages(engine, settings, alert.id)
     # A drift alert is one message; were it ever split, update the part that shows this alert.
     shown = escape_mrkdwn(alert.message)
@@ -165,4 +168,5 @@ def update_alert_message(
         (m for m in messages if shown in blocks_text(m["blocks"])),
         messages[0],
     )
-    client.chat_update(channel=channel, ts=ts, text=message["text"], blocks=message["blocks"])
+    blocks = keep_images(message["blocks"], posted_blocks)
+    client.chat_update(channel=channel, ts=ts, text=message["text"], blocks=blocks)

@@ -54,7 +54,15 @@ def posted(request, engine: Engine, fake_slack: FakeSlack) -> dict[str, Any]:
     return {"channel": answer["channel"], "ts": answer["ts"], "alerts": alerts}
 
 
-def press(server, fake: FakeSlack, posted: dict, action: str, user: str, index: int = 0):
+def press(
+    server,
+    fake: FakeSlack,
+    posted: dict,
+    action: str,
+    user: str,
+    index: int = 0,
+    message_blocks: list[dict[str, Any]] | None = None,
+):
     """Click ``action`` in the posted message (its buttons name alert ``index``, the first
     open one); private replies go to ``user``."""
     return post_action(
@@ -65,6 +73,7 @@ def press(server, fake: FakeSlack, posted: dict, action: str, user: str, index: 
         channel_id=posted["channel"],
         message_ts=posted["ts"],
         response_url=fake.response_url(user),
+        message_blocks=message_blocks,
     )
 
 
@@ -91,7 +100,17 @@ def test_the_drift_alert_is_delivered_with_its_chart(
     assert (stats.dead, stats.fallbacks) == (0, 0)
     row = enterprise_row(engine)
     assert row.status == "sent" and row.ts
-    assert fake_slack.calls_to("files.completeUploadExternal", ok=True)
+    (upload,) = [
+        c
+        for c in fake_slack.calls_to("files.completeUploadExternal", ok=True)
+        if "enterprise accounts: size" in c.body["files"].lower()
+    ]
+    assert "channel_id" not in upload.body  # shown inside the alert, not beside it
+    (post,) = [
+        c for c in fake_slack.calls_to("chat.postMessage", ok=True) if c.reply.body["ts"] == row.ts
+    ]
+    images = [b for b in decoded(post.body["blocks"]) if b["type"] == "image"]
+    assert [b["slack_file"]["id"] for b in images] == [json.loads(upload.body["files"])[0]["id"]]
 
 
 def test_the_owner_acknowledges_and_the_message_shows_it(
@@ -108,6 +127,40 @@ def test_the_owner_acknowledges_and_the_message_shows_it(
     for shown in (first, second):
         row = alert(engine, shown.id)
         assert (row.status, row.acknowledged_by) == ("acknowledged", OWNER)
+
+
+def test_the_chart_inside_the_alert_stays_when_the_message_shows_the_ack(
+    slack_app, slack_server, fake_slack: FakeSlack, engine: Engine, posted
+):
+    client = WebClient(token=BOT_TOKEN, base_url=fake_slack.url)
+    fake_slack.processing_delay = 0.0
+    file_id = client.files_upload_v2(content=b"\x89PNG", filename="c.png")["files"][0]["id"]
+    fake_slack.reset()
+    rendered = enterprise_row(engine).blocks
+    as_slack_has_it = [  # Slack's copy of an image block carries fields of its own
+        rendered[0],
+        {
+            "type": "image",
+            "block_id": "x1",
+            "slack_file": {"id": file_id},
+            "image_url": "https://files.slack.com/files-tmb/T111-F1/c_720.png",
+            "image_width": 960,
+            "image_height": 540,
+            "alt_text": "Enterprise accounts: size",
+            "title": {"type": "plain_text", "text": "Enterprise accounts: size"},
+        },
+        *rendered[1:],
+    ]
+    press(slack_server, fake_slack, posted, "alert_ack", OWNER, message_blocks=as_slack_has_it)
+    settle(slack_app)
+    (update,) = fake_slack.calls_to("chat.update", ok=True)
+    blocks = decoded(update.body["blocks"])
+    (image,) = [b for b in blocks if b["type"] == "image"]
+    assert image["slack_file"] == {"id": file_id} and "image_url" not in image
+    assert image["alt_text"] == "Enterprise accounts: size"
+    first_section = next(i for i, b in enumerate(blocks) if b["type"] == "section")
+    assert blocks.index(image) == first_section + 1  # after the headline, as posted
+    assert f"Acknowledged by <@{OWNER}>" in json.dumps(blocks)
 
 
 def test_a_second_ack_is_a_no_op(

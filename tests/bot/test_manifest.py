@@ -102,6 +102,7 @@ def test_the_bot_has_the_scopes_its_calls_need():
         "groups:read",
         "reactions:read",  # reaction_added
         "files:write",  # charts
+        "files:read",  # files.info: an inline chart is processed
     }
     assert needed <= scopes
 

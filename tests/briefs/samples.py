@@ -71,6 +71,15 @@ def persona(**overrides: Any) -> dict[str, Any]:
             "hidden": False,
             "privacy_floor": 10,
         },
+        "last_look": {
+            "first": False,
+            "on": "2026-08-02",
+            "joined": 702,
+            "left": 208,
+            "hidden": False,
+            "from_version": 2,
+            "to_version": 3,
+        },
         "feedback": {
             "count": 14,
             "themes": [["pricing", 5], ["sso", 3], ["onboarding", 2]],
@@ -262,9 +271,9 @@ def blocked_alert() -> dict[str, Any]:
 
 
 def blocked_group() -> dict[str, Any]:
-    def seg(name: str, title: str, size: int | None) -> dict[str, Any]:
+    def seg(name: str, title: str, size: int | None, via: str | None = None) -> dict[str, Any]:
         current = None if size is None else {"as_of": "2026-09-30", "size": size}
-        return {"name": name, "title": title, "owner": "U0AAACSM1", "current": current}
+        return {"name": name, "title": title, "owner": "U0AAACSM1", "current": current, "via": via}
 
     return {
         "channel": "#cs-alerts",
@@ -279,6 +288,7 @@ def blocked_group() -> dict[str, Any]:
                     seg("churn-risk", "Churn risk", 647),
                     seg("new-paying", "New paying customers", 126),
                     seg("win-back", "Win-back", None),
+                    seg("churn-risk-enterprise", "Enterprise churn risk", 58, via="Churn risk"),
                 ],
             },
             {
@@ -286,7 +296,10 @@ def blocked_group() -> dict[str, Any]:
                 "source": "crm",
                 "column": "plan",
                 "message": "crm.plan is 18% null (median 1%, max rise 10 points)",
-                "segments": [seg("churn-risk", "Churn risk", 647)],
+                "segments": [
+                    seg("churn-risk", "Churn risk", 647),
+                    seg("churn-risk-enterprise", "Enterprise churn risk", 58, via="Churn risk"),
+                ],
             },
         ],
     }

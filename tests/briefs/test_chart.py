@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -120,3 +121,36 @@ def test_a_blocked_day_is_a_marked_gap_not_a_dropped_segment() -> None:
     assert mdates.num2date(x).date() == date(2026, 10, 31) and y == 126
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "blocked" in legend
+
+
+def test_the_same_chart_gives_the_same_bytes_whatever_was_drawn_before() -> None:
+    months = [(date(2026, m, 28), 400 + m * 37) for m in range(1, 13)]
+    with_kpi = {
+        "series": {"churn-risk": months},
+        "kpi": [(d, 0.25 + i * 0.03) for i, (d, _) in enumerate(months)],
+        "kpi_label": "Failed payments (average)",
+        "title": "Churn risk: size",
+        "subtitle": "Definition v3",
+    }
+    others = [
+        {
+            "series": {"a": months, "b": [(d, v // 2) for d, v in months[:-1]]},
+            "blocked": {"b": [months[-1][0]]},
+            "drift": [months[3][0]],
+            "title": "Blocked and drift",
+        },
+        {"series": {}, "title": "Nothing yet"},
+        {"series": {"one": [("2026-09-30", 3)]}, "title": "One point"},
+    ]
+    first = size_chart(**with_kpi)
+    for other in others:  # legends, crosses, rings, texts and ticks of other charts
+        assert size_chart(**other) != first
+        assert size_chart(**with_kpi) == first
+    fresh: list[bytes] = []  # a thread draws on a figure of its own, never drawn on before
+    thread = threading.Thread(target=lambda: fresh.append(size_chart(**with_kpi)))
+    thread.start()
+    thread.join()
+    assert fresh == [first]
+    plain = size_chart(**others[2])
+    size_chart(**with_kpi)
+    assert size_chart(**others[2]) == plain

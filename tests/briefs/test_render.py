@@ -104,7 +104,7 @@ def test_brief_cites_definition_version_and_refresh_date(renderer: Renderer) -> 
     ctx = samples.persona()
     assert "Definition v3 · data as of 2026-08-31" in renderer.render_text("brief", ctx)
     contexts = [b for b in renderer.render_blocks("brief", ctx) if b["type"] == "context"]
-    assert "Definition v3 · data as of 2026-08-31" in contexts[-1]["elements"][0]["text"]
+    assert "Definition v3 · data as of 2026-08-31" in contexts[0]["elements"][0]["text"]
 
 
 @pytest.mark.parametrize("kind", PERSONA_KINDS)

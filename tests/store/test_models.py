@@ -83,6 +83,7 @@ def test_tables_are_the_contracted_ones() -> None:
         "live_dead_letter",
         "live_counter",
         "job",
+        "brief_view",
     }
 
 

@@ -44,4 +44,12 @@ class AlertAcknowledge(Handler):
             note(body, respond, client, problem(error))
             return
         if alert.changed and channel and ts:
-            update_alert_message(client, self.engine, self.settings, alert, channel=channel, ts=ts)
+            update_alert_message(
+                client,
+                self.engine,
+                self.settings,
+                alert,
+                channel=channel,
+                ts=ts,
+                posted_blocks=(body.get("message") or {}).get("blocks"),
+            )

@@ -1,4 +1,5 @@
-"""``/persona <segment> [brief|talking-points|discovery]``: a persona brief, as blocks."""
+"""``/persona <segment> [brief|talking-points|discovery]``: a persona brief, as blocks,
+with what changed since the person asking last read it."""
 
 from __future__ import annotations
 
@@ -44,7 +45,13 @@ class PersonaCommand(Handler):
             return
         name, kind = split_words(command.get("text"))
         try:
-            result = render_brief(self.engine, name, kind=brief_kind(kind), settings=self.settings)
+            result = render_brief(
+                self.engine,
+                name,
+                kind=brief_kind(kind),
+                settings=self.settings,
+                viewer=command.get("user_id"),
+            )
         except SegopsError as error:
             respond(text=problem(error))
             return
