@@ -97,6 +97,15 @@ def size_chart(
     return png
 
 
+def render(spec: Mapping[str, Any]) -> bytes:
+    """The PNG of a chart spec as :mod:`commands.notify` stores it in the outbox:
+    ``{"series": {name: [[day, size], ...]}, "title": ..., "kpi": [[day, value], ...],
+    "kpi_label": ..., "blocked": {name: [day, ...]}}`` (all but the first two optional).
+    Delivery draws it when the message is posted, so a refresh never waits for charts."""
+    options = {k: spec[k] for k in ("kpi", "kpi_label", "blocked") if spec.get(k) is not None}
+    return size_chart(spec["series"], title=str(spec["title"]), **options)
+
+
 def figure(
     series: Mapping[str, Sequence[Point]],
     *,

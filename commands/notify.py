@@ -20,7 +20,6 @@ same refresh twice is impossible and delivery can never double-post.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import math
 from collections import defaultdict
@@ -29,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlmodel import Session, select
 
 from briefs.render import renderer
@@ -160,23 +160,34 @@ def chart_file(
     blocked: dict[str, list[str]] | None = None,
     inline: bool = False,
 ) -> dict:
-    """A PNG chart (sizes, optionally one KPI named ``kpi[0]`` in words, blocked days
-    marked) as an outbox file entry; ``inline``: shown inside the message when Slack
-    allows (see ``bot.delivery.posting``), else first in its thread."""
-    from briefs.chart import size_chart
+    """A chart (sizes, optionally one KPI named ``kpi[0]`` in words, blocked days marked)
+    as an outbox file entry; ``inline``: shown inside the message when Slack allows (see
+    ``bot.delivery.posting``), else first in its thread.
 
-    if kpi is not None and len(kpi[1]) >= 1:
-        png = size_chart(
-            series, title=title, kpi=kpi[1], kpi_label=f"{kpi[0]} (average)", blocked=blocked
-        )
-    else:
-        png = size_chart(series, title=title, blocked=blocked)
-    entry = {
-        "filename": f"{name}.png",
+    The entry holds the chart's data (``chart``: the spec of :func:`briefs.chart.render`),
+    not its PNG: delivery draws it when it posts the message, so a refresh of many
+    segments does not wait for their charts and the outbox row stays small."""
+    spec: dict[str, Any] = {
+        "series": {n: [[str(d), _plain(v)] for d, v in points] for n, points in series.items()},
         "title": title,
-        "content_b64": base64.b64encode(png).decode(),
     }
+    if kpi is not None and len(kpi[1]) >= 1:
+        spec["kpi"] = [[str(d), _plain(v)] for d, v in kpi[1]]
+        spec["kpi_label"] = f"{kpi[0]} (average)"
+    if blocked:
+        spec["blocked"] = {n: [str(d) for d in days] for n, days in blocked.items()}
+    entry = {"filename": f"{name}.png", "title": title, "chart": spec}
     return {**entry, "inline": True} if inline else entry
+
+
+def _plain(value: Any) -> float | int | None:
+    """A chart value as JSON: None stays None (a gap), numpy numbers become Python ones."""
+    if value is None:
+        return None
+    number = float(value)
+    if not math.isfinite(number):
+        return None
+    return int(number) if isinstance(value, int | np.integer) else number
 
 
 def _sign(value: float) -> int:

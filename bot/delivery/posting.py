@@ -142,11 +142,18 @@ def _upload(entry: dict[str, Any]) -> dict[str, Any]:
             content = Path(entry["path"]).read_bytes()
         except OSError as error:
             raise Dead(f"file {entry['path']}: {error.strerror or error}") from error
+    elif entry.get("chart"):
+        # commands.notify stores a chart's data; it is drawn now, as it is posted
+        from briefs.chart import render
+
+        try:
+            content = render(entry["chart"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise Dead(f"file {filename}: chart cannot be drawn: {error}") from error
     elif entry.get("bytes_b64") or entry.get("content_b64"):
-        # commands.notify writes charts as ``content_b64``; both names mean the same.
         content = base64.b64decode(entry.get("bytes_b64") or entry["content_b64"])
     else:
-        raise Dead(f"file {filename}: no path, bytes_b64 or content_b64")
+        raise Dead(f"file {filename}: no path, chart, bytes_b64 or content_b64")
     return {"content": content, "filename": filename, "title": entry.get("title") or filename}
 
 

@@ -120,7 +120,12 @@ def print_outbox(
             attachments = []
             for item in row.files or []:
                 path = files_dir / item["filename"]
-                path.write_bytes(base64.b64decode(item["content_b64"]))
+                if item.get("chart"):
+                    from briefs.chart import render as render_chart
+
+                    path.write_bytes(render_chart(item["chart"]))
+                else:
+                    path.write_bytes(base64.b64decode(item["content_b64"]))
                 attachments.append(str(path))
             message = Posted(
                 _where(row.channel), row.kind.replace("_", " "), row.text, row.blocks, attachments

@@ -96,6 +96,9 @@ def test_the_drift_alert_is_delivered_with_its_chart(
     request, engine: Engine, fake_slack: FakeSlack
 ):
     request.getfixturevalue("drift")
+    (entry,) = enterprise_row(engine).files
+    assert set(entry["chart"]) >= {"series", "title"}  # the chart's data, drawn at delivery
+    assert "content_b64" not in entry
     stats = deliver_due(engine, WebClient(token=BOT_TOKEN, base_url=fake_slack.url))
     assert (stats.dead, stats.fallbacks) == (0, 0)
     row = enterprise_row(engine)
@@ -111,6 +114,7 @@ def test_the_drift_alert_is_delivered_with_its_chart(
     ]
     images = [b for b in decoded(post.body["blocks"]) if b["type"] == "image"]
     assert [b["slack_file"]["id"] for b in images] == [json.loads(upload.body["files"])[0]["id"]]
+    assert any(raw.startswith(b"\x89PNG\r\n") for raw in fake_slack.uploads.values())
 
 
 def test_the_owner_acknowledges_and_the_message_shows_it(
