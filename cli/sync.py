@@ -115,7 +115,7 @@ def status(ctx: typer.Context, destination: DestArg = None, json_out: JsonOpt = 
 
 @sync_app.command("retry")
 def retry(ctx: typer.Context, destination: DestArg = None) -> None:
-    """Enable a disabled destination and send its waiting batches now."""
+    """Enable a disabled destination and send its waiting batches and failed syncs now."""
     from commands.syncs import retry as retry_syncs
     from sync import run_syncs
 
@@ -123,7 +123,7 @@ def retry(ctx: typer.Context, destination: DestArg = None) -> None:
     enabled = retry_syncs(engine, ws, destination=destination)
     for name in enabled:
         out.print(f"[green]enabled[/] {escape(name)}")
-    stats = run_syncs(engine, ws, settings, only=destination)
+    stats = run_syncs(engine, ws, settings, only=destination, retry_failed=True)
     out.print(f"sent {stats.sent} batches, {stats.retried} to retry, {stats.dead} dead")
 
 

@@ -152,9 +152,11 @@ def plan_runs(
     change_limit: float = 0.30,
     hold_on_alerts: bool = True,
     templates_dir: Path | None = None,
+    retry_failed: bool = False,
 ) -> list[Planned]:
     """Plan a run for each destination and segment whose acknowledged membership differs
-    from the current one and that has no unfinished run. One transaction per pair."""
+    from the current one and that has no unfinished run. One transaction per pair.
+    ``retry_failed``: plan a pair whose last run failed now, not after its backoff."""
     now = now or utcnow()
     with session_scope(engine) as session:
         pairs = [(n, c, s.id) for n, c, s in targets(session, ws, only=only, segment=segment)]
@@ -176,6 +178,7 @@ def plan_runs(
                     change_limit=change_limit,
                     hold_on_alerts=hold_on_alerts,
                     templates_dir=templates_dir,
+                    retry_failed=retry_failed,
                 )
             )
     return planned
@@ -200,6 +203,7 @@ def _plan_one(
     change_limit: float,
     hold_on_alerts: bool,
     templates_dir: Path | None,
+    retry_failed: bool = False,
 ) -> Planned:
     out = Planned(name, segment.name)
     row = store.destination(session, name=name, kind=config.kind)
@@ -210,7 +214,7 @@ def _plan_one(
         out.status = "previous run unfinished"
         return out
     failed = store.failure_streak(session, destination_id=row.id, segment_id=segment.id)
-    if failed and now < failed[0].finished_at + run_backoff(len(failed)):
+    if failed and not retry_failed and now < failed[0].finished_at + run_backoff(len(failed)):
         out.status = "waiting after a failed run"
         return out
     current = _current(session, segment)
@@ -359,7 +363,8 @@ def resync(engine: Engine, ws: Workspace, *, destination: str, segment: str | No
 
 
 def retry(engine: Engine, ws: Workspace, *, destination: str | None = None) -> list[str]:
-    """Enable disabled destinations (one, or all) and make their waiting batches due now."""
+    """Enable disabled destinations (one, or all) and make their waiting batches due now
+    (the pass that follows plans the pairs whose last run failed, without waiting)."""
     names = [destination] if destination else sorted(ws.destinations)
     enabled = []
     now = utcnow()
@@ -759,3 +764,74 @@ def status(engine: Engine, ws: Workspace, *, only: str | None = None) -> list[di
                 entry["segments"].append(seg_entry)
             out.append(entry)
     return out
+
+
+@dataclass
+class Failing:
+    """One destination and segment that needs someone: what is wrong, since when, and the
+    command that deals with it."""
+
+    destination: str
+    kind: str
+    segment: str
+    owner: str
+    problem: str  # "disabled", "dead-lettered", "retrying", "waiting for approval"
+    since: datetime | None
+    error: str
+    command: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def one_line(text: str | None, limit: int = 200) -> str:
+    """The first line of ``text``, cut to ``limit`` characters."""
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def failing(engine: Engine, *, owner: str | None = None) -> list[Failing]:
+    """Destinations whose latest run of a segment failed for good, keeps failing, waits
+    for approval, or that are disabled; of ``owner``'s segments (None: every segment).
+    Empty when every sync is fine."""
+    out = []
+    with session_scope(engine) as session:
+        for row in store.destinations(session):
+            for run in store.latest_runs(session, destination_id=row.id):
+                segment = session.get(Segment, run.segment_id)
+                if owner is not None and segment.owner != owner:
+                    continue
+                entry = _failing(session, row, run, segment)
+                if entry is not None:
+                    out.append(entry)
+    return out
+
+
+def _failing(
+    session: Session, row: SyncDestination, run: SyncRun, segment: Segment
+) -> Failing | None:
+    def entry(problem: str, since: datetime | None, error: str | None, command: str) -> Failing:
+        return Failing(
+            row.name,
+            row.kind,
+            segment.name,
+            segment.owner,
+            problem,
+            since,
+            one_line(error),
+            command,
+        )
+
+    retry = f"segops sync retry {row.name}"
+    if row.status == "disabled":
+        return entry("disabled", row.disabled_at, row.disabled_reason, retry)
+    if run.status == "held":
+        approve = f"segops sync approve {row.name} {segment.name}"
+        return entry("waiting for approval", run.created_at, run.error, approve)
+    if run.status == "failed":
+        streak = store.failure_streak(session, destination_id=row.id, segment_id=segment.id)
+        since = streak[-1].finished_at if streak else run.finished_at
+        return entry("dead-lettered", since, store.last_error(session, run_id=run.id), retry)
+    if run.status == "open" and store.retrying(session, run_id=run.id):
+        return entry("retrying", run.created_at, store.last_error(session, run_id=run.id), retry)
+    return None

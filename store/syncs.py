@@ -292,3 +292,30 @@ def last_error(session: Session, *, run_id: int) -> str | None:
         .order_by(SyncBatch.attempts.desc())  # type: ignore[attr-defined]
         .limit(1)
     ).scalar_one_or_none()
+
+
+def latest_runs(session: Session, *, destination_id: int) -> list[SyncRun]:
+    """The newest run of each segment the destination has runs for (cancelled ones
+    skipped: a cancellation says nothing about how the destination is doing)."""
+    newest = (
+        select(SyncRun.segment_id, func.max(SyncRun.id).label("id"))
+        .where(SyncRun.destination_id == destination_id, SyncRun.status != "cancelled")
+        .group_by(SyncRun.segment_id)
+        .subquery()
+    )
+    return list(
+        session.execute(
+            select(SyncRun).join(newest, newest.c.id == SyncRun.id).order_by(SyncRun.segment_id)
+        ).scalars()
+    )
+
+
+def retrying(session: Session, *, run_id: int) -> int:
+    """How many of the run's unsent batches failed at least once and wait for a retry."""
+    return session.execute(
+        select(func.count()).where(
+            SyncBatch.run_id == run_id,
+            SyncBatch.status.in_(DUE_STATUSES),  # type: ignore[attr-defined]
+            SyncBatch.last_error.is_not(None),  # type: ignore[union-attr]
+        )
+    ).scalar_one()

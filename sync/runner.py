@@ -64,8 +64,10 @@ def run_syncs(
     plan: bool = True,
     rng: random.Random | None = None,
     threads: int = THREADS,
+    retry_failed: bool = False,
 ) -> SyncStats:
-    """Plan, then send what is due; one pass (call again for retries that come due)."""
+    """Plan, then send what is due; one pass (call again for retries that come due).
+    ``retry_failed``: plan pairs whose last run failed now, not after their backoff."""
     now = now or utcnow()
     rng = rng or random.Random()
     stats = SyncStats()
@@ -79,6 +81,7 @@ def run_syncs(
             change_limit=settings.sync_change_limit,
             hold_on_alerts=settings.sync_hold_on_alerts,
             templates_dir=settings.templates_dir,
+            retry_failed=retry_failed,
         ):
             if planned.run_id is not None:
                 stats.planned += 1
