@@ -90,6 +90,8 @@ def status(ctx: typer.Context, destination: DestArg = None, json_out: JsonOpt = 
         table.add_column(col, overflow="fold")
     for row in rows:
         head = f"{row['destination']} ({row['label']})"
+        if row.get("missing"):
+            head += f"\n{row['missing']:,} ids not found, retried later"
         if row["status"] == "disabled":
             head += f"\n[red]disabled[/]: {escape(row['disabled_reason'] or '')}"
         for seg in row["segments"] or [{"segment": "—", "members": None}]:
@@ -102,6 +104,10 @@ def status(ctx: typer.Context, destination: DestArg = None, json_out: JsonOpt = 
                     last += f", {run['missing']} ids not found"
                 note = run["note"] or run["last_error"] or ""
             state = "in step" if seg.get("in_step") else "behind"
+            if seg.get("missing"):
+                retry_at = seg.get("missing_retry_at")
+                when = f", next try {retry_at.replace('T', ' ')[:16]}" if retry_at else ""
+                state += f"; {seg['missing']:,} not found{when}"
             table.add_row(
                 escape(head),
                 escape(seg["segment"]),

@@ -20,6 +20,9 @@ The rules (see DESIGN.md, "The path of one sync"):
 * **Guardrails.** A run whose change exceeds ``SEGOPS_SYNC_CHANGE_LIMIT`` of what the
   destination holds, or that syncs a result with open drift alerts, is ``held`` until
   the owner approves it (``segops sync approve``); the owner is told once.
+* **Ids the destination does not know** (HubSpot's ``recordIdsMissing``) are not
+  acknowledged; they wait in ``sync_state.missing`` and are planned again after
+  :func:`missing_backoff` or once the segment has a newer result (:func:`missing_due`).
 * **Withheld members.** :func:`withheld` names ids that must never be sent (an
   experiment's holdout); they are taken out before the diff.
 """
@@ -54,6 +57,7 @@ from store.models import (
     SyncBatch,
     SyncDestination,
     SyncRun,
+    SyncState,
     utcnow,
 )
 from store.outbox import add_message, is_queued
@@ -66,6 +70,24 @@ RUN_BACKOFF_CAP = timedelta(hours=6)
 def run_backoff(failures: int) -> timedelta:
     """How long after its ``failures``-th failed run in a row a pair is planned again."""
     return min(RUN_BACKOFF_CAP, RUN_BACKOFF_BASE * 2 ** max(failures - 1, 0))
+
+
+MISSING_BACKOFF_BASE = timedelta(minutes=15)
+MISSING_BACKOFF_CAP = timedelta(hours=24)
+
+
+def missing_backoff(reports: int) -> timedelta:
+    """How long ids a destination reported missing ``reports`` times in a row wait before
+    they are sent again (unless the segment is refreshed first)."""
+    return min(MISSING_BACKOFF_CAP, MISSING_BACKOFF_BASE * 2 ** max(reports - 1, 0))
+
+
+def missing_due(state: SyncState, *, result_id: int | None, now: datetime) -> bool:
+    """Whether the ids the destination reported missing may be sent again: their wait is
+    over, or the segment has a newer result than the one they were reported for."""
+    if state.missing_retry_at is None or now >= state.missing_retry_at:
+        return True
+    return result_id != state.missing_result_id
 
 
 class UnknownDestination(SegopsError):
@@ -226,6 +248,8 @@ def _plan_one(
     acked = store.bitmap(state.acked)
     new = sendable(session, segment, decode(result.bitmap))
     add, remove = dest.plan(new, acked)
+    if state.missing and not missing_due(state, result_id=result.id, now=now):
+        add -= store.bitmap(state.missing)  # reported missing: they wait for their retry
     first = state.acked is None
     if not add and not remove and not (first and config.kind == "files"):
         return out
@@ -514,13 +538,41 @@ def confirm(
         ):
             return False
         gone = BitMap([work.key_of[k] for k in missing if k in work.key_of])
-        store.acknowledge(
+        before = store.bitmap(session.get(SyncState, work.state_id).missing)
+        state = store.acknowledge(
             session, state_id=work.state_id, add=work.add_ids, remove=work.remove_ids, missing=gone
         )
+        _wait_for_missing(session, state, before, gone & work.add_ids, work.run_id, now)
         run = store.settle_run(session, run_id=work.run_id, now=now)
         if run is not None and run.status == "done" and config is not None:
             _summarise(session, run, work.destination, config, templates_dir)
         return True
+
+
+def _wait_for_missing(
+    session: Session,
+    state: SyncState,
+    before: BitMap,
+    reported: BitMap,
+    run_id: int,
+    now: datetime,
+) -> None:
+    """Set when the ids waiting in ``state.missing`` are sent again: 15 minutes after the
+    first report, doubling each time a retry planned after its wait is answered with
+    missing ids again, up to a day; sooner when the segment is refreshed."""
+    if not state.missing:
+        state.missing_attempts, state.missing_retry_at, state.missing_result_id = 0, None, None
+    elif reported:
+        run = session.get(SyncRun, run_id)
+        waited = state.missing_retry_at is not None and state.missing_retry_at <= run.created_at
+        if waited and reported & before:
+            state.missing_attempts += 1
+            state.missing_retry_at = now + missing_backoff(state.missing_attempts)
+        elif state.missing_retry_at is None or waited:
+            state.missing_attempts = max(state.missing_attempts, 1)
+            state.missing_retry_at = now + missing_backoff(state.missing_attempts)
+        state.missing_result_id = run.result_id
+    session.add(state)
 
 
 def reschedule(engine: Engine, work: Work, *, now: datetime, delay: timedelta, reason: str) -> bool:
@@ -636,8 +688,8 @@ def _summarise(
 ) -> None:
     """Post "HubSpot list '123': +120 / -43, 2 ids not found" in the thread of the summary
     of the refresh that was synced (or on its own when that summary was not queued)."""
-    if not (run.added or run.removed):
-        return
+    if not (run.added - run.missing or run.removed):
+        return  # nothing landed (ids not found were tried again): no line
     segment = session.get(Segment, run.segment_id)
     result = session.get(SegmentResult, run.result_id) if run.result_id else None
     thread = None
@@ -707,7 +759,8 @@ def _tell_owner(
 
 
 def status(engine: Engine, ws: Workspace, *, only: str | None = None) -> list[dict[str, Any]]:
-    """Per destination: its state, and per segment what it holds, waits for and last did."""
+    """Per destination: its state and how many ids it reported missing (``missing``,
+    waiting for their retry), and per segment what it holds, waits for and last did."""
     out = []
     with session_scope(engine) as session:
         pairs = targets(session, ws, only=only)
@@ -734,6 +787,8 @@ def status(engine: Engine, ws: Workspace, *, only: str | None = None) -> list[di
                     "members": current[0].size if current else None,
                     "acknowledged": 0,
                     "in_step": False,
+                    "missing": 0,
+                    "missing_retry_at": None,
                     "run": None,
                 }
                 if row is not None:
@@ -741,7 +796,13 @@ def status(engine: Engine, ws: Workspace, *, only: str | None = None) -> list[di
                     seg_entry["acknowledged"] = state.acked_count
                     if current is not None:
                         new = sendable(session, seg, decode(current[0].bitmap))
-                        seg_entry["in_step"] = new == store.bitmap(state.acked)
+                        waiting = store.bitmap(state.missing) & new
+                        seg_entry["in_step"] = new - waiting == store.bitmap(state.acked)
+                        seg_entry["missing"] = len(waiting)
+                        if waiting and state.missing_retry_at is not None:
+                            seg_entry["missing_retry_at"] = state.missing_retry_at.isoformat(
+                                timespec="seconds"
+                            )
                     runs = [
                         r
                         for r in store.recent_runs(session, destination_id=row.id, limit=50)
@@ -762,6 +823,7 @@ def status(engine: Engine, ws: Workspace, *, only: str | None = None) -> list[di
                             "created_at": last.created_at.isoformat(timespec="seconds"),
                         }
                 entry["segments"].append(seg_entry)
+            entry["missing"] = sum(seg["missing"] for seg in entry["segments"])
             out.append(entry)
     return out
 

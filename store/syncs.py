@@ -83,19 +83,22 @@ def states(session: Session, *, destination_id: int) -> list[SyncState]:
 
 def acknowledge(
     session: Session, *, state_id: int, add: BitMap, remove: BitMap, missing: BitMap
-) -> None:
-    """Record what the destination confirmed: ``add`` in, ``remove`` out, ``missing`` unknown.
+) -> SyncState:
+    """Record what the destination confirmed: ``add`` in, ``remove`` out, except the ids of
+    ``add`` it reported ``missing`` (unknown to it), which wait in ``missing`` instead.
 
     Runs in the transaction that marks the batch sent, so the acknowledged bitmap moves
-    exactly once per batch.
+    exactly once per batch. Ids of ``add`` not reported again leave ``missing``.
     """
     row = session.get(SyncState, state_id, with_for_update=True)
     assert row is not None
-    acked = (bitmap(row.acked) | add) - remove
-    gone = (bitmap(row.missing) | missing) - remove
-    row.acked, row.missing = encode(acked), encode(gone & acked)
+    reported = missing & add
+    acked = (bitmap(row.acked) | (add - reported)) - remove
+    waiting = ((bitmap(row.missing) - add) | reported) - remove
+    row.acked, row.missing = encode(acked), encode(waiting) if waiting else None
     row.acked_count, row.updated_at = len(acked), utcnow()
     session.add(row)
+    return row
 
 
 def reset_state(session: Session, *, state_id: int) -> None:
@@ -104,6 +107,7 @@ def reset_state(session: Session, *, state_id: int) -> None:
     assert row is not None
     row.acked = row.missing = None
     row.acked_count, row.updated_at = 0, utcnow()
+    row.missing_attempts, row.missing_retry_at, row.missing_result_id = 0, None, None
     session.add(row)
 
 

@@ -3,7 +3,8 @@
 Each batch is one ``PUT /crm/v3/lists/{listId}/memberships/add-and-remove`` through
 ``hubspot-api-client`` with ``recordIdsToAdd`` / ``recordIdsToRemove`` (entity keys are
 HubSpot record ids). Ids HubSpot does not know come back in ``recordIdsMissing``: they
-are reported ("2 ids not found") and not sent again while they stay members. A rebuild
+are reported ("2 ids not found"), not counted as acknowledged, and sent again after a
+wait (15 minutes, doubling up to a day) or at the segment's next refresh. A rebuild
 first pages through ``GET /crm/v3/lists/{listId}/memberships`` and removes every member.
 
 Answers: 429 later (``Retry-After``, else 10 s); 5xx, timeouts and connection errors later
