@@ -29,6 +29,7 @@ The rules (see DESIGN.md, "The path of one sync"):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -437,6 +438,9 @@ class Work:
     remove: list[str]
     snapshot: list[str] | None = None
     key_of: dict[str, int] = field(default_factory=dict)
+    keep: set[str] = field(default_factory=set)
+    """Keys the destination must keep for other segments writing the same list: of a
+    reset, all they hold; otherwise those of ``remove`` they hold."""
 
 
 def due(engine: Engine, *, destination: str, now: datetime, limit: int = 100) -> list[int]:
@@ -459,8 +463,11 @@ def claim(
     now: datetime,
     snapshot: bool = False,
     lease: timedelta = CLAIM_LEASE,
+    shared: Sequence[str] = (),
 ) -> Work | None:
-    """Take the batch for one attempt, or None when another worker has it or it is done."""
+    """Take the batch for one attempt, or None when another worker has it or it is done.
+    ``shared``: the destinations writing the same list as this one (itself included), whose
+    other segments' members the list keeps (:attr:`Work.keep`)."""
     with session_scope(engine) as session:
         batch = session.get(SyncBatch, batch_id)
         if batch is None or batch.status not in store.DUE_STATUSES or batch.next_attempt_at > now:
@@ -481,6 +488,11 @@ def claim(
         add_ids, remove_ids = decode(batch.add_ids), decode(batch.remove_ids)
         add = keys_for_ids(session, ids=list(add_ids))
         remove = keys_for_ids(session, ids=list(remove_ids))
+        reset = run.kind == "resync" and not run.reset_done
+        keep: set[str] = set()
+        if shared:
+            held = store.held_elsewhere(session, destinations=shared, state_id=state.id)
+            keep = set(keys_for_ids(session, ids=list(held if reset else held & remove_ids)))
         full = None
         if snapshot:
             members = (store.bitmap(state.acked) | add_ids) - remove_ids
@@ -496,13 +508,14 @@ def claim(
             segment_id=segment.id,
             state_id=state.id,
             as_of=run.as_of,
-            reset=run.kind == "resync" and not run.reset_done,
+            reset=reset,
             add_ids=add_ids,
             remove_ids=remove_ids,
             add=add,
             remove=remove,
             snapshot=full,
             key_of=dict(zip(add + remove, [*add_ids, *remove_ids], strict=True)),
+            keep=keep,
         )
 
 

@@ -323,3 +323,21 @@ def retrying(session: Session, *, run_id: int) -> int:
             SyncBatch.last_error.is_not(None),  # type: ignore[union-attr]
         )
     ).scalar_one()
+
+
+def held_elsewhere(session: Session, *, destinations: Sequence[str], state_id: int) -> BitMap:
+    """The ids acknowledged by every other state of ``destinations`` (destinations that
+    write one shared list) than ``state_id``: members the list holds for someone else."""
+    rows = session.execute(
+        select(SyncState.acked)
+        .join(SyncDestination, SyncDestination.id == SyncState.destination_id)
+        .where(
+            SyncDestination.name.in_(destinations),  # type: ignore[attr-defined]
+            SyncState.id != state_id,
+            SyncState.acked.is_not(None),  # type: ignore[union-attr]
+        )
+    ).scalars()
+    held = BitMap()
+    for acked in rows:
+        held |= bitmap(acked)
+    return held

@@ -115,6 +115,14 @@ class _Destination:
         self.engine, self.ws, self.settings = engine, ws, settings
         self.name, self.config, self.now, self.rng = name, config, now, rng
         self.stats = SyncStats()
+        # destinations writing the same HubSpot list keep each other's members
+        self.shared = tuple(
+            sorted(
+                other
+                for other, c in ws.destinations.items()
+                if config.kind == "hubspot" and c.kind == "hubspot" and c.list_id == config.list_id
+            )
+        )
 
     def run(self) -> SyncStats:
         due = syncs.due(self.engine, destination=self.name, now=self.now, limit=PER_PASS)
@@ -155,6 +163,7 @@ class _Destination:
             now=self.now,
             snapshot=self.config.kind == "files",
             lease=timedelta(seconds=self.settings.sync_claim_lease),
+            shared=self.shared,
         )
 
     def _send(self, sender: Sender, limiter: Any, work: syncs.Work) -> bool:

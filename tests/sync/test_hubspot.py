@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import yaml
 from sqlalchemy import select
 
-from commands.syncs import status
+from commands.syncs import resync, status
 from store.db import session_scope
 from store.models import OutboxMessage, SyncDestination, SyncRun
 from sync import run_syncs
@@ -183,3 +184,56 @@ def test_the_next_refresh_sends_ids_not_found_again_without_waiting(engine, tmp_
         assert _planned(engine, fx, START + timedelta(minutes=2)) == 1
         assert hubspot.lists["123"] == members(engine, "enterprise")
         assert status(engine, fx.ws())[0]["missing"] == 0
+
+
+def _shared_list(engine, tmp_path, hubspot, segments):
+    fx = build(tmp_path)
+    config = {
+        "kind": "hubspot",
+        "list_id": "123",
+        "secret": "hubspot",
+        "api_url": hubspot.url,
+        "batch_size": 10,
+        "rate_per_second": 500,
+        "timeout": 0.3,
+    }
+    with_destinations(fx, {"hubspot-sales": {**config, "segments": segments}})
+    fx.apply(engine)
+    fx.refresh(engine, AS_OF)
+    return fx
+
+
+def test_a_list_shared_by_two_segments_holds_both_and_a_rebuild_keeps_the_other(engine, tmp_path):
+    fx0 = build(tmp_path / "probe")
+    with running(FakeHubSpot(records=_records(fx0))) as hubspot:
+        fx = _shared_list(engine, tmp_path, hubspot, ["enterprise", "smb"])
+        both = members(engine, "enterprise") | members(engine, "smb")
+        sync_until_quiet(engine, fx, settings(), Clock(START))
+        assert hubspot.lists["123"] == both
+        hubspot.lists["123"].add(sorted(hubspot.records - both)[0])  # added by hand in HubSpot
+        assert resync(engine, fx.ws(), destination="hubspot-sales", segment="enterprise") == 1
+        sync_until_quiet(engine, fx, settings(), Clock(START + timedelta(hours=1)))
+        assert hubspot.lists["123"] == both  # smb's records stay, the stray one is gone
+        assert all(s["in_step"] for s in status(engine, fx.ws())[0]["segments"])
+
+
+def test_a_member_of_two_segments_on_one_list_stays_while_one_still_has_it(engine, tmp_path):
+    fx0 = build(tmp_path / "probe")
+    with running(FakeHubSpot(records=_records(fx0))) as hubspot:
+        fx = _shared_list(engine, tmp_path, hubspot, ["trial", "engaged-trial"])
+        engaged = members(engine, "engaged-trial")
+        assert engaged and engaged < members(engine, "trial")
+        sync_until_quiet(engine, fx, settings(), Clock(START))
+        assert hubspot.lists["123"] == members(engine, "trial")
+        # engaged-trial loses everyone (its rule now matches nobody): trial keeps them
+        data = fx.workspace_data()
+        data["destinations"] = yaml.safe_load(fx.path.read_text())["destinations"]
+        rule = next(s for s in data["segments"] if s["name"] == "engaged-trial")
+        rule["rule"] = 'in_segment("trial") and logins_30d >= 100000'
+        fx.path.write_text(yaml.safe_dump(data, sort_keys=False))
+        fx._ws = None
+        fx.apply(engine, reason="narrow")
+        fx.refresh(engine, AS_OF)
+        assert not members(engine, "engaged-trial")
+        sync_until_quiet(engine, fx, settings(), Clock(START + timedelta(hours=1)))
+        assert hubspot.lists["123"] == members(engine, "trial")
