@@ -104,6 +104,8 @@ def status(ctx: typer.Context, destination: DestArg = None, json_out: JsonOpt = 
                     last += f", {run['missing']} ids not found"
                 note = run["note"] or run["last_error"] or ""
             state = "in step" if seg.get("in_step") else "behind"
+            if seg.get("retiring"):
+                state = f"retiring: {seg['retiring']}"
             if seg.get("missing"):
                 retry_at = seg.get("missing_retry_at")
                 when = f", next try {retry_at.replace('T', ' ')[:16]}" if retry_at else ""

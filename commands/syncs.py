@@ -2,7 +2,7 @@
 batches through their states. The senders themselves (HTTP, HubSpot, SQL, files) are
 in :mod:`sync`; this module never talks to a destination.
 
-The rules (see DESIGN.md, "The path of one sync"):
+The rules (see ARCHITECTURE.md, "The path of one sync"):
 
 * **Diffs against acknowledgements.** Per destination and segment, ``sync_state``
   holds the bitmap the destination confirmed. A run sends ``new - acked`` and
@@ -23,6 +23,9 @@ The rules (see DESIGN.md, "The path of one sync"):
 * **Ids the destination does not know** (HubSpot's ``recordIdsMissing``) are not
   acknowledged; they wait in ``sync_state.missing`` and are planned again after
   :func:`missing_backoff` or once the segment has a newer result (:func:`missing_due`).
+* **Retiring.** A segment a destination still holds but no longer receives (archived,
+  or out of its scope) gets a ``retire`` run removing every acknowledged member, held
+  like any large change; it is cancelled if the segment is received again first.
 * **Withheld members.** :func:`withheld` names ids that must never be sent (an
   experiment's holdout); they are taken out before the diff.
 """
@@ -165,6 +168,48 @@ def targets(
     return out
 
 
+def retiring(
+    session: Session, ws: Workspace, *, only: str | None = None, segment: str | None = None
+) -> list[tuple[str, DestinationConfig, Segment, str]]:
+    """(destination name, settings, segment, why) for every segment a declared destination
+    still holds members of, or has an unfinished retire run of, although it no longer
+    receives it: the segment was archived, or left the destination's scope."""
+    names = [only] if only else sorted(ws.destinations)
+    chosen = find_segment(session, segment).name if segment else None
+    out = []
+    for name in names:
+        config = find_destination(ws, name)
+        row = session.execute(
+            select(SyncDestination).where(SyncDestination.name == name)
+        ).scalar_one_or_none()
+        if row is None:
+            continue
+        retire_runs = {
+            r.segment_id
+            for r in session.execute(
+                select(SyncRun).where(
+                    SyncRun.destination_id == row.id,
+                    SyncRun.kind == "retire",
+                    SyncRun.status.in_(store.OPEN_RUNS),  # type: ignore[attr-defined]
+                )
+            ).scalars()
+        }
+        for state in store.states(session, destination_id=row.id):
+            seg = session.get(Segment, state.segment_id)
+            if chosen and seg.name != chosen:
+                continue
+            if seg.status == "active" and config.receives(seg.name, seg.tier):
+                continue
+            if state.acked_count or seg.id in retire_runs:
+                why = (
+                    "the segment was archived"
+                    if seg.status != "active"
+                    else "the segment left the destination's scope"
+                )
+                out.append((name, config, seg, why))
+    return out
+
+
 def plan_runs(
     engine: Engine,
     ws: Workspace,
@@ -204,7 +249,108 @@ def plan_runs(
                     retry_failed=retry_failed,
                 )
             )
+    with session_scope(engine) as session:
+        gone = [
+            (n, c, store.destination(session, name=n, kind=c.kind).id, s.id, why)
+            for n, c, s, why in retiring(session, ws, only=only, segment=segment)
+        ]
+    for name, config, destination_id, segment_id, why in gone:
+        with session_scope(engine) as session:
+            store.lock_state(session, destination_id=destination_id, segment_id=segment_id)
+            planned.append(
+                _plan_retire(
+                    session,
+                    name,
+                    config,
+                    session.get(Segment, segment_id),
+                    why,
+                    now=now,
+                    change_limit=change_limit,
+                    templates_dir=templates_dir,
+                )
+            )
     return planned
+
+
+def _plan_retire(
+    session: Session,
+    name: str,
+    config: DestinationConfig,
+    segment: Segment,
+    why: str,
+    *,
+    now: datetime,
+    change_limit: float,
+    templates_dir: Path | None,
+) -> Planned:
+    """Plan the run that removes every member the destination holds of a segment it no
+    longer receives, held for approval like any change over ``change_limit``."""
+    out = Planned(name, segment.name)
+    row = store.destination(session, name=name, kind=config.kind)
+    if row.status == "disabled":
+        out.status = "destination disabled"
+        return out
+    unfinished = store.open_run(session, destination_id=row.id, segment_id=segment.id)
+    if unfinished is not None:
+        if unfinished.kind == "retire" or _sending(session, unfinished):
+            out.status = "previous run unfinished"
+            return out
+        store.cancel_open(session, destination_id=row.id, segment_id=segment.id)
+    failed = store.failure_streak(session, destination_id=row.id, segment_id=segment.id)
+    if failed and now < failed[0].finished_at + run_backoff(len(failed)):
+        out.status = "waiting after a failed run"
+        return out
+    state = store.state(session, destination_id=row.id, segment_id=segment.id)
+    acked = store.bitmap(state.acked)
+    if not acked:
+        return out
+    share = dest.share_changed(0, len(acked), len(acked))
+    held_for = None
+    if share > change_limit:
+        held_for = f"{why}: all {len(acked):,} members it holds would be removed"
+    pieces = [
+        (p.add, p.remove)
+        for p in dest.batches(BitMap(), acked, size=config.size, max_bytes=config.max_bytes)
+    ]
+    run = store.add_run(
+        session,
+        run=SyncRun(
+            destination_id=row.id,
+            segment_id=segment.id,
+            result_id=segment.current_result_id,
+            as_of=now.date(),  # the day the destination stops holding the segment
+            kind="retire",
+            status="held" if held_for else "open",
+            removed=len(acked),
+            error=held_for or why,
+            created_at=now,
+        ),
+        pieces=pieces,
+    )
+    out.run_id, out.removed, out.status = run.id, len(acked), run.status
+    if run.status == "held":
+        _tell_owner(
+            session,
+            key=f"sync-held:{run.id}",
+            run_id=run.id,
+            event="held",
+            name=name,
+            config=config,
+            segment=segment,
+            reason=held_for or "",
+            added=0,
+            removed=len(acked),
+            share=share,
+            command=f"segops sync approve {name} {segment.name}",
+            templates_dir=templates_dir,
+        )
+    return out
+
+
+def _sending(session: Session, run: SyncRun) -> bool:
+    """Whether a batch of ``run`` is out with a sender (cancelling it would lose track of
+    what the destination applied)."""
+    return bool(store.batch_counts(session, run_id=run.id).get("sending"))
 
 
 def _current(session: Session, segment: Segment) -> tuple[SegmentResult, Snapshot] | None:
@@ -233,9 +379,13 @@ def _plan_one(
     if row.status == "disabled":
         out.status = "destination disabled"
         return out
-    if store.open_run(session, destination_id=row.id, segment_id=segment.id) is not None:
-        out.status = "previous run unfinished"
-        return out
+    unfinished = store.open_run(session, destination_id=row.id, segment_id=segment.id)
+    if unfinished is not None:
+        if unfinished.kind != "retire" or _sending(session, unfinished):
+            out.status = "previous run unfinished"
+            return out
+        # the segment is back before its members were removed: keep them
+        store.cancel_open(session, destination_id=row.id, segment_id=segment.id)
     failed = store.failure_streak(session, destination_id=row.id, segment_id=segment.id)
     if failed and not retry_failed and now < failed[0].finished_at + run_backoff(len(failed)):
         out.status = "waiting after a failed run"
@@ -773,13 +923,18 @@ def _tell_owner(
 
 def status(engine: Engine, ws: Workspace, *, only: str | None = None) -> list[dict[str, Any]]:
     """Per destination: its state and how many ids it reported missing (``missing``,
-    waiting for their retry), and per segment what it holds, waits for and last did."""
+    waiting for their retry), and per segment what it holds, waits for and last did;
+    segments it no longer receives but still holds members of come last, with
+    ``retiring`` saying why."""
     out = []
     with session_scope(engine) as session:
         pairs = targets(session, ws, only=only)
         by_name: dict[str, list[Segment]] = {}
         for name, _, seg in pairs:
             by_name.setdefault(name, []).append(seg)
+        retired: dict[str, list[tuple[Segment, str]]] = {}
+        for name, _, seg, why in retiring(session, ws, only=only):
+            retired.setdefault(name, []).append((seg, why))
         for name in [only] if only else sorted(ws.destinations):
             config = ws.destinations[name]
             row = session.execute(
@@ -816,29 +971,49 @@ def status(engine: Engine, ws: Workspace, *, only: str | None = None) -> list[di
                             seg_entry["missing_retry_at"] = state.missing_retry_at.isoformat(
                                 timespec="seconds"
                             )
-                    runs = [
-                        r
-                        for r in store.recent_runs(session, destination_id=row.id, limit=50)
-                        if r.segment_id == seg.id
-                    ]
-                    if runs:
-                        last = runs[0]
-                        seg_entry["run"] = {
-                            "id": last.id,
-                            "status": last.status,
-                            "added": last.added,
-                            "removed": last.removed,
-                            "missing": last.missing,
-                            "dead": last.dead,
-                            "batches": store.batch_counts(session, run_id=last.id),
-                            "note": last.error,
-                            "last_error": store.last_error(session, run_id=last.id),
-                            "created_at": last.created_at.isoformat(timespec="seconds"),
-                        }
+                    seg_entry["run"] = _last_run(session, row.id, seg.id)
                 entry["segments"].append(seg_entry)
+            for seg, why in retired.get(name, []):
+                state = store.state(session, destination_id=row.id, segment_id=seg.id)
+                entry["segments"].append(
+                    {
+                        "segment": seg.name,
+                        "members": None,
+                        "acknowledged": state.acked_count,
+                        "in_step": state.acked_count == 0,
+                        "missing": 0,
+                        "missing_retry_at": None,
+                        "retiring": why,
+                        "run": _last_run(session, row.id, seg.id),
+                    }
+                )
             entry["missing"] = sum(seg["missing"] for seg in entry["segments"])
             out.append(entry)
     return out
+
+
+def _last_run(session: Session, destination_id: int, segment_id: int) -> dict[str, Any] | None:
+    runs = [
+        r
+        for r in store.recent_runs(session, destination_id=destination_id, limit=50)
+        if r.segment_id == segment_id
+    ]
+    if not runs:
+        return None
+    last = runs[0]
+    return {
+        "id": last.id,
+        "kind": last.kind,
+        "status": last.status,
+        "added": last.added,
+        "removed": last.removed,
+        "missing": last.missing,
+        "dead": last.dead,
+        "batches": store.batch_counts(session, run_id=last.id),
+        "note": last.error,
+        "last_error": store.last_error(session, run_id=last.id),
+        "created_at": last.created_at.isoformat(timespec="seconds"),
+    }
 
 
 @dataclass
