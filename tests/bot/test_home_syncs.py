@@ -12,9 +12,17 @@ from sqlalchemy import Engine
 
 from briefs.blocks import blocks_text
 from commands.settings import Settings
+from sync import run_syncs
 from tests.bot.test_home import home_of
 from tests.factories import AS_OF, OWNER, PROPOSER, SEGMENTS, build
-from tests.sync.fakes import HUBSPOT_TOKEN, WEBHOOK_SECRET, FakeHubSpot, WebhookReceiver, running
+from tests.sync.fakes import (
+    HUBSPOT_TOKEN,
+    WEBHOOK_SECRET,
+    FakeHubSpot,
+    Faults,
+    WebhookReceiver,
+    running,
+)
 from tests.sync.helpers import Clock, settings, sync_until_quiet, with_destinations
 
 OTHER = "U444"
@@ -139,3 +147,29 @@ def test_an_owner_sees_their_segments_and_someone_who_owns_nothing_sees_all(
         sync_until_quiet(engine, fx, settings(), Clock(START))
     text = blocks_text(home_of(slack_server, fake_slack, slack_app, user)["blocks"])
     assert ("*crm-hook* ← `smb` · disabled since 2026-04-01" in text) is shown
+
+
+def test_a_sync_that_keeps_being_retried_is_shown_with_its_last_error(
+    slack_app: App, slack_server, fake_slack, engine: Engine, tmp_path
+):
+    with running(WebhookReceiver(faults=Faults(rate=1.0, hang=0.5))) as hook:
+        fx = build(tmp_path)
+        with_destinations(
+            fx,
+            {
+                "crm-hook": {
+                    "kind": "webhook",
+                    "url": hook.url,
+                    "secret": "hook",
+                    "segments": ["enterprise"],
+                    "timeout": 0.3,
+                }
+            },
+        )
+        fx.apply(engine)
+        fx.refresh(engine, AS_OF)
+        run_syncs(engine, fx.ws(), settings(), now=START)
+    blocks = home_of(slack_server, fake_slack, slack_app, OWNER)["blocks"]
+    hook_line = next(b["text"]["text"] for b in blocks if "*crm-hook*" in str(b))
+    assert "`enterprise` · retrying since 2026-04-01 00:00 UTC" in hook_line
+    assert "webhook 'crm-hook'" in hook_line and "Run `segops sync retry crm-hook`" in hook_line

@@ -124,3 +124,25 @@ def test_retry_sends_a_failed_sync_again_without_waiting_for_its_backoff(
         assert hook.members["big"] == {"A1", "A4"}
     code, out, _ = run(monkeypatch, capsys, "sync", "status", "--json")
     assert json.loads(out)[0]["segments"][0]["in_step"] is True
+
+
+def test_a_segment_out_of_scope_is_retired_once_approved(tmp_path, monkeypatch, capsys):
+    path = _workspace(tmp_path, monkeypatch, {"exports": DESTINATIONS["exports"]})
+    run(monkeypatch, capsys, "apply", str(path))
+    run(monkeypatch, capsys, "refresh", "--as-of", "2026-06-30")
+    run(monkeypatch, capsys, "sync", "run")
+    data = yaml.safe_load(path.read_text())
+    data["destinations"]["exports"] = {"kind": "files", "path": "exports", "segments": ["big"]}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert run(monkeypatch, capsys, "apply", str(path))[0] == 0
+    code, out, _ = run(monkeypatch, capsys, "sync", "run")
+    assert code == 0 and "(1 held)" in out
+    code, out, _ = run(monkeypatch, capsys, "sync", "status")
+    assert code == 0 and "4 (retiring:" in out and "#3 held +0" in out
+    current = tmp_path / "exports" / "paid" / "current.csv"
+    assert current.read_text().split() == ["entity_id", "A1", "A2", "A4", "A5"]
+    code, out, _ = run(monkeypatch, capsys, "sync", "approve", "exports", "paid", "--by", "U111")
+    assert code == 0 and "sent 1 batches" in out
+    assert current.read_text().split() == ["entity_id"]
+    code, out, _ = run(monkeypatch, capsys, "sync", "status", "--json")
+    assert [s["segment"] for s in json.loads(out)[0]["segments"]] == ["big"]
