@@ -90,6 +90,8 @@ def status(ctx: typer.Context, destination: DestArg = None, json_out: JsonOpt = 
         table.add_column(col, overflow="fold")
     for row in rows:
         head = f"{row['destination']} ({row['label']})"
+        if row.get("missing"):
+            head += f"\n{row['missing']:,} ids not found, retried later"
         if row["status"] == "disabled":
             head += f"\n[red]disabled[/]: {escape(row['disabled_reason'] or '')}"
         for seg in row["segments"] or [{"segment": "—", "members": None}]:
@@ -102,6 +104,12 @@ def status(ctx: typer.Context, destination: DestArg = None, json_out: JsonOpt = 
                     last += f", {run['missing']} ids not found"
                 note = run["note"] or run["last_error"] or ""
             state = "in step" if seg.get("in_step") else "behind"
+            if seg.get("retiring"):
+                state = f"retiring: {seg['retiring']}"
+            if seg.get("missing"):
+                retry_at = seg.get("missing_retry_at")
+                when = f", next try {retry_at.replace('T', ' ')[:16]}" if retry_at else ""
+                state += f"; {seg['missing']:,} not found{when}"
             table.add_row(
                 escape(head),
                 escape(seg["segment"]),
@@ -117,7 +125,7 @@ def status(ctx: typer.Context, destination: DestArg = None, json_out: JsonOpt = 
 
 @sync_app.command("retry")
 def retry(ctx: typer.Context, destination: DestArg = None) -> None:
-    """Enable a disabled destination and send its waiting batches now."""
+    """Enable a disabled destination and send its waiting batches and failed syncs now."""
     from commands.syncs import retry as retry_syncs
     from sync import run_syncs
 
@@ -125,7 +133,7 @@ def retry(ctx: typer.Context, destination: DestArg = None) -> None:
     enabled = retry_syncs(engine, ws, destination=destination)
     for name in enabled:
         out.print(f"[green]enabled[/] {escape(name)}")
-    stats = run_syncs(engine, ws, settings, only=destination)
+    stats = run_syncs(engine, ws, settings, only=destination, retry_failed=True)
     out.print(f"sent {stats.sent} batches, {stats.retried} to retry, {stats.dead} dead")
 
 

@@ -2,7 +2,7 @@
 batches through their states. The senders themselves (HTTP, HubSpot, SQL, files) are
 in :mod:`sync`; this module never talks to a destination.
 
-The rules (see DESIGN.md, "The path of one sync"):
+The rules (see ARCHITECTURE.md, "The path of one sync"):
 
 * **Diffs against acknowledgements.** Per destination and segment, ``sync_state``
   holds the bitmap the destination confirmed. A run sends ``new - acked`` and
@@ -20,6 +20,12 @@ The rules (see DESIGN.md, "The path of one sync"):
 * **Guardrails.** A run whose change exceeds ``SEGOPS_SYNC_CHANGE_LIMIT`` of what the
   destination holds, or that syncs a result with open drift alerts, is ``held`` until
   the owner approves it (``segops sync approve``); the owner is told once.
+* **Ids the destination does not know** (HubSpot's ``recordIdsMissing``) are not
+  acknowledged; they wait in ``sync_state.missing`` and are planned again after
+  :func:`missing_backoff` or once the segment has a newer result (:func:`missing_due`).
+* **Retiring.** A segment a destination still holds but no longer receives (archived,
+  or out of its scope) gets a ``retire`` run removing every acknowledged member, held
+  like any large change; it is cancelled if the segment is received again first.
 * **Withheld members.** :func:`withheld` names ids that must never be sent (an
   experiment's holdout); they are taken out before the diff.
 * **Live segments send live diffs.** A live segment whose live membership is built for
@@ -30,6 +36,7 @@ The rules (see DESIGN.md, "The path of one sync"):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -60,6 +67,7 @@ from store.models import (
     SyncBatch,
     SyncDestination,
     SyncRun,
+    SyncState,
     utcnow,
 )
 from store.outbox import add_message, is_queued
@@ -72,6 +80,24 @@ RUN_BACKOFF_CAP = timedelta(hours=6)
 def run_backoff(failures: int) -> timedelta:
     """How long after its ``failures``-th failed run in a row a pair is planned again."""
     return min(RUN_BACKOFF_CAP, RUN_BACKOFF_BASE * 2 ** max(failures - 1, 0))
+
+
+MISSING_BACKOFF_BASE = timedelta(minutes=15)
+MISSING_BACKOFF_CAP = timedelta(hours=24)
+
+
+def missing_backoff(reports: int) -> timedelta:
+    """How long ids a destination reported missing ``reports`` times in a row wait before
+    they are sent again (unless the segment is refreshed first)."""
+    return min(MISSING_BACKOFF_CAP, MISSING_BACKOFF_BASE * 2 ** max(reports - 1, 0))
+
+
+def missing_due(state: SyncState, *, result_id: int | None, now: datetime) -> bool:
+    """Whether the ids the destination reported missing may be sent again: their wait is
+    over, or the segment has a newer result than the one they were reported for."""
+    if state.missing_retry_at is None or now >= state.missing_retry_at:
+        return True
+    return result_id != state.missing_result_id
 
 
 class UnknownDestination(SegopsError):
@@ -164,6 +190,48 @@ def targets(
     return out
 
 
+def retiring(
+    session: Session, ws: Workspace, *, only: str | None = None, segment: str | None = None
+) -> list[tuple[str, DestinationConfig, Segment, str]]:
+    """(destination name, settings, segment, why) for every segment a declared destination
+    still holds members of, or has an unfinished retire run of, although it no longer
+    receives it: the segment was archived, or left the destination's scope."""
+    names = [only] if only else sorted(ws.destinations)
+    chosen = find_segment(session, segment).name if segment else None
+    out = []
+    for name in names:
+        config = find_destination(ws, name)
+        row = session.execute(
+            select(SyncDestination).where(SyncDestination.name == name)
+        ).scalar_one_or_none()
+        if row is None:
+            continue
+        retire_runs = {
+            r.segment_id
+            for r in session.execute(
+                select(SyncRun).where(
+                    SyncRun.destination_id == row.id,
+                    SyncRun.kind == "retire",
+                    SyncRun.status.in_(store.OPEN_RUNS),  # type: ignore[attr-defined]
+                )
+            ).scalars()
+        }
+        for state in store.states(session, destination_id=row.id):
+            seg = session.get(Segment, state.segment_id)
+            if chosen and seg.name != chosen:
+                continue
+            if seg.status == "active" and config.receives(seg.name, seg.tier):
+                continue
+            if state.acked_count or seg.id in retire_runs:
+                why = (
+                    "the segment was archived"
+                    if seg.status != "active"
+                    else "the segment left the destination's scope"
+                )
+                out.append((name, config, seg, why))
+    return out
+
+
 def plan_runs(
     engine: Engine,
     ws: Workspace,
@@ -174,9 +242,11 @@ def plan_runs(
     change_limit: float = 0.30,
     hold_on_alerts: bool = True,
     templates_dir: Path | None = None,
+    retry_failed: bool = False,
 ) -> list[Planned]:
     """Plan a run for each destination and segment whose acknowledged membership differs
-    from the current one and that has no unfinished run. One transaction per pair."""
+    from the current one and that has no unfinished run. One transaction per pair.
+    ``retry_failed``: plan a pair whose last run failed now, not after its backoff."""
     now = now or utcnow()
     with session_scope(engine) as session:
         pairs = [(n, c, s.id) for n, c, s in targets(session, ws, only=only, segment=segment)]
@@ -198,9 +268,111 @@ def plan_runs(
                     change_limit=change_limit,
                     hold_on_alerts=hold_on_alerts,
                     templates_dir=templates_dir,
+                    retry_failed=retry_failed,
+                )
+            )
+    with session_scope(engine) as session:
+        gone = [
+            (n, c, store.destination(session, name=n, kind=c.kind).id, s.id, why)
+            for n, c, s, why in retiring(session, ws, only=only, segment=segment)
+        ]
+    for name, config, destination_id, segment_id, why in gone:
+        with session_scope(engine) as session:
+            store.lock_state(session, destination_id=destination_id, segment_id=segment_id)
+            planned.append(
+                _plan_retire(
+                    session,
+                    name,
+                    config,
+                    session.get(Segment, segment_id),
+                    why,
+                    now=now,
+                    change_limit=change_limit,
+                    templates_dir=templates_dir,
                 )
             )
     return planned
+
+
+def _plan_retire(
+    session: Session,
+    name: str,
+    config: DestinationConfig,
+    segment: Segment,
+    why: str,
+    *,
+    now: datetime,
+    change_limit: float,
+    templates_dir: Path | None,
+) -> Planned:
+    """Plan the run that removes every member the destination holds of a segment it no
+    longer receives, held for approval like any change over ``change_limit``."""
+    out = Planned(name, segment.name)
+    row = store.destination(session, name=name, kind=config.kind)
+    if row.status == "disabled":
+        out.status = "destination disabled"
+        return out
+    unfinished = store.open_run(session, destination_id=row.id, segment_id=segment.id)
+    if unfinished is not None:
+        if unfinished.kind == "retire" or _sending(session, unfinished):
+            out.status = "previous run unfinished"
+            return out
+        store.cancel_open(session, destination_id=row.id, segment_id=segment.id)
+    failed = store.failure_streak(session, destination_id=row.id, segment_id=segment.id)
+    if failed and now < failed[0].finished_at + run_backoff(len(failed)):
+        out.status = "waiting after a failed run"
+        return out
+    state = store.state(session, destination_id=row.id, segment_id=segment.id)
+    acked = store.bitmap(state.acked)
+    if not acked:
+        return out
+    share = dest.share_changed(0, len(acked), len(acked))
+    held_for = None
+    if share > change_limit:
+        held_for = f"{why}: all {len(acked):,} members it holds would be removed"
+    pieces = [
+        (p.add, p.remove)
+        for p in dest.batches(BitMap(), acked, size=config.size, max_bytes=config.max_bytes)
+    ]
+    run = store.add_run(
+        session,
+        run=SyncRun(
+            destination_id=row.id,
+            segment_id=segment.id,
+            result_id=segment.current_result_id,
+            as_of=now.date(),  # the day the destination stops holding the segment
+            kind="retire",
+            status="held" if held_for else "open",
+            removed=len(acked),
+            error=held_for or why,
+            created_at=now,
+        ),
+        pieces=pieces,
+    )
+    out.run_id, out.removed, out.status = run.id, len(acked), run.status
+    if run.status == "held":
+        _tell_owner(
+            session,
+            key=f"sync-held:{run.id}",
+            run_id=run.id,
+            event="held",
+            name=name,
+            config=config,
+            segment=segment,
+            reason=held_for or "",
+            added=0,
+            removed=len(acked),
+            share=share,
+            command=f"segops sync approve {name} {segment.name}",
+            templates_dir=templates_dir,
+        )
+    return out
+
+
+def _sending(session: Session, run: SyncRun) -> bool:
+    """Whether a batch of ``run`` is out with a sender (cancelling it would lose track of
+    what the destination applied)."""
+    return bool(store.batch_counts(session, run_id=run.id).get("sending"))
 
 
 def _current(session: Session, segment: Segment) -> tuple[SegmentResult, Snapshot] | None:
@@ -222,17 +394,22 @@ def _plan_one(
     change_limit: float,
     hold_on_alerts: bool,
     templates_dir: Path | None,
+    retry_failed: bool = False,
 ) -> Planned:
     out = Planned(name, segment.name)
     row = store.destination(session, name=name, kind=config.kind)
     if row.status == "disabled":
         out.status = "destination disabled"
         return out
-    if store.open_run(session, destination_id=row.id, segment_id=segment.id) is not None:
-        out.status = "previous run unfinished"
-        return out
+    unfinished = store.open_run(session, destination_id=row.id, segment_id=segment.id)
+    if unfinished is not None:
+        if unfinished.kind != "retire" or _sending(session, unfinished):
+            out.status = "previous run unfinished"
+            return out
+        # the segment is back before its members were removed: keep them
+        store.cancel_open(session, destination_id=row.id, segment_id=segment.id)
     failed = store.failure_streak(session, destination_id=row.id, segment_id=segment.id)
-    if failed and now < failed[0].finished_at + run_backoff(len(failed)):
+    if failed and not retry_failed and now < failed[0].finished_at + run_backoff(len(failed)):
         out.status = "waiting after a failed run"
         return out
     current = _current(session, segment)
@@ -246,6 +423,8 @@ def _plan_one(
     out.source = "batch" if members is None else "live"
     new = sendable(session, segment, decode(result.bitmap) if members is None else members)
     add, remove = dest.plan(new, acked)
+    if state.missing and not missing_due(state, result_id=result.id, now=now):
+        add -= store.bitmap(state.missing)  # reported missing: they wait for their retry
     first = state.acked is None
     if not add and not remove and not (first and config.kind == "files"):
         return out
@@ -383,7 +562,8 @@ def resync(engine: Engine, ws: Workspace, *, destination: str, segment: str | No
 
 
 def retry(engine: Engine, ws: Workspace, *, destination: str | None = None) -> list[str]:
-    """Enable disabled destinations (one, or all) and make their waiting batches due now."""
+    """Enable disabled destinations (one, or all) and make their waiting batches due now
+    (the pass that follows plans the pairs whose last run failed, without waiting)."""
     names = [destination] if destination else sorted(ws.destinations)
     enabled = []
     now = utcnow()
@@ -432,6 +612,9 @@ class Work:
     remove: list[str]
     snapshot: list[str] | None = None
     key_of: dict[str, int] = field(default_factory=dict)
+    keep: set[str] = field(default_factory=set)
+    """Keys the destination must keep for other segments writing the same list: of a
+    reset, all they hold; otherwise those of ``remove`` they hold."""
 
 
 def due(engine: Engine, *, destination: str, now: datetime, limit: int = 100) -> list[int]:
@@ -454,8 +637,11 @@ def claim(
     now: datetime,
     snapshot: bool = False,
     lease: timedelta = CLAIM_LEASE,
+    shared: Sequence[str] = (),
 ) -> Work | None:
-    """Take the batch for one attempt, or None when another worker has it or it is done."""
+    """Take the batch for one attempt, or None when another worker has it or it is done.
+    ``shared``: the destinations writing the same list as this one (itself included), whose
+    other segments' members the list keeps (:attr:`Work.keep`)."""
     with session_scope(engine) as session:
         batch = session.get(SyncBatch, batch_id)
         if batch is None or batch.status not in store.DUE_STATUSES or batch.next_attempt_at > now:
@@ -476,6 +662,11 @@ def claim(
         add_ids, remove_ids = decode(batch.add_ids), decode(batch.remove_ids)
         add = keys_for_ids(session, ids=list(add_ids))
         remove = keys_for_ids(session, ids=list(remove_ids))
+        reset = run.kind == "resync" and not run.reset_done
+        keep: set[str] = set()
+        if shared:
+            held = store.held_elsewhere(session, destinations=shared, state_id=state.id)
+            keep = set(keys_for_ids(session, ids=list(held if reset else held & remove_ids)))
         full = None
         if snapshot:
             members = (store.bitmap(state.acked) | add_ids) - remove_ids
@@ -491,13 +682,14 @@ def claim(
             segment_id=segment.id,
             state_id=state.id,
             as_of=run.as_of,
-            reset=run.kind == "resync" and not run.reset_done,
+            reset=reset,
             add_ids=add_ids,
             remove_ids=remove_ids,
             add=add,
             remove=remove,
             snapshot=full,
             key_of=dict(zip(add + remove, [*add_ids, *remove_ids], strict=True)),
+            keep=keep,
         )
 
 
@@ -533,13 +725,41 @@ def confirm(
         ):
             return False
         gone = BitMap([work.key_of[k] for k in missing if k in work.key_of])
-        store.acknowledge(
+        before = store.bitmap(session.get(SyncState, work.state_id).missing)
+        state = store.acknowledge(
             session, state_id=work.state_id, add=work.add_ids, remove=work.remove_ids, missing=gone
         )
+        _wait_for_missing(session, state, before, gone & work.add_ids, work.run_id, now)
         run = store.settle_run(session, run_id=work.run_id, now=now)
         if run is not None and run.status == "done" and config is not None:
             _summarise(session, run, work.destination, config, templates_dir)
         return True
+
+
+def _wait_for_missing(
+    session: Session,
+    state: SyncState,
+    before: BitMap,
+    reported: BitMap,
+    run_id: int,
+    now: datetime,
+) -> None:
+    """Set when the ids waiting in ``state.missing`` are sent again: 15 minutes after the
+    first report, doubling each time a retry planned after its wait is answered with
+    missing ids again, up to a day; sooner when the segment is refreshed."""
+    if not state.missing:
+        state.missing_attempts, state.missing_retry_at, state.missing_result_id = 0, None, None
+    elif reported:
+        run = session.get(SyncRun, run_id)
+        waited = state.missing_retry_at is not None and state.missing_retry_at <= run.created_at
+        if waited and reported & before:
+            state.missing_attempts += 1
+            state.missing_retry_at = now + missing_backoff(state.missing_attempts)
+        elif state.missing_retry_at is None or waited:
+            state.missing_attempts = max(state.missing_attempts, 1)
+            state.missing_retry_at = now + missing_backoff(state.missing_attempts)
+        state.missing_result_id = run.result_id
+    session.add(state)
 
 
 def reschedule(engine: Engine, work: Work, *, now: datetime, delay: timedelta, reason: str) -> bool:
@@ -655,8 +875,8 @@ def _summarise(
 ) -> None:
     """Post "HubSpot list '123': +120 / -43, 2 ids not found" in the thread of the summary
     of the refresh that was synced (or on its own when that summary was not queued)."""
-    if not (run.added or run.removed):
-        return
+    if not (run.added - run.missing or run.removed):
+        return  # nothing landed (ids not found were tried again): no line
     segment = session.get(Segment, run.segment_id)
     result = session.get(SegmentResult, run.result_id) if run.result_id else None
     thread = None
@@ -726,13 +946,19 @@ def _tell_owner(
 
 
 def status(engine: Engine, ws: Workspace, *, only: str | None = None) -> list[dict[str, Any]]:
-    """Per destination: its state, and per segment what it holds, waits for and last did."""
+    """Per destination: its state and how many ids it reported missing (``missing``,
+    waiting for their retry), and per segment what it holds, waits for and last did;
+    segments it no longer receives but still holds members of come last, with
+    ``retiring`` saying why."""
     out = []
     with session_scope(engine) as session:
         pairs = targets(session, ws, only=only)
         by_name: dict[str, list[Segment]] = {}
         for name, _, seg in pairs:
             by_name.setdefault(name, []).append(seg)
+        retired: dict[str, list[tuple[Segment, str]]] = {}
+        for name, _, seg, why in retiring(session, ws, only=only):
+            retired.setdefault(name, []).append((seg, why))
         for name in [only] if only else sorted(ws.destinations):
             config = ws.destinations[name]
             row = session.execute(
@@ -757,6 +983,8 @@ def status(engine: Engine, ws: Workspace, *, only: str | None = None) -> list[di
                     "source": "live" if live is not None else "batch",
                     "acknowledged": 0,
                     "in_step": False,
+                    "missing": 0,
+                    "missing_retry_at": None,
                     "run": None,
                 }
                 if row is not None:
@@ -765,26 +993,124 @@ def status(engine: Engine, ws: Workspace, *, only: str | None = None) -> list[di
                     if current is not None:
                         held = decode(current[0].bitmap) if live is None else live
                         new = sendable(session, seg, held)
-                        seg_entry["in_step"] = new == store.bitmap(state.acked)
-                    runs = [
-                        r
-                        for r in store.recent_runs(session, destination_id=row.id, limit=50)
-                        if r.segment_id == seg.id
-                    ]
-                    if runs:
-                        last = runs[0]
-                        seg_entry["run"] = {
-                            "id": last.id,
-                            "status": last.status,
-                            "added": last.added,
-                            "removed": last.removed,
-                            "missing": last.missing,
-                            "dead": last.dead,
-                            "batches": store.batch_counts(session, run_id=last.id),
-                            "note": last.error,
-                            "last_error": store.last_error(session, run_id=last.id),
-                            "created_at": last.created_at.isoformat(timespec="seconds"),
-                        }
+                        waiting = store.bitmap(state.missing) & new
+                        seg_entry["in_step"] = new - waiting == store.bitmap(state.acked)
+                        seg_entry["missing"] = len(waiting)
+                        if waiting and state.missing_retry_at is not None:
+                            seg_entry["missing_retry_at"] = state.missing_retry_at.isoformat(
+                                timespec="seconds"
+                            )
+                    seg_entry["run"] = _last_run(session, row.id, seg.id)
                 entry["segments"].append(seg_entry)
+            for seg, why in retired.get(name, []):
+                state = store.state(session, destination_id=row.id, segment_id=seg.id)
+                entry["segments"].append(
+                    {
+                        "segment": seg.name,
+                        "members": None,
+                        "acknowledged": state.acked_count,
+                        "in_step": state.acked_count == 0,
+                        "missing": 0,
+                        "missing_retry_at": None,
+                        "retiring": why,
+                        "run": _last_run(session, row.id, seg.id),
+                    }
+                )
+            entry["missing"] = sum(seg["missing"] for seg in entry["segments"])
             out.append(entry)
     return out
+
+
+def _last_run(session: Session, destination_id: int, segment_id: int) -> dict[str, Any] | None:
+    runs = [
+        r
+        for r in store.recent_runs(session, destination_id=destination_id, limit=50)
+        if r.segment_id == segment_id
+    ]
+    if not runs:
+        return None
+    last = runs[0]
+    return {
+        "id": last.id,
+        "kind": last.kind,
+        "status": last.status,
+        "added": last.added,
+        "removed": last.removed,
+        "missing": last.missing,
+        "dead": last.dead,
+        "batches": store.batch_counts(session, run_id=last.id),
+        "note": last.error,
+        "last_error": store.last_error(session, run_id=last.id),
+        "created_at": last.created_at.isoformat(timespec="seconds"),
+    }
+
+
+@dataclass
+class Failing:
+    """One destination and segment that needs someone: what is wrong, since when, and the
+    command that deals with it."""
+
+    destination: str
+    kind: str
+    segment: str
+    owner: str
+    problem: str  # "disabled", "dead-lettered", "retrying", "waiting for approval"
+    since: datetime | None
+    error: str
+    command: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def one_line(text: str | None, limit: int = 200) -> str:
+    """The first line of ``text``, cut to ``limit`` characters."""
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def failing(engine: Engine, *, owner: str | None = None) -> list[Failing]:
+    """Destinations whose latest run of a segment failed for good, keeps failing, waits
+    for approval, or that are disabled; of ``owner``'s segments (None: every segment).
+    Empty when every sync is fine."""
+    out = []
+    with session_scope(engine) as session:
+        for row in store.destinations(session):
+            for run in store.latest_runs(session, destination_id=row.id):
+                segment = session.get(Segment, run.segment_id)
+                if owner is not None and segment.owner != owner:
+                    continue
+                entry = _failing(session, row, run, segment)
+                if entry is not None:
+                    out.append(entry)
+    return out
+
+
+def _failing(
+    session: Session, row: SyncDestination, run: SyncRun, segment: Segment
+) -> Failing | None:
+    def entry(problem: str, since: datetime | None, error: str | None, command: str) -> Failing:
+        return Failing(
+            row.name,
+            row.kind,
+            segment.name,
+            segment.owner,
+            problem,
+            since,
+            one_line(error),
+            command,
+        )
+
+    retry = f"segops sync retry {row.name}"
+    if row.status == "disabled":
+        return entry("disabled", row.disabled_at, row.disabled_reason, retry)
+    if run.status == "held":
+        approve = f"segops sync approve {row.name} {segment.name}"
+        return entry("waiting for approval", run.created_at, run.error, approve)
+    if run.status == "failed":
+        streak = store.failure_streak(session, destination_id=row.id, segment_id=segment.id)
+        since = streak[-1].finished_at if streak else run.finished_at
+        return entry("dead-lettered", since, store.last_error(session, run_id=run.id), retry)
+    if run.status == "open" and store.retrying(session, run_id=run.id):
+        return entry("retrying", run.created_at, store.last_error(session, run_id=run.id), retry)
+    return None

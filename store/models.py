@@ -47,7 +47,7 @@ DecisionVia = Literal["button", "reaction", "cli"]
 OutboxStatus = Literal["pending", "sending", "sent", "dead"]
 DestinationStatus = Literal["active", "disabled"]
 SyncRunStatus = Literal["open", "held", "done", "failed", "cancelled"]
-SyncRunKind = Literal["diff", "resync"]
+SyncRunKind = Literal["diff", "resync", "retire"]
 SyncBatchStatus = Literal["pending", "sending", "sent", "dead", "cancelled"]
 
 
@@ -324,8 +324,11 @@ class SyncDestination(SQLModel, table=True):
 class SyncState(SQLModel, table=True):
     """What one destination acknowledged of one segment: a bitmap of dense ids.
 
-    ``missing`` holds the acknowledged ids the destination reported it does not know
-    (HubSpot's ``recordIdsMissing``); they are not sent again while they stay members.
+    ``missing`` holds the ids the destination reported it does not know (HubSpot's
+    ``recordIdsMissing``). They are not acknowledged: they are sent again once
+    ``missing_retry_at`` has passed (15 minutes after the first report, doubling with
+    each report in a row up to a day, ``missing_attempts``) or as soon as the segment has
+    a newer result than ``missing_result_id``, the one they were reported for.
     """
 
     __tablename__ = "sync_state"
@@ -336,12 +339,20 @@ class SyncState(SQLModel, table=True):
     segment_id: int = Field(foreign_key="segment.id")
     acked: bytes | None = Field(default=None, sa_type=sa.LargeBinary())
     missing: bytes | None = Field(default=None, sa_type=sa.LargeBinary())
+    missing_attempts: int = 0
+    missing_retry_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    missing_result_id: int | None = None
     acked_count: int = 0
     updated_at: datetime = _created_at()
 
 
 class SyncRun(SQLModel, table=True):
-    """One sync of one segment to one destination: the diff planned into batches."""
+    """One sync of one segment to one destination: the diff planned into batches.
+
+    ``kind``: ``diff`` (against what the destination acknowledged), ``resync`` (the
+    destination is reset first, then sent everything), ``retire`` (the segment was
+    archived or left the destination's scope: every acknowledged member is removed).
+    """
 
     __tablename__ = "sync_run"
     __table_args__ = (

@@ -83,19 +83,22 @@ def states(session: Session, *, destination_id: int) -> list[SyncState]:
 
 def acknowledge(
     session: Session, *, state_id: int, add: BitMap, remove: BitMap, missing: BitMap
-) -> None:
-    """Record what the destination confirmed: ``add`` in, ``remove`` out, ``missing`` unknown.
+) -> SyncState:
+    """Record what the destination confirmed: ``add`` in, ``remove`` out, except the ids of
+    ``add`` it reported ``missing`` (unknown to it), which wait in ``missing`` instead.
 
     Runs in the transaction that marks the batch sent, so the acknowledged bitmap moves
-    exactly once per batch.
+    exactly once per batch. Ids of ``add`` not reported again leave ``missing``.
     """
     row = session.get(SyncState, state_id, with_for_update=True)
     assert row is not None
-    acked = (bitmap(row.acked) | add) - remove
-    gone = (bitmap(row.missing) | missing) - remove
-    row.acked, row.missing = encode(acked), encode(gone & acked)
+    reported = missing & add
+    acked = (bitmap(row.acked) | (add - reported)) - remove
+    waiting = ((bitmap(row.missing) - add) | reported) - remove
+    row.acked, row.missing = encode(acked), encode(waiting) if waiting else None
     row.acked_count, row.updated_at = len(acked), utcnow()
     session.add(row)
+    return row
 
 
 def reset_state(session: Session, *, state_id: int) -> None:
@@ -104,6 +107,7 @@ def reset_state(session: Session, *, state_id: int) -> None:
     assert row is not None
     row.acked = row.missing = None
     row.acked_count, row.updated_at = 0, utcnow()
+    row.missing_attempts, row.missing_retry_at, row.missing_result_id = 0, None, None
     session.add(row)
 
 
@@ -292,3 +296,48 @@ def last_error(session: Session, *, run_id: int) -> str | None:
         .order_by(SyncBatch.attempts.desc())  # type: ignore[attr-defined]
         .limit(1)
     ).scalar_one_or_none()
+
+
+def latest_runs(session: Session, *, destination_id: int) -> list[SyncRun]:
+    """The newest run of each segment the destination has runs for (cancelled ones
+    skipped: a cancellation says nothing about how the destination is doing)."""
+    newest = (
+        select(SyncRun.segment_id, func.max(SyncRun.id).label("id"))
+        .where(SyncRun.destination_id == destination_id, SyncRun.status != "cancelled")
+        .group_by(SyncRun.segment_id)
+        .subquery()
+    )
+    return list(
+        session.execute(
+            select(SyncRun).join(newest, newest.c.id == SyncRun.id).order_by(SyncRun.segment_id)
+        ).scalars()
+    )
+
+
+def retrying(session: Session, *, run_id: int) -> int:
+    """How many of the run's unsent batches failed at least once and wait for a retry."""
+    return session.execute(
+        select(func.count()).where(
+            SyncBatch.run_id == run_id,
+            SyncBatch.status.in_(DUE_STATUSES),  # type: ignore[attr-defined]
+            SyncBatch.last_error.is_not(None),  # type: ignore[union-attr]
+        )
+    ).scalar_one()
+
+
+def held_elsewhere(session: Session, *, destinations: Sequence[str], state_id: int) -> BitMap:
+    """The ids acknowledged by every other state of ``destinations`` (destinations that
+    write one shared list) than ``state_id``: members the list holds for someone else."""
+    rows = session.execute(
+        select(SyncState.acked)
+        .join(SyncDestination, SyncDestination.id == SyncState.destination_id)
+        .where(
+            SyncDestination.name.in_(destinations),  # type: ignore[attr-defined]
+            SyncState.id != state_id,
+            SyncState.acked.is_not(None),  # type: ignore[union-attr]
+        )
+    ).scalars()
+    held = BitMap()
+    for acked in rows:
+        held |= bitmap(acked)
+    return held

@@ -64,8 +64,10 @@ def run_syncs(
     plan: bool = True,
     rng: random.Random | None = None,
     threads: int = THREADS,
+    retry_failed: bool = False,
 ) -> SyncStats:
-    """Plan, then send what is due; one pass (call again for retries that come due)."""
+    """Plan, then send what is due; one pass (call again for retries that come due).
+    ``retry_failed``: plan pairs whose last run failed now, not after their backoff."""
     now = now or utcnow()
     rng = rng or random.Random()
     stats = SyncStats()
@@ -79,6 +81,7 @@ def run_syncs(
             change_limit=settings.sync_change_limit,
             hold_on_alerts=settings.sync_hold_on_alerts,
             templates_dir=settings.templates_dir,
+            retry_failed=retry_failed,
         ):
             if planned.run_id is not None:
                 stats.planned += 1
@@ -112,6 +115,14 @@ class _Destination:
         self.engine, self.ws, self.settings = engine, ws, settings
         self.name, self.config, self.now, self.rng = name, config, now, rng
         self.stats = SyncStats()
+        # destinations writing the same HubSpot list keep each other's members
+        self.shared = tuple(
+            sorted(
+                other
+                for other, c in ws.destinations.items()
+                if config.kind == "hubspot" and c.kind == "hubspot" and c.list_id == config.list_id
+            )
+        )
 
     def run(self) -> SyncStats:
         due = syncs.due(self.engine, destination=self.name, now=self.now, limit=PER_PASS)
@@ -152,6 +163,7 @@ class _Destination:
             now=self.now,
             snapshot=self.config.kind == "files",
             lease=timedelta(seconds=self.settings.sync_claim_lease),
+            shared=self.shared,
         )
 
     def _send(self, sender: Sender, limiter: Any, work: syncs.Work) -> bool:

@@ -3,13 +3,20 @@
 Each batch is one ``PUT /crm/v3/lists/{listId}/memberships/add-and-remove`` through
 ``hubspot-api-client`` with ``recordIdsToAdd`` / ``recordIdsToRemove`` (entity keys are
 HubSpot record ids). Ids HubSpot does not know come back in ``recordIdsMissing``: they
-are reported ("2 ids not found") and not sent again while they stay members. A rebuild
-first pages through ``GET /crm/v3/lists/{listId}/memberships`` and removes every member.
+are reported ("2 ids not found"), not counted as acknowledged, and sent again after a
+wait (15 minutes, doubling up to a day) or at the segment's next refresh. A rebuild
+first pages through ``GET /crm/v3/lists/{listId}/memberships`` and removes every member
+(see below for lists shared by segments).
 
 Answers: 429 later (``Retry-After``, else 10 s); 5xx, timeouts and connection errors later
 with backoff; 401/403 (the token) and 404 (the list) disable the destination and tell
 the owner; other 4xx are final for the batch. The client's own retries are off: the
 sync loop owns retrying.
+
+One list may receive several segments (a destination with several ``segments``, or
+destinations with the same ``list_id``): the list holds their union. A rebuild then
+removes only the members no other segment holds, and a removal of an id another segment
+still holds is not sent (:attr:`commands.syncs.Work.keep`).
 """
 
 from __future__ import annotations
@@ -40,13 +47,17 @@ class HubSpotSender:
         self.api = client.crm.lists.memberships_api
 
     def send(self, work: Work) -> list[str]:
+        remove = [key for key in work.remove if key not in work.keep]
+        if not work.add and not remove:
+            return []  # every removal is still a member for another segment on the list
         request = MembershipChangeRequest(
-            record_ids_to_add=list(work.add), record_ids_to_remove=list(work.remove)
+            record_ids_to_add=list(work.add), record_ids_to_remove=remove
         )
         answer = self._call(self.api.add_and_remove, self.config.list_id, request)
         return list(answer.record_ids_missing or [])
 
     def reset(self, work: Work) -> None:
+        keep = work.keep
         members: list[str] = []
         after = None
         while True:
@@ -54,7 +65,7 @@ class HubSpotSender:
             if after:
                 kwargs["after"] = after
             page = self._call(self.api.get_page, self.config.list_id, **kwargs)
-            members += [str(r.record_id) for r in page.results or []]
+            members += [str(r.record_id) for r in page.results or [] if r.record_id not in keep]
             after = page.paging.next.after if page.paging and page.paging.next else None
             if not after:
                 break

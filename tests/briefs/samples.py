@@ -458,6 +458,19 @@ def home() -> dict[str, Any]:
             }
         ],
         "more_pending": 0,
+        "failing_syncs": [
+            {
+                "destination": "hubspot-power",
+                "kind": "hubspot",
+                "segment": "power-users",
+                "owner": "U0123ABCD",
+                "problem": "dead-lettered",
+                "since": "2026-09-01T06:00:00+00:00",
+                "error": "gave up after 8 attempts: HubSpot list '123': HubSpot answered 503",
+                "command": "segops sync retry hubspot-power",
+            }
+        ],
+        "more_failing_syncs": 0,
         "catalog": [],
         "feedback_days": 30,
         "privacy_floor": 10,

@@ -102,3 +102,47 @@ def test_an_unknown_destination_is_one_line(tmp_path, monkeypatch, capsys):
     run(monkeypatch, capsys, "apply", str(path))
     code, _, err = run(monkeypatch, capsys, "sync", "status", "export")
     assert code == 1 and "unknown destination 'export' (known: exports)" in err
+
+
+def test_retry_sends_a_failed_sync_again_without_waiting_for_its_backoff(
+    tmp_path, monkeypatch, capsys
+):
+    from tests.sync.fakes import WEBHOOK_SECRET, WebhookReceiver, running
+
+    with running(WebhookReceiver()) as hook:
+        hook_config = {**DESTINATIONS["crm-hook"], "url": hook.url}
+        path = _workspace(tmp_path, monkeypatch, {"crm-hook": hook_config})
+        run(monkeypatch, capsys, "apply", str(path))
+        run(monkeypatch, capsys, "refresh", "--as-of", "2026-06-30")
+        code, out, _ = run(monkeypatch, capsys, "sync", "run")
+        assert code == 1 and "1 dead" in out  # no secret yet: the run gives up
+        monkeypatch.setenv("SEGOPS_DESTINATION_SECRETS", json.dumps({"crm-hook": WEBHOOK_SECRET}))
+        code, out, _ = run(monkeypatch, capsys, "sync", "run")
+        assert code == 0 and out.startswith("planned 0 runs")  # waiting after the failure
+        code, out, _ = run(monkeypatch, capsys, "sync", "retry", "crm-hook")
+        assert code == 0 and "sent 1 batches" in out
+        assert hook.members["big"] == {"A1", "A4"}
+    code, out, _ = run(monkeypatch, capsys, "sync", "status", "--json")
+    assert json.loads(out)[0]["segments"][0]["in_step"] is True
+
+
+def test_a_segment_out_of_scope_is_retired_once_approved(tmp_path, monkeypatch, capsys):
+    path = _workspace(tmp_path, monkeypatch, {"exports": DESTINATIONS["exports"]})
+    run(monkeypatch, capsys, "apply", str(path))
+    run(monkeypatch, capsys, "refresh", "--as-of", "2026-06-30")
+    run(monkeypatch, capsys, "sync", "run")
+    data = yaml.safe_load(path.read_text())
+    data["destinations"]["exports"] = {"kind": "files", "path": "exports", "segments": ["big"]}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert run(monkeypatch, capsys, "apply", str(path))[0] == 0
+    code, out, _ = run(monkeypatch, capsys, "sync", "run")
+    assert code == 0 and "(1 held)" in out
+    code, out, _ = run(monkeypatch, capsys, "sync", "status")
+    assert code == 0 and "4 (retiring:" in out and "#3 held +0" in out
+    current = tmp_path / "exports" / "paid" / "current.csv"
+    assert current.read_text().split() == ["entity_id", "A1", "A2", "A4", "A5"]
+    code, out, _ = run(monkeypatch, capsys, "sync", "approve", "exports", "paid", "--by", "U111")
+    assert code == 0 and "sent 1 batches" in out
+    assert current.read_text().split() == ["entity_id"]
+    code, out, _ = run(monkeypatch, capsys, "sync", "status", "--json")
+    assert [s["segment"] for s in json.loads(out)[0]["segments"]] == ["big"]

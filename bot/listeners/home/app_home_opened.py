@@ -3,8 +3,11 @@
 An owner sees each of their segments with its status, last refresh, size trend, open
 alerts and how much field feedback came in lately, then the proposals they may decide
 with Approve / Reject buttons. A user who owns nothing sees the catalog (and any
-proposal waiting for them as an approver). Everyone sees how to use ``/persona`` and
-``/feedback``. Sizes under the privacy floor are not shown.
+proposal waiting for them as an approver). Destinations whose sync of those segments
+(every segment, for a user who owns nothing) failed, keeps failing, is disabled or waits
+for approval are listed with the command that deals with them; nothing when all is fine.
+Everyone sees how to use ``/persona`` and ``/feedback``. Sizes under the privacy floor
+are not shown.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from slack_sdk import WebClient
 from bot.dedupe import mark_processed
 from bot.listeners.handler import Handler
 from briefs.render import render_blocks
-from commands import catalog, proposals
+from commands import catalog, proposals, syncs
 from commands.feedback import list_feedback
 
 logger = logging.getLogger(__name__)
@@ -27,6 +30,7 @@ logger = logging.getLogger(__name__)
 HOME_BLOCKS_MAX = 100
 SEGMENTS_SHOWN = 20
 PROPOSALS_SHOWN = 8
+SYNCS_SHOWN = 10
 FEEDBACK_DAYS = 30
 FEEDBACK_COUNTED = 500
 
@@ -55,6 +59,7 @@ class Home(Handler):
         summaries = catalog.list_segments(self.engine, privacy_floor=self.settings.privacy_floor)
         owned = [s for s in summaries if s.owner == user]
         pending = proposals.pending_for(self.engine, user)
+        failing = syncs.failing(self.engine, owner=user if owned else None)
         return {
             "segments": [self._segment(s.name) for s in owned[:SEGMENTS_SHOWN]],
             "more_segments": max(len(owned) - SEGMENTS_SHOWN, 0),
@@ -71,6 +76,8 @@ class Home(Handler):
                 for p in pending[:PROPOSALS_SHOWN]
             ],
             "more_pending": max(len(pending) - PROPOSALS_SHOWN, 0),
+            "failing_syncs": [f.to_dict() for f in failing[:SYNCS_SHOWN]],
+            "more_failing_syncs": max(len(failing) - SYNCS_SHOWN, 0),
             "catalog": [] if owned else [self._catalog_row(s.to_dict()) for s in summaries],
             "feedback_days": FEEDBACK_DAYS,
             "privacy_floor": self.settings.privacy_floor,
