@@ -261,7 +261,7 @@ def list_cmd(json_out: JsonOpt = False) -> None:
             r.cadence,
             str(r.version or ""),
             (f"{r.size:,}" if r.size is not None else "—")
-            + (f" (v{r.size_version})" if r.size_version not in (None, r.version) else ""),
+            + (f" (v{r.size_version})" if r.definition_changed else ""),
             r.as_of or "never",
         )
     out.print(table)
@@ -270,6 +270,7 @@ def list_cmd(json_out: JsonOpt = False) -> None:
 @app.command()
 def show(name: str, json_out: JsonOpt = False) -> None:
     """One segment's current definition and latest stats."""
+    from briefs.wording import definition_notice
     from commands.catalog import show_segment
 
     view = show_segment(_engine(), name, privacy_floor=state.settings.privacy_floor)
@@ -290,6 +291,7 @@ def show(name: str, json_out: JsonOpt = False) -> None:
     if stats and view["hidden"]:
         out.print(
             f"[bold]size[/] fewer than {view['privacy_floor']} members as of {stats['as_of']}"
+            f" · computed by v{stats['version']}"
         )
     elif stats:
         change = f" ({stats['change_pct']:+.1f}%)" if stats.get("change_pct") is not None else ""
@@ -301,11 +303,9 @@ def show(name: str, json_out: JsonOpt = False) -> None:
     else:
         out.print("never refreshed")
     if stats and stats.get("definition_changed"):
-        expected = stats.get("expected_size")
         out.print(
-            f"[yellow]definition changed since the last refresh[/]: these numbers are "
-            f"v{stats['version']}'s; v{view['version']} is computed by the next refresh"
-            + (f" ({expected:,} expected from the approved proposal's preview)" if expected else "")
+            f"[yellow]{escape(definition_notice(stats))}[/]; these numbers are "
+            f"v{stats['version']}'s, v{view['version']} is computed by the next refresh"
         )
 
 

@@ -78,6 +78,16 @@ def kpi_trend(
     return [(day, value) for day, value in values if value is not None]
 
 
+def previewed_size(session: Session, version: SegmentVersion) -> int | None:
+    """The size the approved proposal that made ``version`` measured for it (its impact
+    preview), or None: not made by a proposal, or not measured."""
+    proposal = session.exec(
+        select(Proposal).where(Proposal.applied_version_id == version.id)
+    ).first()
+    size_after = ((proposal.impact or {}) if proposal is not None else {}).get("size_after")
+    return int(size_after) if isinstance(size_after, int | float) else None
+
+
 def latest_stats(session: Session, segment: Segment) -> SegmentStats | None:
     """The current published result, or None when the segment was never refreshed."""
     result, snapshot = current_result(session, segment=segment)
@@ -87,11 +97,7 @@ def latest_stats(session: Session, segment: Segment) -> SegmentStats | None:
     made_by = session.get(SegmentVersion, result.version_id)
     expected = None
     if made_by is not None and made_by.id != version.id:
-        proposal = session.exec(
-            select(Proposal).where(Proposal.applied_version_id == version.id)
-        ).first()
-        size_after = ((proposal.impact or {}) if proposal is not None else {}).get("size_after")
-        expected = int(size_after) if isinstance(size_after, int | float) else None
+        expected = previewed_size(session, version)
     kpis = {
         name: (value or {}).get("value")
         for name, value in ((result.stats or {}).get("kpis") or {}).items()
