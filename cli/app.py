@@ -381,7 +381,9 @@ def refresh(
         from commands.policy import visible_outcome
 
         data = report.to_dict()
-        data["segments"] = [visible_outcome(s, floor) for s in data["segments"]]
+        data["segments"] = [
+            visible_outcome(s.to_dict(details=True), floor) for s in report.segments
+        ]
         _print_json({**data, "timings": report.timings})
         return
     print_report(report, privacy_floor=floor)
@@ -395,7 +397,7 @@ def drift(name: str, json_out: JsonOpt = False) -> None:
     engine = _engine()
     points = size_trend(engine, name, privacy_floor=state.settings.privacy_floor)
     versions = trend_versions(engine, name, privacy_floor=state.settings.privacy_floor)
-    alerts = recent_alerts(engine, name)
+    alerts = recent_alerts(engine, name, privacy_floor=state.settings.privacy_floor)
     if json_out:
         _print_json({"segment": name, "trend": points, "points": versions, "alerts": alerts})
         return

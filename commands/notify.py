@@ -30,7 +30,7 @@ from sqlmodel import Session, select
 
 from briefs.render import renderer
 from briefs.wording import label
-from commands.policy import visible_summary, visible_trend
+from commands.policy import visible_drift, visible_summary, visible_trend
 from commands.stats import kpi_trend, trend
 from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
 from store.outbox import add_message
@@ -143,7 +143,7 @@ def summary_context(
             "failures": list(outcome.quality_failures),
         },
         "kpis": _kpi_rows(outcome.kpis),
-        "alerts": [a.to_dict() for a in outcome.alerts if a.kind not in posted],
+        "alerts": [a.to_dict(details=True) for a in outcome.alerts if a.kind not in posted],
         "definition_change": getattr(outcome, "definition_change", None),
     }
 
@@ -298,7 +298,9 @@ def queue_refresh_messages(
             blocked[segment.channel].append((outcome, segment))
         else:
             channels[segment.channel].append((outcome, segment))
-            drift_rows, kinds = _queue_drift(session, snapshot, outcome, segment, now, charts, r)
+            drift_rows, kinds = _queue_drift(
+                session, snapshot, outcome, segment, now, charts, r, floor=privacy_floor
+            )
             rows += drift_rows
             posted[segment.name] = kinds
     for channel, items in blocked.items():
@@ -407,7 +409,11 @@ def _result(session: Session, snapshot: Snapshot, segment: Segment) -> SegmentRe
     ).first()
 
 
-def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[OutboxMessage]:
+def _queue_drift(
+    session, snapshot, outcome, segment, now, charts, r, *, floor=0
+) -> list[OutboxMessage]:
+    """The segment's drift alert, if it raised one that is not silenced; its numbers and
+    chart points under the privacy ``floor`` are hidden (:func:`policy.visible_drift`)."""
     result = _result(session, snapshot, segment)
     if result is None:
         return [], set()
@@ -445,16 +451,18 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
         "labels": labels_of(result),
         "titles": segment_titles(session),
     }
+    ctx = visible_drift(ctx, floor)
     files = []
-    if charts:
+    points = visible_trend(series, floor)
+    if charts and points:
         kpi = None
         moved = [a.details.get("column") for a in drift if a.kind == "kpi"]
         kpi_name = next((c for c in moved if c), None) or next(iter(outcome.kpis), None)
-        if kpi_name:
+        if kpi_name and not ctx["hidden"]:
             kpi = (label(kpi_name, labels_of(result)), kpi_trend(session, segment, kpi_name))
         files = [
             chart_file(
-                {segment.name: series},
+                {segment.name: points},
                 title=f"{segment.title}: size",
                 name=f"{segment.name}-{ctx['as_of']}",
                 kpi=kpi,

@@ -131,8 +131,10 @@ class AlertView:
     message: str
     details: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "severity": self.severity, "message": self.message}
+    def to_dict(self, *, details: bool = False) -> dict[str, Any]:
+        """``{kind, severity, message}``, and the numbers behind it with ``details``."""
+        data = {"kind": self.kind, "severity": self.severity, "message": self.message}
+        return {**data, "details": dict(self.details)} if details else data
 
 
 @dataclass
@@ -155,7 +157,9 @@ class SegmentOutcome:
     """Set when the definition that made the previous result differs (its rules):
     ``{from_version, to_version, previous_size, size, expected_size, proposal}``."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, details: bool = False) -> dict[str, Any]:
+        """The outcome as JSON; ``details`` keeps each alert's numbers, which
+        :func:`policy.visible_outcome` needs to judge them."""
         data = {
             "segment": self.segment,
             "status": self.status,
@@ -163,7 +167,7 @@ class SegmentOutcome:
             "previous_size": self.previous_size,
             "joined": self.joined,
             "left": self.left,
-            "alerts": [a.to_dict() for a in self.alerts],
+            "alerts": [a.to_dict(details=details) for a in self.alerts],
         }
         if self.note:
             data["note"] = self.note
@@ -677,10 +681,16 @@ def _definition_change(
 
 
 def definition_change_text(change: dict[str, Any]) -> str:
-    """``definition changed (v1 -> v2): 532 -> 993, 990 expected from proposal #4's preview``."""
+    """``definition changed (v1 -> v2): 532 -> 993, 990 expected from proposal #4's preview``;
+    a size hidden under the privacy floor (None, :func:`policy.visible_outcome`) reads
+    ``hidden``."""
+
+    def shown(size: int | None) -> str:
+        return "hidden" if size is None else f"{size:,}"
+
     text = (
         f"definition changed (v{change['from_version']} -> v{change['to_version']}): "
-        f"{change['previous_size']:,} -> {change['size']:,}"
+        f"{shown(change.get('previous_size'))} -> {shown(change.get('size'))}"
     )
     if change.get("expected_size") is not None:
         text += f", {change['expected_size']:,} expected"

@@ -143,7 +143,7 @@ class SegmentCommand(Handler):
         ctx = {
             "name": name,
             "points": [list(point) for point in points],
-            "alerts": stats.recent_alerts(self.engine, name, limit=5),
+            "alerts": stats.recent_alerts(self.engine, name, privacy_floor=floor, limit=5),
             "privacy_floor": floor,
         }
         return render_reply("segment-drift", ctx, templates_dir=self.settings.templates_dir)
