@@ -30,7 +30,7 @@ from sqlmodel import Session, select
 
 from briefs.render import renderer
 from briefs.wording import label
-from commands.policy import visible_drift, visible_summary, visible_trend
+from commands.policy import visible_drift, visible_size, visible_summary, visible_trend
 from commands.stats import kpi_trend, trend
 from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
 from store.outbox import add_message
@@ -306,9 +306,9 @@ def queue_refresh_messages(
     for channel, items in blocked.items():
         if len(items) == 1 or channel is None:  # no channel: each owner hears of their own
             for outcome, segment in items:
-                rows += _queue_blocked(session, snapshot, outcome, segment, r)
+                rows += _queue_blocked(session, snapshot, outcome, segment, r, floor=privacy_floor)
         else:
-            rows += _queue_blocked_group(session, snapshot, channel, items, r)
+            rows += _queue_blocked_group(session, snapshot, channel, items, r, floor=privacy_floor)
     for channel, items in channels.items():
         kept = [segment for _, segment in blocked.get(channel, [])]
         rows += _queue_summary(
@@ -485,13 +485,14 @@ def _queue_drift(
     return rows, {a.kind for a in drift}
 
 
-def _served(session: Session, segment: Segment) -> dict[str, Any] | None:
-    """The snapshot a blocked segment keeps: ``{as_of, size}``, or None before any."""
+def _served(session: Session, segment: Segment, floor: int) -> dict[str, Any] | None:
+    """The snapshot a blocked segment keeps: ``{as_of, size}`` (size None under the privacy
+    ``floor``), or None before any."""
     if not segment.current_result_id:
         return None
     result = session.get(SegmentResult, segment.current_result_id)
     served = session.get(Snapshot, result.snapshot_id)
-    return {"as_of": served.as_of.isoformat(), "size": result.size}
+    return {"as_of": served.as_of.isoformat(), "size": visible_size(result.size, floor)}
 
 
 def _failures(outcome: Any) -> list[dict[str, Any]]:
@@ -510,11 +511,11 @@ def _failures(outcome: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _queue_blocked_group(session, snapshot, channel, items, r) -> list[OutboxMessage]:
+def _queue_blocked_group(session, snapshot, channel, items, r, *, floor=0) -> list[OutboxMessage]:
     """One message for the blocked segments of a channel, grouped by what failed."""
     causes: dict[str, dict[str, Any]] = {}
     for outcome, segment in items:
-        entry = {**_segment_ctx(segment), "current": _served(session, segment)}
+        entry = {**_segment_ctx(segment), "current": _served(session, segment, floor)}
         for failure in _failures(outcome):
             cause = causes.setdefault(failure["message"], {**failure, "segments": []})
             if all(s["name"] != segment.name for s in cause["segments"]):
@@ -534,12 +535,12 @@ def _queue_blocked_group(session, snapshot, channel, items, r) -> list[OutboxMes
     )
 
 
-def _queue_blocked(session, snapshot, outcome, segment, r) -> list[OutboxMessage]:
+def _queue_blocked(session, snapshot, outcome, segment, r, *, floor=0) -> list[OutboxMessage]:
     ctx = {
         "segment": _segment_ctx(segment),
         "as_of": snapshot.as_of.isoformat(),
         "failures": _failures(outcome),
-        "current": _served(session, segment),
+        "current": _served(session, segment, floor),
     }
     return add_message(
         session,

@@ -120,3 +120,17 @@ def test_a_previous_size_under_the_floor_is_not_told_by_the_movement(engine, tmp
     assert shown["previous_size"] is None and "under the privacy floor of 10" in reported
     for text in (f"{SMALL} →", f"{SMALL} -> ", f"({SMALL} ->", f"from {SMALL}"):
         assert text not in posted and text not in reported
+
+
+def test_a_blocked_alert_does_not_tell_the_size_of_the_snapshot_it_keeps(engine, tmp_path):
+    fx = factories.refreshed(engine, tmp_path, as_of=DAY1)
+    kept = len(members(engine, "trial"))
+    report = fx.refresh(engine, AS_OF + timedelta(days=30), privacy_floor=10_000)
+    assert {s.status for s in report.segments} == {"blocked"}
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "blocked_alert")
+        ).all()
+    posted = " ".join(r.text + json.dumps(r.blocks, ensure_ascii=False) for r in rows)
+    assert rows and "size hidden" in posted
+    assert f"{kept} members" not in posted and "members as of" not in posted
