@@ -280,6 +280,10 @@ class OutboxMessage(SQLModel, table=True):
     ts: str | None = Field(default=None, sa_type=sa.String())
     created_at: datetime = _created_at()
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    edits: str | None = Field(default=None, sa_type=sa.String())
+    """Set on a row that replaces a posted message (``chat.update``) instead of posting:
+    ``ts:<ts>`` of a message in ``channel``, or ``key:<idempotency key>`` of another
+    outbox row, edited once that one is sent (in the channel it was posted to)."""
 
 
 class SlackEvent(SQLModel, table=True):

@@ -1,0 +1,57 @@
+"""Migration 0009 adds ``outbox_message.edits`` to a database with queued messages in
+place (they keep posting as before), and removes it again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, inspect, text
+
+from store.db import current_revision, downgrade, upgrade
+from tests.store.migration_steps import previous_revision
+
+REVISION = "0009"
+INSERT = (
+    "INSERT INTO outbox_message (idempotency_key, kind, channel, text, blocks, files,"
+    " status, attempts, next_attempt_at, created_at{extra}) VALUES (:key, 'proposal', 'C111',"
+    " 'Proposal #1', '[]', '[]', 'pending', 0, :now, :now{value})"
+)
+
+
+def columns(engine: Engine) -> set[str]:
+    return {c["name"] for c in inspect(engine).get_columns("outbox_message")}
+
+
+def test_upgrade_adds_edits_keeping_queued_messages_then_downgrade_removes_it(
+    empty_engine: Engine,
+):
+    upgrade(empty_engine, previous_revision(REVISION))
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with empty_engine.begin() as connection:
+        connection.execute(
+            text(INSERT.format(extra="", value="")), {"key": "proposal:1", "now": now}
+        )
+    assert "edits" not in columns(empty_engine)
+
+    upgrade(empty_engine, REVISION)
+
+    assert current_revision(empty_engine) == REVISION
+    assert "edits" in columns(empty_engine)
+    with empty_engine.begin() as connection:
+        kept = connection.execute(
+            text("SELECT idempotency_key, status, edits FROM outbox_message")
+        ).all()
+        assert [tuple(r) for r in kept] == [("proposal:1", "pending", None)]
+        connection.execute(
+            text(INSERT.format(extra=", edits", value=", 'key:proposal:1'")),
+            {"key": "proposal:1:decided", "now": now},
+        )
+
+    downgrade(empty_engine, previous_revision(REVISION))
+
+    assert "edits" not in columns(empty_engine)
+    with empty_engine.begin() as connection:
+        keys = connection.execute(
+            text("SELECT idempotency_key FROM outbox_message ORDER BY id")
+        ).scalars()
+        assert list(keys) == ["proposal:1", "proposal:1:decided"]
