@@ -63,7 +63,7 @@ from commands.renaming import rewrite_dependents
 from segments import rules
 from segments.workspace import SegmentDef, Workspace
 from store.db import session_scope
-from store.models import OutboxMessage, Proposal, Segment, SegmentVersion
+from store.models import OutboxMessage, Proposal, Segment, SegmentOrigin, SegmentVersion
 from store.outbox import add_message
 
 
@@ -355,7 +355,7 @@ def apply_governed(
             _claim(session, change)
         for definition in creates:
             kind, origin = origins.get(definition.name, ("create", None))
-            record_version(
+            version = record_version(
                 session,
                 segment=None,
                 definition=definition,
@@ -363,6 +363,8 @@ def apply_governed(
                 author=user,
                 reason=f"{reason} ({origin})" if reason and origin else reason or origin,
             )
+            if kind in ("merge", "split"):
+                _record_origins(session, version.segment_id, definition, kind, existing)
             result.created.append(definition.name)
         for change in changes:
             name = change.current.name
@@ -498,6 +500,29 @@ def _origins(
     for source, names in parts.items():
         fed_into[source] = "split into " + ", ".join(f"'{n}'" for n in names)
     return origins, fed_into
+
+
+def _record_origins(
+    session: Session,
+    segment_id: int,
+    definition: SegmentDef,
+    kind: str,
+    existing: dict[str, Segment],
+) -> None:
+    """One ``segment_origin`` row per segment that fed the new one, with the version of it
+    in force (before this apply archives it)."""
+    sources = definition.merged_from or [definition.split_from]
+    for name in sources:
+        source = session.get(Segment, existing[name].id)
+        session.add(
+            SegmentOrigin(
+                segment_id=segment_id,
+                source_segment_id=source.id,
+                source_version_id=source.current_version_id,
+                kind=kind,
+            )
+        )
+    session.flush()
 
 
 def _only_renamed_references(current: SegmentDef, new: SegmentDef, renames: dict[str, str]) -> bool:

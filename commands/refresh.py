@@ -63,7 +63,15 @@ from segments.workspace import SegmentDef, Workspace
 from store import lease
 from store.db import session_scope
 from store.entities import add_entity_keys, entity_keys
-from store.models import Alert, Proposal, Segment, SegmentResult, SegmentVersion, Snapshot
+from store.models import (
+    Alert,
+    Proposal,
+    Segment,
+    SegmentOrigin,
+    SegmentResult,
+    SegmentVersion,
+    Snapshot,
+)
 from store.results import past_sizes, recent_profiles
 
 Progress = Callable[[str], None]
@@ -156,6 +164,9 @@ class SegmentOutcome:
     definition_change: dict[str, Any] | None = None
     """Set when the definition that made the previous result differs (its rules):
     ``{from_version, to_version, previous_size, size, expected_size, proposal}``."""
+    origin: dict[str, Any] | None = None
+    """On a merged or split segment's first refresh: ``{kind, sources}``, the segments its
+    members were compared with (see :func:`_origin_baseline`)."""
 
     def to_dict(self, *, details: bool = False) -> dict[str, Any]:
         """The outcome as JSON; ``details`` keeps each alert's numbers, which
@@ -173,6 +184,8 @@ class SegmentOutcome:
             data["note"] = self.note
         if self.definition_change:
             data["definition_changed"] = self.definition_change
+        if self.origin:
+            data["origin"] = self.origin
         return data
 
 
@@ -446,9 +459,12 @@ def _evaluate_segment(
     """Gate, diff and profile one segment; nothing is written here."""
     dataset = run.dataset
     previous, prev_snapshot = _baseline(session, segment, run.as_of)
+    origin = _origin_baseline(session, segment, run.as_of) if previous is None else None
     mask = run.masks[definition.name]
     size = int(mask.sum())
     previous_size = previous.size if previous else None
+    if origin is not None and origin["kind"] == "merge":
+        previous_size = origin["size"]
 
     if (
         previous is not None
@@ -493,9 +509,13 @@ def _evaluate_segment(
         prev_bitmap = (
             membership.decode(previous.bitmap)
             if previous is not None and previous.bitmap
+            else origin["bitmap"]
+            if origin is not None
             else BitMap()
         )
         joined, left = membership.movers(prev_bitmap, bitmap)
+        if origin is not None and origin["kind"] == "split":
+            left = BitMap()  # a part leaves the rest of its parent by design
     reasons: dict[str, int] = {}
     if len(left):
         with run.timer.phase("leavers"):
@@ -532,6 +552,17 @@ def _evaluate_segment(
             previous_size if change is None else change["expected_size"],
             same,
         )
+        if origin is not None and origin["kind"] == "split" and len(joined):
+            parent = origin["sources"][0]
+            alerts.append(
+                AlertView(
+                    "split_outside",
+                    "warning",
+                    f"{len(joined):,} members are not in '{parent}', which this segment "
+                    "was split from",
+                    {"outside": len(joined), "source": parent},
+                )
+            )
     status = "published"
     if definition.block_on_min_size and any(a.kind == "min_size" for a in alerts):
         status = "blocked"
@@ -546,8 +577,31 @@ def _evaluate_segment(
         leave_reasons=reasons,
         kpis=kpis,
         definition_change=change,
+        origin={"kind": origin["kind"], "sources": origin["sources"]} if origin else None,
     )
     return outcome, {"profile": stats}, bitmap if status == "published" else None
+
+
+def _origin_baseline(session: Session, segment: Segment, as_of: date) -> dict[str, Any] | None:
+    """What a merged or split segment is compared with before its first result: the union
+    of its sources' members (a merge) or its parent's (a split), each the newest published
+    on or before ``as_of``. ``{kind, sources, bitmap, size}``; None when the segment has no
+    recorded origin or no source has published members."""
+    rows = session.exec(
+        select(SegmentOrigin, Segment)
+        .join(Segment, Segment.id == SegmentOrigin.source_segment_id)
+        .where(SegmentOrigin.segment_id == segment.id)
+        .order_by(SegmentOrigin.id)  # type: ignore[arg-type]
+    ).all()
+    union, names = BitMap(), []
+    for _origin, source in rows:
+        result, _snapshot = _baseline(session, source, as_of)
+        if result is not None and result.bitmap:
+            union |= membership.decode(result.bitmap)
+            names.append(source.name)
+    if not names:
+        return None
+    return {"kind": rows[0][0].kind, "sources": names, "bitmap": union, "size": len(union)}
 
 
 def _block_dependants(pending: list[tuple], all_rules: dict[str, rules.Rule]) -> list[tuple]:
