@@ -219,6 +219,90 @@ def rename(
     _print_applied(result, json_out=json_out)
 
 
+def _derive(kind: str, new: str, sources: list[str], rule: str, **options: Any) -> None:
+    from commands.governance import derive_segment
+
+    settings = state.settings
+    author = options.pop("author")
+    json_out = options.pop("json_out")
+    result = derive_segment(
+        _engine(),
+        _workspace(),
+        kind=kind,
+        new=new,
+        sources=sources,
+        rule=rule,
+        user=(author or settings.cli_user or "cli").strip(),
+        direct_tiers=settings.direct_tiers,
+        templates_dir=settings.templates_dir,
+        reactions={"approve": settings.approve_emoji, "reject": settings.reject_emoji},
+        **options,
+    )
+    _print_applied(result, json_out=json_out)
+
+
+RuleOpt = Annotated[str, typer.Option(help="The new segment's rule.")]
+TitleOpt = Annotated[str | None, typer.Option(help="Its title (default: from the name).")]
+ReasonOpt = Annotated[str | None, typer.Option(help="Why: stored on the new versions.")]
+AuthorOpt = Annotated[
+    str | None, typer.Option("--as", help="Who does it: a Slack user id (SEGOPS_CLI_USER).")
+]
+ApprovedOpt = Annotated[
+    str | None, typer.Option(help="An owner or approver who approved the archives (recorded).")
+]
+
+
+@app.command()
+def merge(
+    new: Annotated[str, typer.Argument(help="The new segment's name.")],
+    sources: Annotated[list[str], typer.Argument(help="The segments it replaces (two or more).")],
+    rule: RuleOpt,
+    title: TitleOpt = None,
+    reason: ReasonOpt = None,
+    author: AuthorOpt = None,
+    approved_by: ApprovedOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Merge segments into a new one, as a file declaring merged_from does: the new segment
+    is created, each source's archive proposed unless it may apply directly."""
+    _derive(
+        "merge",
+        new,
+        sources,
+        rule,
+        title=title,
+        reason=reason,
+        author=author,
+        approved_by=approved_by,
+        json_out=json_out,
+    )
+
+
+@app.command()
+def split(
+    new: Annotated[str, typer.Argument(help="The new part's name.")],
+    parent: Annotated[str, typer.Argument(help="The segment it is a part of (it stays).")],
+    rule: RuleOpt,
+    title: TitleOpt = None,
+    reason: ReasonOpt = None,
+    author: AuthorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Split a part off a segment, as a file declaring split_from does: the part is created
+    at once and its parent stays (archive it with 'segops apply' when it is done)."""
+    _derive(
+        "split",
+        new,
+        [parent],
+        rule,
+        title=title,
+        reason=reason,
+        author=author,
+        approved_by=None,
+        json_out=json_out,
+    )
+
+
 @app.command()
 def export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,

@@ -61,7 +61,7 @@ from commands.proposals.definition import (
 from commands.proposals.views import OUTBOX_KIND, OUTBOX_PREFIX, context_for
 from commands.renaming import rewrite_dependents
 from segments import rules
-from segments.workspace import SegmentDef, Workspace
+from segments.workspace import SegmentDef, Workspace, check_workspace
 from store.db import session_scope
 from store.models import OutboxMessage, Proposal, Segment, SegmentOrigin, SegmentVersion
 from store.outbox import add_message
@@ -591,6 +591,75 @@ def _queue(
         channel=segment.channel,
         messages=renderer(templates_dir).render_messages("proposal", ctx),
         fallback_user=segment.owner,
+    )
+
+
+INHERITED = ("tier", "owner", "approvers", "channel", "cadence", "data_sources", "kpis")
+"""What a segment made by ``segops merge`` or ``split`` takes from its first source."""
+
+
+def derive_segment(
+    engine: Engine,
+    ws: Workspace,
+    *,
+    kind: str,
+    new: str,
+    sources: list[str],
+    rule: str,
+    title: str | None = None,
+    user: str,
+    reason: str | None = None,
+    approved_by: str | None = None,
+    direct_tiers: frozenset[str] = frozenset(),
+    templates_dir: Path | None = None,
+    reactions: dict[str, str] | None = None,
+) -> ApplyResult:
+    """Merge ``sources`` into a new segment ``new`` (``kind="merge"``; the sources are
+    archived) or split a part ``new`` off ``sources[0]`` (``kind="split"``; the parent
+    stays), under the same rules as a file declaring ``merged_from`` / ``split_from``: the
+    catalog as exported plus the new segment, which takes the first source's settings
+    (``INHERITED``) with ``rule`` and ``title``, applied by
+    :func:`apply_governed` (the new segment at once, the archives governed)."""
+    if kind not in ("merge", "split"):
+        raise Refused(f"kind {kind!r} must be merge or split")
+    catalog = catalog_workspace(engine, ws)
+    by_name = {d.name: d for d in catalog.segments}
+    for name in sources:
+        if name not in by_name:
+            raise Refused(f"no segment named '{name}'")
+    if new in by_name:
+        raise Refused(f"a segment named '{new}' already exists")
+    if kind == "split" and len(sources) != 1:
+        raise Refused("a split takes one segment, the parent")
+    first = by_name[sources[0]].model_dump(mode="json")
+    data = {
+        **{key: first[key] for key in INHERITED if key in first},
+        "name": new,
+        "title": title or new.replace("-", " ").replace("_", " ").capitalize(),
+        "rule": rule,
+        "purpose": f"{'Merged from' if kind == 'merge' else 'Split from'} "
+        + ", ".join(f"'{n}'" for n in sources),
+    }
+    data["merged_from" if kind == "merge" else "split_from"] = (
+        list(sources) if kind == "merge" else sources[0]
+    )
+    try:
+        definition = SegmentDef.model_validate(data)
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise Refused(f"segment '{new}': {message}") from None
+    kept = [d for d in catalog.segments if kind == "split" or d.name not in sources]
+    derived = catalog.model_copy(update={"segments": [*kept, definition]})
+    check_workspace(derived, origin=f"segops {kind}")
+    return apply_governed(
+        engine,
+        derived,
+        user=user,
+        reason=reason,
+        approved_by=approved_by,
+        direct_tiers=direct_tiers,
+        templates_dir=templates_dir,
+        reactions=reactions,
     )
 
 
