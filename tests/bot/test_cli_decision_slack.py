@@ -120,3 +120,25 @@ def test_a_cli_decision_on_a_proposal_never_posted_queues_nothing(
     assert code == 0, out
     with session_scope(engine) as session:
         assert session.exec(select(OutboxMessage)).all() == []
+
+
+def test_an_edit_of_a_message_that_was_never_posted_is_dead_without_a_fallback(
+    engine, fake_slack: FakeSlack
+):
+    from store.outbox import add_edit
+
+    with session_scope(engine) as session:
+        add_edit(
+            session,
+            key="proposal:9:approved",
+            kind="proposal_update",
+            channel="C111",
+            edits="key:proposal:9",
+            message={"text": "Proposal #9 approved", "blocks": []},
+        )
+    stats = deliver(engine, fake_slack)
+    assert (stats.dead, stats.fallbacks) == (1, 0)
+    assert fake_slack.calls_to("chat.update") == [] and fake_slack.api_calls() == []
+    with session_scope(engine) as session:
+        row = session.exec(select(OutboxMessage)).one()
+        assert (row.status, row.last_error) == ("dead", "the message it edits was never posted")
