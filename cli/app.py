@@ -591,6 +591,13 @@ def lineage(name: str, json_out: JsonOpt = False) -> None:
         for link in links:
             seen = f"published {link.as_of} by v{link.result_version}" if link.as_of else "never"
             out.print(f"[bold]{label}[/] {link.name} v{link.version} ({link.status}; {seen})")
+    verbs = {"merge": ("merged from", "merged into"), "split": ("split from", "split into")}
+    for origin in view.came_from:
+        out.print(f"[bold]{verbs[origin['kind']][0]}[/] {origin['name']} v{origin['version']}")
+    for origin in view.went_into:
+        out.print(
+            f"[bold]{verbs[origin['kind']][1]}[/] {origin['name']} (from v{origin['version']})"
+        )
 
 
 @feedback_app.command("add")

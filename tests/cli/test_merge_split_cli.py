@@ -83,3 +83,22 @@ def test_a_merge_or_split_that_cannot_be_made_is_one_line_and_writes_nothing(
     code, out, err = run(monkeypatch, capsys, *args, "--as", OWNER, "--reason", "x")
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
     assert [v.version for v in history(engine, "smb")] == before
+
+
+def test_lineage_names_what_a_merge_came_from_and_what_a_source_went_into(
+    fx, engine, monkeypatch, capsys
+):
+    code, _out, err = run(
+        monkeypatch, capsys, "merge", "paying", "enterprise", "smb", "--rule", "plan != 'trial'",
+        "--as", OWNER, "--reason", "one", "--approved-by", APPROVER,
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(monkeypatch, capsys, "lineage", "paying", "--json")
+    assert code == 0, err
+    assert json.loads(out)["came_from"] == [
+        {"kind": "merge", "name": "enterprise", "version": 1},
+        {"kind": "merge", "name": "smb", "version": 1},
+    ]
+    code, out, err = run(monkeypatch, capsys, "lineage", "smb")
+    assert code == 0, err
+    assert "merged into paying (from v1)" in " ".join(out.split())
