@@ -50,7 +50,7 @@ from commands.catalog import (
     refuse_archived_references,
     refuse_core_archive,
 )
-from commands.errors import Refused, person
+from commands.errors import NotAuthorised, Refused, person
 from commands.lookup import current_version
 from commands.proposals import authorise, prepare_proposal, store_proposal
 from commands.proposals.definition import (
@@ -249,11 +249,14 @@ def apply_governed(
     direct_tiers: frozenset[str] = frozenset(),
     templates_dir: Path | None = None,
     reactions: dict[str, str] | None = None,
+    queue_impact: Any = None,
 ) -> ApplyResult:
     """Apply ``ws`` as described in the module docstring; one transaction, all or nothing.
 
     ``user`` is who applies (author of new versions, proposer of proposals);
-    ``reactions`` the approve/reject emoji shown in queued proposals.
+    ``reactions`` the approve/reject emoji shown in queued proposals; ``queue_impact``
+    (a :class:`commands.queue.ReplyTo`) leaves the proposals' impact to the worker,
+    answering that person, instead of measuring it here.
     """
     reason = (reason or "").strip() or None
     approved_by = (approved_by or "").strip() or None
@@ -344,6 +347,7 @@ def apply_governed(
             changes=_proposal_changes(c.current, c.new)[1],
             reason=why(c) or "",
             definitions=definitions,
+            queue_impact=queue_impact,
         )
         for c in proposing
     }
@@ -613,13 +617,18 @@ def derive_segment(
     direct_tiers: frozenset[str] = frozenset(),
     templates_dir: Path | None = None,
     reactions: dict[str, str] | None = None,
+    queue_impact: Any = None,
+    owners_only: bool = False,
 ) -> ApplyResult:
     """Merge ``sources`` into a new segment ``new`` (``kind="merge"``; the sources are
     archived) or split a part ``new`` off ``sources[0]`` (``kind="split"``; the parent
     stays), under the same rules as a file declaring ``merged_from`` / ``split_from``: the
     catalog as exported plus the new segment, which takes the first source's settings
     (``INHERITED``) with ``rule`` and ``title``, applied by
-    :func:`apply_governed` (the new segment at once, the archives governed)."""
+    :func:`apply_governed` (the new segment at once, the archives governed).
+
+    ``owners_only`` (Slack): ``user`` must be the owner or an approver of every source.
+    """
     if kind not in ("merge", "split"):
         raise Refused(f"kind {kind!r} must be merge or split")
     catalog = catalog_workspace(engine, ws)
@@ -627,6 +636,15 @@ def derive_segment(
     for name in sources:
         if name not in by_name:
             raise Refused(f"no segment named '{name}'")
+        source = by_name[name]
+        if owners_only and user != source.owner and user not in source.approvers:
+            people = [source.owner, *source.approvers]
+            raise NotAuthorised(
+                f"only the owner or approvers of '{name}' ("
+                + ", ".join(person(p) for p in people)
+                + f") can {kind} it",
+                users=people,
+            )
     if new in by_name:
         raise Refused(f"a segment named '{new}' already exists")
     if kind == "split" and len(sources) != 1:
@@ -660,6 +678,7 @@ def derive_segment(
         direct_tiers=direct_tiers,
         templates_dir=templates_dir,
         reactions=reactions,
+        queue_impact=queue_impact,
     )
 
 
