@@ -667,8 +667,21 @@ def derive_segment(
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
         raise Refused(f"segment '{new}': {message}") from None
     kept = [d for d in catalog.segments if kind == "split" or d.name not in sources]
+    if kind == "merge":
+        for name in sources:
+            users = [
+                d.name
+                for d in kept
+                if d.status == "active" and name in rules.dependencies(d.tree())
+            ]
+            if users:
+                listed = ", ".join(f"'{u}'" for u in users)
+                raise Refused(
+                    f"cannot merge '{name}' away: active segments refer to it: {listed}; "
+                    f"change their rules first"
+                )
     derived = catalog.model_copy(update={"segments": [*kept, definition]})
-    check_workspace(derived, origin=f"segops {kind}")
+    check_workspace(derived, origin=f"{kind} into '{new}'")
     return apply_governed(
         engine,
         derived,

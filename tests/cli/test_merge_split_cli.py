@@ -73,7 +73,10 @@ def test_split_creates_a_part_and_keeps_its_parent(fx, engine, monkeypatch, caps
         (["merge", "trial", "smb", "enterprise", "--rule", "plan = 'pro'"], "already exists"),
         (["split", "part", "smb", "--rule", "nosuch = 1"], "nosuch"),
         (["merge", "paying", "smb", "--rule", "plan = 'pro'"], "at least two"),
-        (["merge", "all", "smb", "trial", "--rule", "plan = 'pro'"], "unknown segment 'trial'"),
+        (
+            ["merge", "all", "smb", "trial", "--rule", "plan = 'pro'"],
+            "cannot merge 'trial' away: active segments refer to it: 'engaged-trial'",
+        ),
     ],
 )
 def test_a_merge_or_split_that_cannot_be_made_is_one_line_and_writes_nothing(
