@@ -477,6 +477,11 @@ def f_members(size: object, previous: object = None) -> str:
     return bk.escape_mrkdwn(wording.members(size, previous))  # type: ignore[arg-type]
 
 
+def f_notice(stats: Mapping[str, Any] | None) -> str:
+    """The definition-change notice of a stats dict (see ``wording.definition_notice``)."""
+    return bk.escape_mrkdwn(wording.definition_notice(stats))
+
+
 def f_clause(text: object, labels: Mapping[str, Any] | None = None, titles: Any = None) -> str:
     return bk.escape_mrkdwn(wording.clause_text(str(text), labels, titles))
 
@@ -508,6 +513,7 @@ FILTERS = {
     "amount": f_amount,
     "movement": f_movement,
     "members": f_members,
+    "notice": f_notice,
     "updown": f_updown,
     "clause": f_clause,
     "finding": f_finding,

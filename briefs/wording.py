@@ -154,6 +154,23 @@ def members(size: int | None, previous: int | None) -> str:
     return movement(size, previous, {"unit": "members", "format": "count"})
 
 
+def definition_notice(stats: Mapping[str, Any] | None) -> str:
+    """``definition changed since last refresh (v3 -> v4), preview: 990 members`` when the
+    numbers of ``stats`` (``SegmentStats.to_dict``, as shown) were computed by an older
+    version than the current one; "" otherwise. The preview is the approved proposal's
+    measured size, left out when it was not measured or is hidden."""
+    if not stats or not stats.get("definition_changed"):
+        return ""
+    text = (
+        f"definition changed since last refresh "
+        f"(v{stats.get('version')} -> v{stats.get('current_version')})"
+    )
+    expected = stats.get("expected_size")
+    if expected is not None:
+        text += f", preview: {number(expected)} members"
+    return text
+
+
 # -- rule clauses -------------------------------------------------------------------
 
 

@@ -28,7 +28,11 @@ def list_cmd(
     from commands.alerts import list_alerts
 
     rows = list_alerts(
-        engine(), segment=segment, status=None if status == "all" else status, limit=limit
+        engine(),
+        segment=segment,
+        status=None if status == "all" else status,
+        limit=limit,
+        privacy_floor=settings().privacy_floor,
     )
     if json_out:
         print_json(rows)

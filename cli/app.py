@@ -219,6 +219,90 @@ def rename(
     _print_applied(result, json_out=json_out)
 
 
+def _derive(kind: str, new: str, sources: list[str], rule: str, **options: Any) -> None:
+    from commands.governance import derive_segment
+
+    settings = state.settings
+    author = options.pop("author")
+    json_out = options.pop("json_out")
+    result = derive_segment(
+        _engine(),
+        _workspace(),
+        kind=kind,
+        new=new,
+        sources=sources,
+        rule=rule,
+        user=(author or settings.cli_user or "cli").strip(),
+        direct_tiers=settings.direct_tiers,
+        templates_dir=settings.templates_dir,
+        reactions={"approve": settings.approve_emoji, "reject": settings.reject_emoji},
+        **options,
+    )
+    _print_applied(result, json_out=json_out)
+
+
+RuleOpt = Annotated[str, typer.Option(help="The new segment's rule.")]
+TitleOpt = Annotated[str | None, typer.Option(help="Its title (default: from the name).")]
+ReasonOpt = Annotated[str | None, typer.Option(help="Why: stored on the new versions.")]
+AuthorOpt = Annotated[
+    str | None, typer.Option("--as", help="Who does it: a Slack user id (SEGOPS_CLI_USER).")
+]
+ApprovedOpt = Annotated[
+    str | None, typer.Option(help="An owner or approver who approved the archives (recorded).")
+]
+
+
+@app.command()
+def merge(
+    new: Annotated[str, typer.Argument(help="The new segment's name.")],
+    sources: Annotated[list[str], typer.Argument(help="The segments it replaces (two or more).")],
+    rule: RuleOpt,
+    title: TitleOpt = None,
+    reason: ReasonOpt = None,
+    author: AuthorOpt = None,
+    approved_by: ApprovedOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Merge segments into a new one, as a file declaring merged_from does: the new segment
+    is created, each source's archive proposed unless it may apply directly."""
+    _derive(
+        "merge",
+        new,
+        sources,
+        rule,
+        title=title,
+        reason=reason,
+        author=author,
+        approved_by=approved_by,
+        json_out=json_out,
+    )
+
+
+@app.command()
+def split(
+    new: Annotated[str, typer.Argument(help="The new part's name.")],
+    parent: Annotated[str, typer.Argument(help="The segment it is a part of (it stays).")],
+    rule: RuleOpt,
+    title: TitleOpt = None,
+    reason: ReasonOpt = None,
+    author: AuthorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Split a part off a segment, as a file declaring split_from does: the part is created
+    at once and its parent stays (archive it with 'segops apply' when it is done)."""
+    _derive(
+        "split",
+        new,
+        [parent],
+        rule,
+        title=title,
+        reason=reason,
+        author=author,
+        approved_by=None,
+        json_out=json_out,
+    )
+
+
 @app.command()
 def export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
@@ -261,7 +345,7 @@ def list_cmd(json_out: JsonOpt = False) -> None:
             r.cadence,
             str(r.version or ""),
             (f"{r.size:,}" if r.size is not None else "—")
-            + (f" (v{r.size_version})" if r.size_version not in (None, r.version) else ""),
+            + (f" (v{r.size_version})" if r.definition_changed else ""),
             r.as_of or "never",
         )
     out.print(table)
@@ -270,6 +354,7 @@ def list_cmd(json_out: JsonOpt = False) -> None:
 @app.command()
 def show(name: str, json_out: JsonOpt = False) -> None:
     """One segment's current definition and latest stats."""
+    from briefs.wording import definition_notice
     from commands.catalog import show_segment
 
     view = show_segment(_engine(), name, privacy_floor=state.settings.privacy_floor)
@@ -290,6 +375,7 @@ def show(name: str, json_out: JsonOpt = False) -> None:
     if stats and view["hidden"]:
         out.print(
             f"[bold]size[/] fewer than {view['privacy_floor']} members as of {stats['as_of']}"
+            f" · computed by v{stats['version']}"
         )
     elif stats:
         change = f" ({stats['change_pct']:+.1f}%)" if stats.get("change_pct") is not None else ""
@@ -301,11 +387,9 @@ def show(name: str, json_out: JsonOpt = False) -> None:
     else:
         out.print("never refreshed")
     if stats and stats.get("definition_changed"):
-        expected = stats.get("expected_size")
         out.print(
-            f"[yellow]definition changed since the last refresh[/]: these numbers are "
-            f"v{stats['version']}'s; v{view['version']} is computed by the next refresh"
-            + (f" ({expected:,} expected from the approved proposal's preview)" if expected else "")
+            f"[yellow]{escape(definition_notice(stats))}[/]; these numbers are "
+            f"v{stats['version']}'s, v{view['version']} is computed by the next refresh"
         )
 
 
@@ -381,7 +465,9 @@ def refresh(
         from commands.policy import visible_outcome
 
         data = report.to_dict()
-        data["segments"] = [visible_outcome(s, floor) for s in data["segments"]]
+        data["segments"] = [
+            visible_outcome(s.to_dict(details=True), floor) for s in report.segments
+        ]
         _print_json({**data, "timings": report.timings})
         return
     print_report(report, privacy_floor=floor)
@@ -395,7 +481,7 @@ def drift(name: str, json_out: JsonOpt = False) -> None:
     engine = _engine()
     points = size_trend(engine, name, privacy_floor=state.settings.privacy_floor)
     versions = trend_versions(engine, name, privacy_floor=state.settings.privacy_floor)
-    alerts = recent_alerts(engine, name)
+    alerts = recent_alerts(engine, name, privacy_floor=state.settings.privacy_floor)
     if json_out:
         _print_json({"segment": name, "trend": points, "points": versions, "alerts": alerts})
         return
@@ -505,6 +591,13 @@ def lineage(name: str, json_out: JsonOpt = False) -> None:
         for link in links:
             seen = f"published {link.as_of} by v{link.result_version}" if link.as_of else "never"
             out.print(f"[bold]{label}[/] {link.name} v{link.version} ({link.status}; {seen})")
+    verbs = {"merge": ("merged from", "merged into"), "split": ("split from", "split into")}
+    for origin in view.came_from:
+        out.print(f"[bold]{verbs[origin['kind']][0]}[/] {origin['name']} v{origin['version']}")
+    for origin in view.went_into:
+        out.print(
+            f"[bold]{verbs[origin['kind']][1]}[/] {origin['name']} (from v{origin['version']})"
+        )
 
 
 @feedback_app.command("add")

@@ -24,7 +24,7 @@ def progress() -> Progress:
 
 def print_report(report, *, privacy_floor: int = 0) -> None:
     """A refresh report as a table (numbers under ``privacy_floor`` hidden)."""
-    from commands.policy import is_hidden
+    from commands.policy import is_hidden, visible_outcome
 
     table = Table(title=f"Refresh {report.as_of}", title_justify="left")
     for col in ("segment", "status", "size", "change", "joined", "left", "alerts"):
@@ -35,11 +35,14 @@ def print_report(report, *, privacy_floor: int = 0) -> None:
         if s.previous_size is not None:
             delta = s.size - s.previous_size
             change = f"{delta:+,}"
-        alerts = s.note or "; ".join(f"{a.severity}: {a.message}" for a in s.alerts) or "—"
-        if s.definition_change:
+        shown = visible_outcome(s.to_dict(details=True), privacy_floor)
+        alerts = (
+            s.note or "; ".join(f"{a['severity']}: {a['message']}" for a in shown["alerts"]) or "—"
+        )
+        if shown.get("definition_changed"):
             from commands.refresh import definition_change_text
 
-            alerts = definition_change_text(s.definition_change) + (
+            alerts = definition_change_text(shown["definition_changed"]) + (
                 f"; {alerts}" if alerts != "—" else ""
             )
         numbers = [f"{s.size:,}", change, f"{s.joined:,}", f"{s.left:,}"]

@@ -80,12 +80,28 @@ def show(
 
 
 def _decide(proposal_id: int, user: str | None, *, approve: bool, json_out: bool) -> None:
+    """Decide under the Slack rules; the proposal's Slack message is updated through the
+    outbox, and an approval re-classifies the segment live or batch (with the workspace
+    of ``SEGOPS_WORKSPACE``, when set)."""
     from commands.proposals import decide
+    from segments.workspace import load_workspace
 
     current = settings()
     who = acting_user(user, current, what="deciding")
+    ws = (
+        load_workspace(current.workspace, data_roots=current.data_root_paths)
+        if current.workspace
+        else None
+    )
     decision = decide(
-        engine(current), proposal_id=proposal_id, user=who, approve=approve, via="cli"
+        engine(current),
+        proposal_id=proposal_id,
+        user=who,
+        approve=approve,
+        via="cli",
+        ws=ws,
+        templates_dir=current.templates_dir,
+        reactions={"approve": current.approve_emoji, "reject": current.reject_emoji},
     )
     if json_out:
         print_json(decision.to_dict())

@@ -32,7 +32,7 @@ from sqlmodel import Session, select
 from briefs.render import renderer
 from commands.feedback import count_themes
 from commands.jobs.health import _health
-from commands.policy import visible_size
+from commands.policy import visible_alert, visible_size
 from commands.proposals.views import proposal_view
 from segments import membership, sources
 from segments.workspace import Workspace
@@ -146,17 +146,25 @@ def agenda(
         )
         by_id = {s.id: s for s in segments}
         drift: dict[str, list[dict[str, Any]]] = {}
-        for alert in session.exec(
-            select(Alert).where(Alert.status == "open").order_by(Alert.id)  # type: ignore[arg-type]
+        for alert, size in session.exec(
+            select(Alert, SegmentResult.size)
+            .join(SegmentResult, SegmentResult.id == Alert.result_id, isouter=True)
+            .where(Alert.status == "open")
+            .order_by(Alert.id)  # type: ignore[arg-type]
         ).all():
             segment = by_id.get(alert.segment_id)
             if segment is not None:
+                shown = visible_alert(
+                    {"kind": alert.kind, "message": alert.message, "details": alert.details},
+                    privacy_floor,
+                    size=size,
+                )
                 drift.setdefault(segment.name, []).append(
                     {
                         "id": alert.id,
                         "kind": alert.kind,
                         "severity": alert.severity,
-                        "message": alert.message,
+                        "message": shown["message"],
                     }
                 )
         blocked = []

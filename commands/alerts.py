@@ -45,6 +45,7 @@ from commands.notify import (
     labels_of,
     segment_titles,
 )
+from commands.policy import visible_alert, visible_drift
 from segments.errors import SegopsError
 from store.db import WRITE_BUDGET, DatabaseBusy, session_scope, write
 from store.models import Alert, Segment, SegmentResult, Snapshot
@@ -236,15 +237,18 @@ def list_alerts(
     status: str | None = "open",
     limit: int = 50,
     now: datetime | None = None,
+    privacy_floor: int,
 ) -> list[dict[str, Any]]:
     """Alerts, newest first, with their status as it stands ``now`` (a mute that ran out
-    is open) and the refresh date they belong to; ``status`` None: every status."""
+    is open) and the refresh date they belong to; ``status`` None: every status. The
+    message of an alert on sizes under ``privacy_floor`` names no number
+    (:func:`policy.visible_alert`)."""
     if status is not None and status not in ALERT_STATUSES:
         raise SegopsError(f"status {status!r} must be one of {', '.join(ALERT_STATUSES)} or all")
     now = now or datetime.now(UTC)
     with session_scope(engine) as session:
         query = (
-            select(Alert, Segment.name, Snapshot.as_of)
+            select(Alert, Segment.name, Snapshot.as_of, SegmentResult.size)
             .join(Segment, Segment.id == Alert.segment_id)
             .join(SegmentResult, SegmentResult.id == Alert.result_id, isouter=True)
             .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id, isouter=True)
@@ -253,10 +257,15 @@ def list_alerts(
             query = query.where(Alert.segment_id == find_segment(session, segment).id)
         rows = session.exec(query.order_by(Alert.id.desc())).all()  # type: ignore[union-attr]
         out = []
-        for alert, name, as_of in rows:
+        for alert, name, as_of, size in rows:
             current = state(alert, now)
             if status is not None and current != status:
                 continue
+            shown = visible_alert(
+                {"kind": alert.kind, "message": alert.message, "details": alert.details},
+                privacy_floor,
+                size=size,
+            )
             out.append(
                 {
                     "id": alert.id,
@@ -265,7 +274,7 @@ def list_alerts(
                     "kind": alert.kind,
                     "severity": alert.severity,
                     "status": current,
-                    "message": alert.message,
+                    "message": shown["message"],
                     "acknowledged_by": alert.acknowledged_by,
                     "muted_until": _iso(alert.muted_until) if current == "muted" else None,
                 }
@@ -275,8 +284,11 @@ def list_alerts(
         return out
 
 
-def alert_context(engine: Engine, alert_id: int, *, now: datetime | None = None) -> dict[str, Any]:
-    """The ``drift-alert`` context of the message ``alert_id`` was posted in, as it is now."""
+def alert_context(
+    engine: Engine, alert_id: int, *, privacy_floor: int, now: datetime | None = None
+) -> dict[str, Any]:
+    """The ``drift-alert`` context of the message ``alert_id`` was posted in, as it is now,
+    with the numbers under ``privacy_floor`` hidden as when it was posted."""
     now = now or datetime.now(UTC)
     with session_scope(engine) as session:
         alert, segment = _load(session, alert_id)
@@ -299,7 +311,7 @@ def alert_context(engine: Engine, alert_id: int, *, now: datetime | None = None)
             ]
         severity = "critical" if any(a.severity == "critical" for a in shown) else "warning"
         stats = result.stats or {}
-        return {
+        ctx = {
             "segment": _segment_ctx(segment),
             "as_of": snapshot.as_of.isoformat(),
             "severity": severity,
@@ -330,3 +342,4 @@ def alert_context(engine: Engine, alert_id: int, *, now: datetime | None = None)
             "labels": labels_of(result),
             "titles": segment_titles(session),
         }
+        return visible_drift(ctx, privacy_floor)

@@ -21,7 +21,7 @@ from commands.errors import Refused
 from commands.learnings import record_change
 from commands.lookup import current_definition, current_version, find_segment
 from commands.policy import is_hidden, visible_size, visible_stats
-from commands.stats import latest_stats
+from commands.stats import latest_stats, previewed_size
 from segments import rules
 from segments.workspace import SegmentDef, Workspace, archived_reference, dump_workspace
 from store.db import session_scope
@@ -75,9 +75,25 @@ class SegmentSummary:
     as_of: str | None
     size_version: int | None = None
     """The definition version that computed ``size`` (it may be older than ``version``)."""
+    expected_size: int | None = None
+    """When ``size_version`` is older: the size the approved proposal's preview measured
+    for ``version`` (None: not measured, or hidden under the privacy floor)."""
+
+    @property
+    def definition_changed(self) -> bool:
+        return self.size_version is not None and self.size_version != self.version
+
+    def stats(self) -> dict[str, Any]:
+        """The keys :func:`briefs.wording.definition_notice` reads."""
+        return {
+            "version": self.size_version,
+            "current_version": self.version,
+            "definition_changed": self.definition_changed,
+            "expected_size": self.expected_size,
+        }
 
     def to_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        return {**self.__dict__, "definition_changed": self.definition_changed}
 
 
 @dataclass
@@ -334,6 +350,10 @@ def list_segments(engine: Engine, *, privacy_floor: int) -> list[SegmentSummary]
             result, snapshot = current_result(session, segment=segment)
             size = visible_size(result.size, privacy_floor) if result is not None else None
             as_of = snapshot.as_of.isoformat() if snapshot is not None else None
+            size_version = _version_number(session, result.version_id) if result else None
+            expected = None
+            if size is not None and size_version not in (None, version.version):
+                expected = visible_size(previewed_size(session, version), privacy_floor)
             out.append(
                 SegmentSummary(
                     name=segment.name,
@@ -345,7 +365,8 @@ def list_segments(engine: Engine, *, privacy_floor: int) -> list[SegmentSummary]
                     version=version.version,
                     size=size,
                     as_of=as_of,
-                    size_version=_version_number(session, result.version_id) if result else None,
+                    size_version=size_version,
+                    expected_size=expected,
                 )
             )
         return out

@@ -50,7 +50,7 @@ from commands.catalog import (
     refuse_archived_references,
     refuse_core_archive,
 )
-from commands.errors import Refused, person
+from commands.errors import NotAuthorised, Refused, person
 from commands.lookup import current_version
 from commands.proposals import authorise, prepare_proposal, store_proposal
 from commands.proposals.definition import (
@@ -61,9 +61,9 @@ from commands.proposals.definition import (
 from commands.proposals.views import OUTBOX_KIND, OUTBOX_PREFIX, context_for
 from commands.renaming import rewrite_dependents
 from segments import rules
-from segments.workspace import SegmentDef, Workspace
+from segments.workspace import SegmentDef, Workspace, check_workspace
 from store.db import session_scope
-from store.models import OutboxMessage, Proposal, Segment, SegmentVersion
+from store.models import OutboxMessage, Proposal, Segment, SegmentOrigin, SegmentVersion
 from store.outbox import add_message
 
 
@@ -249,11 +249,14 @@ def apply_governed(
     direct_tiers: frozenset[str] = frozenset(),
     templates_dir: Path | None = None,
     reactions: dict[str, str] | None = None,
+    queue_impact: Any = None,
 ) -> ApplyResult:
     """Apply ``ws`` as described in the module docstring; one transaction, all or nothing.
 
     ``user`` is who applies (author of new versions, proposer of proposals);
-    ``reactions`` the approve/reject emoji shown in queued proposals.
+    ``reactions`` the approve/reject emoji shown in queued proposals; ``queue_impact``
+    (a :class:`commands.queue.ReplyTo`) leaves the proposals' impact to the worker,
+    answering that person, instead of measuring it here.
     """
     reason = (reason or "").strip() or None
     approved_by = (approved_by or "").strip() or None
@@ -344,6 +347,7 @@ def apply_governed(
             changes=_proposal_changes(c.current, c.new)[1],
             reason=why(c) or "",
             definitions=definitions,
+            queue_impact=queue_impact,
         )
         for c in proposing
     }
@@ -355,7 +359,7 @@ def apply_governed(
             _claim(session, change)
         for definition in creates:
             kind, origin = origins.get(definition.name, ("create", None))
-            record_version(
+            version = record_version(
                 session,
                 segment=None,
                 definition=definition,
@@ -363,6 +367,8 @@ def apply_governed(
                 author=user,
                 reason=f"{reason} ({origin})" if reason and origin else reason or origin,
             )
+            if kind in ("merge", "split"):
+                _record_origins(session, version.segment_id, definition, kind, existing)
             result.created.append(definition.name)
         for change in changes:
             name = change.current.name
@@ -500,6 +506,29 @@ def _origins(
     return origins, fed_into
 
 
+def _record_origins(
+    session: Session,
+    segment_id: int,
+    definition: SegmentDef,
+    kind: str,
+    existing: dict[str, Segment],
+) -> None:
+    """One ``segment_origin`` row per segment that fed the new one, with the version of it
+    in force (before this apply archives it)."""
+    sources = definition.merged_from or [definition.split_from]
+    for name in sources:
+        source = session.get(Segment, existing[name].id)
+        session.add(
+            SegmentOrigin(
+                segment_id=segment_id,
+                source_segment_id=source.id,
+                source_version_id=source.current_version_id,
+                kind=kind,
+            )
+        )
+    session.flush()
+
+
 def _only_renamed_references(current: SegmentDef, new: SegmentDef, renames: dict[str, str]) -> bool:
     """Whether ``new`` is ``current`` with its references to renamed segments renamed;
     refuse a segment that changes more than that in the same file."""
@@ -566,6 +595,103 @@ def _queue(
         channel=segment.channel,
         messages=renderer(templates_dir).render_messages("proposal", ctx),
         fallback_user=segment.owner,
+    )
+
+
+INHERITED = ("tier", "owner", "approvers", "channel", "cadence", "data_sources", "kpis")
+"""What a segment made by ``segops merge`` or ``split`` takes from its first source."""
+
+
+def derive_segment(
+    engine: Engine,
+    ws: Workspace,
+    *,
+    kind: str,
+    new: str,
+    sources: list[str],
+    rule: str,
+    title: str | None = None,
+    user: str,
+    reason: str | None = None,
+    approved_by: str | None = None,
+    direct_tiers: frozenset[str] = frozenset(),
+    templates_dir: Path | None = None,
+    reactions: dict[str, str] | None = None,
+    queue_impact: Any = None,
+    owners_only: bool = False,
+) -> ApplyResult:
+    """Merge ``sources`` into a new segment ``new`` (``kind="merge"``; the sources are
+    archived) or split a part ``new`` off ``sources[0]`` (``kind="split"``; the parent
+    stays), under the same rules as a file declaring ``merged_from`` / ``split_from``: the
+    catalog as exported plus the new segment, which takes the first source's settings
+    (``INHERITED``) with ``rule`` and ``title``, applied by
+    :func:`apply_governed` (the new segment at once, the archives governed).
+
+    ``owners_only`` (Slack): ``user`` must be the owner or an approver of every source.
+    """
+    if kind not in ("merge", "split"):
+        raise Refused(f"kind {kind!r} must be merge or split")
+    catalog = catalog_workspace(engine, ws)
+    by_name = {d.name: d for d in catalog.segments}
+    for name in sources:
+        if name not in by_name:
+            raise Refused(f"no segment named '{name}'")
+        source = by_name[name]
+        if owners_only and user != source.owner and user not in source.approvers:
+            people = [source.owner, *source.approvers]
+            raise NotAuthorised(
+                f"only the owner or approvers of '{name}' ("
+                + ", ".join(person(p) for p in people)
+                + f") can {kind} it",
+                users=people,
+            )
+    if new in by_name:
+        raise Refused(f"a segment named '{new}' already exists")
+    if kind == "split" and len(sources) != 1:
+        raise Refused("a split takes one segment, the parent")
+    first = by_name[sources[0]].model_dump(mode="json")
+    data = {
+        **{key: first[key] for key in INHERITED if key in first},
+        "name": new,
+        "title": title or new.replace("-", " ").replace("_", " ").capitalize(),
+        "rule": rule,
+        "purpose": f"{'Merged from' if kind == 'merge' else 'Split from'} "
+        + ", ".join(f"'{n}'" for n in sources),
+    }
+    data["merged_from" if kind == "merge" else "split_from"] = (
+        list(sources) if kind == "merge" else sources[0]
+    )
+    try:
+        definition = SegmentDef.model_validate(data)
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise Refused(f"segment '{new}': {message}") from None
+    kept = [d for d in catalog.segments if kind == "split" or d.name not in sources]
+    if kind == "merge":
+        for name in sources:
+            users = [
+                d.name
+                for d in kept
+                if d.status == "active" and name in rules.dependencies(d.tree())
+            ]
+            if users:
+                listed = ", ".join(f"'{u}'" for u in users)
+                raise Refused(
+                    f"cannot merge '{name}' away: active segments refer to it: {listed}; "
+                    f"change their rules first"
+                )
+    derived = catalog.model_copy(update={"segments": [*kept, definition]})
+    check_workspace(derived, origin=f"{kind} into '{new}'")
+    return apply_governed(
+        engine,
+        derived,
+        user=user,
+        reason=reason,
+        approved_by=approved_by,
+        direct_tiers=direct_tiers,
+        templates_dir=templates_dir,
+        reactions=reactions,
+        queue_impact=queue_impact,
     )
 
 

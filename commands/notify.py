@@ -33,7 +33,7 @@ from sqlmodel import Session, select
 
 from briefs.render import renderer
 from briefs.wording import label
-from commands.policy import visible_summary, visible_trend
+from commands.policy import visible_drift, visible_size, visible_summary, visible_trend
 from commands.stats import kpi_trend, trend
 from store.models import Alert, OutboxMessage, Segment, SegmentResult, Snapshot
 from store.outbox import add_message
@@ -146,7 +146,7 @@ def summary_context(
             "failures": list(outcome.quality_failures),
         },
         "kpis": _kpi_rows(outcome.kpis),
-        "alerts": [a.to_dict() for a in outcome.alerts if a.kind not in posted],
+        "alerts": [a.to_dict(details=True) for a in outcome.alerts if a.kind not in posted],
         "definition_change": getattr(outcome, "definition_change", None),
     }
 
@@ -315,7 +315,9 @@ def queue_refresh_messages(
             blocked[segment.channel].append((outcome, segment))
         else:
             channels[segment.channel].append((outcome, segment))
-            drift_rows, kinds = _queue_drift(session, snapshot, outcome, segment, now, charts, r)
+            drift_rows, kinds = _queue_drift(
+                session, snapshot, outcome, segment, now, charts, r, floor=privacy_floor
+            )
             rows += drift_rows
             posted[segment.name] = kinds
     stopped = {outcome.segment: outcome for items in blocked.values() for outcome, _ in items}
@@ -324,9 +326,11 @@ def queue_refresh_messages(
         groups = [items] if channel is not None else list(_by_owner(items).values())
         for group in groups:
             if len(group) == 1:
-                rows += _queue_blocked(session, snapshot, *group[0], r)
+                rows += _queue_blocked(session, snapshot, *group[0], r, floor=privacy_floor)
             else:
-                rows += _queue_blocked_group(session, snapshot, channel, group, stopped, r)
+                rows += _queue_blocked_group(
+                    session, snapshot, channel, group, stopped, r, floor=privacy_floor
+                )
     for channel, items in channels.items():
         kept = [segment for _, segment in blocked.get(channel, [])]
         rows += _queue_summary(
@@ -427,7 +431,11 @@ def _result(session: Session, snapshot: Snapshot, segment: Segment) -> SegmentRe
     ).first()
 
 
-def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[OutboxMessage]:
+def _queue_drift(
+    session, snapshot, outcome, segment, now, charts, r, *, floor=0
+) -> list[OutboxMessage]:
+    """The segment's drift alert, if it raised one that is not silenced; its numbers and
+    chart points under the privacy ``floor`` are hidden (:func:`policy.visible_drift`)."""
     result = _result(session, snapshot, segment)
     if result is None:
         return [], set()
@@ -465,16 +473,18 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
         "labels": labels_of(result),
         "titles": segment_titles(session),
     }
+    ctx = visible_drift(ctx, floor)
     files = []
-    if charts:
+    points = visible_trend(series, floor)
+    if charts and points:
         kpi = None
         moved = [a.details.get("column") for a in drift if a.kind == "kpi"]
         kpi_name = next((c for c in moved if c), None) or next(iter(outcome.kpis), None)
-        if kpi_name:
+        if kpi_name and not ctx["hidden"]:
             kpi = (label(kpi_name, labels_of(result)), kpi_trend(session, segment, kpi_name))
         files = [
             chart_file(
-                {segment.name: series},
+                {segment.name: points},
                 title=f"{segment.title}: size",
                 name=f"{segment.name}-{ctx['as_of']}",
                 kpi=kpi,
@@ -498,13 +508,14 @@ def _queue_drift(session, snapshot, outcome, segment, now, charts, r) -> list[Ou
     return rows, {a.kind for a in drift}
 
 
-def _served(session: Session, segment: Segment) -> dict[str, Any] | None:
-    """The snapshot a blocked segment keeps: ``{as_of, size}``, or None before any."""
+def _served(session: Session, segment: Segment, floor: int) -> dict[str, Any] | None:
+    """The snapshot a blocked segment keeps: ``{as_of, size}`` (size None under the privacy
+    ``floor``), or None before any."""
     if not segment.current_result_id:
         return None
     result = session.get(SegmentResult, segment.current_result_id)
     served = session.get(Snapshot, result.snapshot_id)
-    return {"as_of": served.as_of.isoformat(), "size": result.size}
+    return {"as_of": served.as_of.isoformat(), "size": visible_size(result.size, floor)}
 
 
 def _failures(outcome: Any) -> list[dict[str, Any]]:
@@ -547,7 +558,9 @@ def _root_failures(
     return _failures(outcome), None
 
 
-def _queue_blocked_group(session, snapshot, channel, items, stopped, r) -> list[OutboxMessage]:
+def _queue_blocked_group(
+    session, snapshot, channel, items, stopped, r, *, floor=0
+) -> list[OutboxMessage]:
     """One message for several blocked segments of a channel (or of one owner without a
     channel), grouped by what failed; ``stopped`` are every blocked outcome of the
     refresh by segment, to find what blocked a segment that refers to one of them."""
@@ -557,7 +570,7 @@ def _queue_blocked_group(session, snapshot, channel, items, stopped, r) -> list[
         failures, via = _root_failures(outcome, stopped)
         entry = {
             **_segment_ctx(segment),
-            "current": _served(session, segment),
+            "current": _served(session, segment, floor),
             "via": titles.get(via, via) if via else None,
         }
         for failure in failures:
@@ -580,12 +593,12 @@ def _queue_blocked_group(session, snapshot, channel, items, stopped, r) -> list[
     )
 
 
-def _queue_blocked(session, snapshot, outcome, segment, r) -> list[OutboxMessage]:
+def _queue_blocked(session, snapshot, outcome, segment, r, *, floor=0) -> list[OutboxMessage]:
     ctx = {
         "segment": _segment_ctx(segment),
         "as_of": snapshot.as_of.isoformat(),
         "failures": _failures(outcome),
-        "current": _served(session, segment),
+        "current": _served(session, segment, floor),
     }
     return add_message(
         session,

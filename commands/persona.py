@@ -31,6 +31,7 @@ from commands.lookup import find_segment
 from commands.notify import LABELS, segment_titles
 from commands.policy import is_hidden, visible_size
 from commands.settings import Settings
+from commands.stats import previewed_size
 from segments import membership, rules
 from segments.cadence import cadence_trigger
 from segments.errors import SegopsError
@@ -94,13 +95,14 @@ def _stats(session: Session, segment: Segment, floor: int) -> tuple[str | None, 
             SegmentResult.previous_size,
             SegmentResult.stats,
             Snapshot.as_of,
+            SegmentResult.version_id,
         )
         .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
         .where(SegmentResult.id == segment.current_result_id)
     ).first()
     if row is None:
         return None, None
-    size, previous, stored, as_of = row
+    size, previous, stored, as_of, version_id = row
     points = published_by_day(session, segment_id=segment.id, limit=TREND_POINTS * 2)
     trend = [[day, visible_size(value, floor)] for day, value in points]
     hidden = is_hidden(size, floor)
@@ -120,6 +122,10 @@ def _stats(session: Session, segment: Segment, floor: int) -> tuple[str | None, 
         key=lambda r: -abs((r["value"] - r["previous"]) / r["previous"]),
     )
     earlier = [str(day) for day, _ in points if str(day) < as_of.isoformat()]
+    made_by = session.get(SegmentVersion, version_id)
+    current = session.get(SegmentVersion, segment.current_version_id)
+    changed = made_by is not None and current is not None and made_by.id != current.id
+    expected = visible_size(previewed_size(session, current), floor) if changed else None
     return as_of.isoformat(), {
         "kpi_rows": rows,
         "moved": [r for r in moved if abs((r["value"] - r["previous"]) / r["previous"]) >= 0.1],
@@ -132,6 +138,10 @@ def _stats(session: Session, segment: Segment, floor: int) -> tuple[str | None, 
         "kpis": kpis,
         "hidden": hidden,
         "privacy_floor": floor,
+        "version": made_by.version if made_by is not None else None,
+        "current_version": current.version if current is not None else None,
+        "definition_changed": changed,
+        "expected_size": None if hidden else expected,
     }
 
 

@@ -80,11 +80,77 @@ def visible_trend(points: list[tuple[str, int]], floor: int) -> list[tuple[str, 
     return [(day, size) for day, size in points if not is_hidden(size, floor)]
 
 
+ALERT_SIZES = ("size", "previous_size", "baseline_size")
+"""Alert details keys that hold a segment size (``history`` holds a list of them)."""
+
+HIDDEN_ALERT = {
+    "size_change": "Members changed",
+    "baseline_size": "Members changed since the baseline",
+    "control_limit": "Members left their usual range",
+    "min_size": "Members are below the segment's minimum",
+    "turnover": "Most members of the baseline are gone",
+    "composition": "The mix of members changed",
+    "kpi": "A tracked average moved",
+}
+
+
+def hides_alert(alert: dict[str, Any], floor: int, *, size: int | None = None) -> bool:
+    """Whether an alert (``{kind, severity, message, details}``) must not show its numbers:
+    the segment's ``size`` is under the privacy ``floor`` (every alert, KPI means and
+    composition shares included, as in its summary), or one of the sizes it compares is."""
+    details = alert.get("details") or {}
+    sizes = [size, *(details.get(key) for key in ALERT_SIZES), *(details.get("history") or [])]
+    return any(is_hidden(s, floor) for s in sizes if isinstance(s, int | float))
+
+
+def visible_alert(alert: dict[str, Any], floor: int, *, size: int | None = None) -> dict[str, Any]:
+    """An alert as it may be shown: when :func:`hides_alert`, its message says what moved
+    without a number and its details are gone (``hidden`` True); otherwise unchanged."""
+    if not hides_alert(alert, floor, size=size):
+        return alert
+    details = alert.get("details") or {}
+    words = HIDDEN_ALERT.get(str(alert.get("kind")), "The segment drifted")
+    column = details.get("column")
+    if column and alert.get("kind") in ("composition", "kpi"):
+        words += f" ({column})"
+    return {
+        **alert,
+        "message": f"{words}; the numbers are under the privacy floor of {floor}",
+        "details": {},
+        "hidden": True,
+    }
+
+
+def visible_drift(ctx: dict[str, Any], floor: int) -> dict[str, Any]:
+    """A drift-alert context (``drift-alert.j2``) as it may be posted under the privacy
+    ``floor``: alerts through :func:`visible_alert`; the trend without its points under the
+    floor; for a segment under the floor no size, KPI means, composition shifts or leave
+    reasons, and after a previous size under it no previous size or leave reasons."""
+    evidence = dict(ctx.get("evidence") or {})
+    size = evidence.get("size")
+    hidden = is_hidden(size, floor)
+    evidence["trend"] = [
+        list(point)
+        for point in visible_trend([tuple(p) for p in evidence.get("trend") or []], floor)
+    ]
+    if hidden:
+        evidence.update(size=None, previous_size=None, kpis=[], shifts=[], leave_reasons=[])
+    elif is_hidden(evidence.get("previous_size"), floor):
+        evidence.update(previous_size=None, leave_reasons=[])
+    alerts = [visible_alert(a, floor, size=size) for a in ctx.get("alerts") or []]
+    return {**ctx, "alerts": alerts, "evidence": evidence, "hidden": hidden}
+
+
 def visible_summary(ctx: dict[str, Any], floor: int) -> dict[str, Any]:
     """A refresh-summary context as it may be posted: for a segment under the privacy
     ``floor`` its size, movement, leave reasons, KPI means and definition-change sizes are
-    hidden (the template says so); its status, quality verdict and alerts stay."""
+    hidden (the template says so); its status and quality verdict stay, and its alerts
+    are shown through :func:`visible_alert`."""
     change = ctx.get("definition_change")
+    if "alerts" in ctx:  # judged on their details, shown by their message
+        size = ctx.get("size")
+        alerts = [visible_alert(a, floor, size=size) for a in ctx["alerts"]]
+        ctx = {**ctx, "alerts": [{k: v for k, v in a.items() if k != "details"} for a in alerts]}
     if not is_hidden(ctx.get("size"), floor):
         if not is_hidden(ctx.get("previous_size"), floor):
             return ctx
@@ -113,9 +179,10 @@ def visible_summary(ctx: dict[str, Any], floor: int) -> dict[str, Any]:
 
 
 def visible_outcome(data: dict[str, Any], floor: int) -> dict[str, Any]:
-    """One segment of a refresh report (``SegmentOutcome.to_dict``) as it may be shown:
-    the same numbers hidden as in its Slack summary, and ``hidden: true`` when its size is
-    under the floor."""
+    """One segment of a refresh report (``SegmentOutcome.to_dict(details=True)``) as it
+    may be shown: the same numbers hidden as in its Slack summary (alert messages
+    included, their details left out), and ``hidden: true`` when its size is under the
+    floor."""
     ctx = visible_summary({**data, "definition_change": data.get("definition_changed")}, floor)
     shown = {k: ctx[k] for k in data if k != "definition_changed"}
     if data.get("definition_changed"):

@@ -63,7 +63,15 @@ from segments.workspace import SegmentDef, Workspace
 from store import lease
 from store.db import session_scope
 from store.entities import add_entity_keys, entity_keys
-from store.models import Alert, Proposal, Segment, SegmentResult, SegmentVersion, Snapshot
+from store.models import (
+    Alert,
+    Proposal,
+    Segment,
+    SegmentOrigin,
+    SegmentResult,
+    SegmentVersion,
+    Snapshot,
+)
 from store.results import past_sizes, recent_profiles
 
 Progress = Callable[[str], None]
@@ -131,8 +139,10 @@ class AlertView:
     message: str
     details: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "severity": self.severity, "message": self.message}
+    def to_dict(self, *, details: bool = False) -> dict[str, Any]:
+        """``{kind, severity, message}``, and the numbers behind it with ``details``."""
+        data = {"kind": self.kind, "severity": self.severity, "message": self.message}
+        return {**data, "details": dict(self.details)} if details else data
 
 
 @dataclass
@@ -154,8 +164,13 @@ class SegmentOutcome:
     definition_change: dict[str, Any] | None = None
     """Set when the definition that made the previous result differs (its rules):
     ``{from_version, to_version, previous_size, size, expected_size, proposal}``."""
+    origin: dict[str, Any] | None = None
+    """On a merged or split segment's first refresh: ``{kind, sources}``, the segments its
+    members were compared with (see :func:`_origin_baseline`)."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, details: bool = False) -> dict[str, Any]:
+        """The outcome as JSON; ``details`` keeps each alert's numbers, which
+        :func:`policy.visible_outcome` needs to judge them."""
         data = {
             "segment": self.segment,
             "status": self.status,
@@ -163,12 +178,14 @@ class SegmentOutcome:
             "previous_size": self.previous_size,
             "joined": self.joined,
             "left": self.left,
-            "alerts": [a.to_dict() for a in self.alerts],
+            "alerts": [a.to_dict(details=details) for a in self.alerts],
         }
         if self.note:
             data["note"] = self.note
         if self.definition_change:
             data["definition_changed"] = self.definition_change
+        if self.origin:
+            data["origin"] = self.origin
         return data
 
 
@@ -442,9 +459,12 @@ def _evaluate_segment(
     """Gate, diff and profile one segment; nothing is written here."""
     dataset = run.dataset
     previous, prev_snapshot = _baseline(session, segment, run.as_of)
+    origin = _origin_baseline(session, segment, run.as_of) if previous is None else None
     mask = run.masks[definition.name]
     size = int(mask.sum())
     previous_size = previous.size if previous else None
+    if origin is not None and origin["kind"] == "merge":
+        previous_size = origin["size"]
 
     if (
         previous is not None
@@ -489,9 +509,13 @@ def _evaluate_segment(
         prev_bitmap = (
             membership.decode(previous.bitmap)
             if previous is not None and previous.bitmap
+            else origin["bitmap"]
+            if origin is not None
             else BitMap()
         )
         joined, left = membership.movers(prev_bitmap, bitmap)
+        if origin is not None and origin["kind"] == "split":
+            left = BitMap()  # a part leaves the rest of its parent by design
     reasons: dict[str, int] = {}
     if len(left):
         with run.timer.phase("leavers"):
@@ -528,6 +552,17 @@ def _evaluate_segment(
             previous_size if change is None else change["expected_size"],
             same,
         )
+        if origin is not None and origin["kind"] == "split" and len(joined):
+            parent = origin["sources"][0]
+            alerts.append(
+                AlertView(
+                    "split_outside",
+                    "warning",
+                    f"{len(joined):,} members are not in '{parent}', which this segment "
+                    "was split from",
+                    {"outside": len(joined), "source": parent},
+                )
+            )
     status = "published"
     if definition.block_on_min_size and any(a.kind == "min_size" for a in alerts):
         status = "blocked"
@@ -542,8 +577,31 @@ def _evaluate_segment(
         leave_reasons=reasons,
         kpis=kpis,
         definition_change=change,
+        origin={"kind": origin["kind"], "sources": origin["sources"]} if origin else None,
     )
     return outcome, {"profile": stats}, bitmap if status == "published" else None
+
+
+def _origin_baseline(session: Session, segment: Segment, as_of: date) -> dict[str, Any] | None:
+    """What a merged or split segment is compared with before its first result: the union
+    of its sources' members (a merge) or its parent's (a split), each the newest published
+    on or before ``as_of``. ``{kind, sources, bitmap, size}``; None when the segment has no
+    recorded origin or no source has published members."""
+    rows = session.exec(
+        select(SegmentOrigin, Segment)
+        .join(Segment, Segment.id == SegmentOrigin.source_segment_id)
+        .where(SegmentOrigin.segment_id == segment.id)
+        .order_by(SegmentOrigin.id)  # type: ignore[arg-type]
+    ).all()
+    union, names = BitMap(), []
+    for _origin, source in rows:
+        result, _snapshot = _baseline(session, source, as_of)
+        if result is not None and result.bitmap:
+            union |= membership.decode(result.bitmap)
+            names.append(source.name)
+    if not names:
+        return None
+    return {"kind": rows[0][0].kind, "sources": names, "bitmap": union, "size": len(union)}
 
 
 def _block_dependants(pending: list[tuple], all_rules: dict[str, rules.Rule]) -> list[tuple]:
@@ -677,10 +735,16 @@ def _definition_change(
 
 
 def definition_change_text(change: dict[str, Any]) -> str:
-    """``definition changed (v1 -> v2): 532 -> 993, 990 expected from proposal #4's preview``."""
+    """``definition changed (v1 -> v2): 532 -> 993, 990 expected from proposal #4's preview``;
+    a size hidden under the privacy floor (None, :func:`policy.visible_outcome`) reads
+    ``hidden``."""
+
+    def shown(size: int | None) -> str:
+        return "hidden" if size is None else f"{size:,}"
+
     text = (
         f"definition changed (v{change['from_version']} -> v{change['to_version']}): "
-        f"{change['previous_size']:,} -> {change['size']:,}"
+        f"{shown(change.get('previous_size'))} -> {shown(change.get('size'))}"
     )
     if change.get("expected_size") is not None:
         text += f", {change['expected_size']:,} expected"

@@ -26,7 +26,7 @@ from segments.errors import SegopsError
 from segments.workspace import SegmentDef, Workspace, declared_schema
 from store.db import session_scope
 from store.entities import keys_of
-from store.models import Segment, SegmentResult, SegmentVersion, Snapshot
+from store.models import Segment, SegmentOrigin, SegmentResult, SegmentVersion, Snapshot
 from store.results import current_result
 
 CHANGES = ("joined", "left")
@@ -148,9 +148,37 @@ class Lineage:
     columns: list[str] = field(default_factory=list)
     references: list[SegmentLink] = field(default_factory=list)
     dependants: list[SegmentLink] = field(default_factory=list)
+    came_from: list[dict[str, Any]] = field(default_factory=list)
+    """The segments merged or split into this one: ``{kind, name, version}`` (the version
+    of the source that fed it)."""
+    went_into: list[dict[str, Any]] = field(default_factory=list)
+    """The segments this one was merged or split into: ``{kind, name, version}`` (its own
+    version that fed them)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _origins(session: Session, segment: Segment) -> tuple[list[dict], list[dict]]:
+    """(came_from, went_into) of ``segment``, from ``segment_origin``."""
+    rows = session.exec(
+        select(SegmentOrigin, SegmentVersion.version)
+        .join(SegmentVersion, SegmentVersion.id == SegmentOrigin.source_version_id)
+        .where(
+            (SegmentOrigin.segment_id == segment.id)
+            | (SegmentOrigin.source_segment_id == segment.id)
+        )
+        .order_by(SegmentOrigin.id)  # type: ignore[arg-type]
+    ).all()
+    came, went = [], []
+    for origin, version in rows:
+        if origin.segment_id == segment.id:
+            name = session.get(Segment, origin.source_segment_id).name
+            came.append({"kind": origin.kind, "name": name, "version": version})
+        else:
+            name = session.get(Segment, origin.segment_id).name
+            went.append({"kind": origin.kind, "name": name, "version": version})
+    return came, went
 
 
 def _link(session: Session, segment: Segment) -> SegmentLink:
@@ -243,6 +271,7 @@ def lineage(engine: Engine, ws: Workspace | None, name: str) -> Lineage:
         columns, features, scores, sources = _reads(ws, read)
         own = _link(session, segment)
         result, snapshot = current_result(session, segment=segment)
+        came_from, went_into = _origins(session, segment)
         return Lineage(
             segment=segment.name,
             version=version.version,
@@ -255,4 +284,6 @@ def lineage(engine: Engine, ws: Workspace | None, name: str) -> Lineage:
             columns=sorted(columns),
             references=[_link(session, every[n]) for n in referenced],
             dependants=[_link(session, every[n]) for n in dependants],
+            came_from=came_from,
+            went_into=went_into,
         )

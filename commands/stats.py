@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from commands.lookup import current_version, find_segment
-from commands.policy import visible_size
+from commands.policy import visible_alert, visible_size
 from segments import membership
 from store.db import session_scope
 from store.entities import keys_of
@@ -78,6 +78,16 @@ def kpi_trend(
     return [(day, value) for day, value in values if value is not None]
 
 
+def previewed_size(session: Session, version: SegmentVersion) -> int | None:
+    """The size the approved proposal that made ``version`` measured for it (its impact
+    preview), or None: not made by a proposal, or not measured."""
+    proposal = session.exec(
+        select(Proposal).where(Proposal.applied_version_id == version.id)
+    ).first()
+    size_after = ((proposal.impact or {}) if proposal is not None else {}).get("size_after")
+    return int(size_after) if isinstance(size_after, int | float) else None
+
+
 def latest_stats(session: Session, segment: Segment) -> SegmentStats | None:
     """The current published result, or None when the segment was never refreshed."""
     result, snapshot = current_result(session, segment=segment)
@@ -87,11 +97,7 @@ def latest_stats(session: Session, segment: Segment) -> SegmentStats | None:
     made_by = session.get(SegmentVersion, result.version_id)
     expected = None
     if made_by is not None and made_by.id != version.id:
-        proposal = session.exec(
-            select(Proposal).where(Proposal.applied_version_id == version.id)
-        ).first()
-        size_after = ((proposal.impact or {}) if proposal is not None else {}).get("size_after")
-        expected = int(size_after) if isinstance(size_after, int | float) else None
+        expected = previewed_size(session, version)
     kpis = {
         name: (value or {}).get("value")
         for name, value in ((result.stats or {}).get("kpis") or {}).items()
@@ -114,12 +120,15 @@ def latest_stats(session: Session, segment: Segment) -> SegmentStats | None:
     )
 
 
-def recent_alerts(engine: Engine, name: str, *, limit: int = 20) -> list[dict[str, Any]]:
-    """The segment's newest alerts with the refresh date they belong to."""
+def recent_alerts(
+    engine: Engine, name: str, *, privacy_floor: int, limit: int = 20
+) -> list[dict[str, Any]]:
+    """The segment's newest alerts with the refresh date they belong to; an alert on sizes
+    under ``privacy_floor`` names no number (:func:`policy.visible_alert`)."""
     with session_scope(engine) as session:
         segment = find_segment(session, name)
         rows = session.exec(
-            select(Alert, Snapshot.as_of)
+            select(Alert, Snapshot.as_of, SegmentResult.size)
             .join(SegmentResult, SegmentResult.id == Alert.result_id, isouter=True)
             .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id, isouter=True)
             .where(Alert.segment_id == segment.id)
@@ -133,9 +142,13 @@ def recent_alerts(engine: Engine, name: str, *, limit: int = 20) -> list[dict[st
                 "kind": alert.kind,
                 "severity": alert.severity,
                 "status": alert.status,
-                "message": alert.message,
+                "message": visible_alert(
+                    {"kind": alert.kind, "message": alert.message, "details": alert.details},
+                    privacy_floor,
+                    size=size,
+                )["message"],
             }
-            for alert, as_of in rows
+            for alert, as_of, size in rows
         ]
 
 

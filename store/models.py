@@ -140,6 +140,27 @@ class SegmentVersion(SQLModel, table=True):
     created_at: datetime = _created_at()
 
 
+OriginKind = Literal["merge", "split"]
+
+
+class SegmentOrigin(SQLModel, table=True):
+    """A segment that fed a merged or split segment when it was created: the source and
+    the version of it that was in force."""
+
+    __tablename__ = "segment_origin"
+    __table_args__ = (
+        sa.UniqueConstraint("segment_id", "source_segment_id"),
+        _one_of("kind", OriginKind),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: int = Field(foreign_key="segment.id", index=True)
+    source_segment_id: int = Field(foreign_key="segment.id")
+    source_version_id: int = Field(foreign_key="segment_version.id")
+    kind: OriginKind = Field(sa_type=sa.String(16))
+    created_at: datetime = _created_at()
+
+
 class Snapshot(SQLModel, table=True):
     """One refresh run for an ``as_of`` date, with the quality profile of its data."""
 
@@ -280,6 +301,10 @@ class OutboxMessage(SQLModel, table=True):
     ts: str | None = Field(default=None, sa_type=sa.String())
     created_at: datetime = _created_at()
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    edits: str | None = Field(default=None, sa_type=sa.String())
+    """Set on a row that replaces a posted message (``chat.update``) instead of posting:
+    ``ts:<ts>`` of a message in ``channel``, or ``key:<idempotency key>`` of another
+    outbox row, edited once that one is sent (in the channel it was posted to)."""
 
 
 class SlackEvent(SQLModel, table=True):

@@ -82,6 +82,61 @@ def thread_root(session: Session, *, thread_key: str) -> tuple[str | None, datet
     return ts, None
 
 
+EDIT_TS = "ts:"
+EDIT_KEY = "key:"
+
+
+def edit_target(
+    session: Session, *, edits: str, channel: str
+) -> tuple[tuple[str, str] | None, datetime | None]:
+    """((channel, ts) of the message an edit row replaces, when to look again if unsent).
+
+    ``edits`` is ``ts:<ts>`` (a message in ``channel``) or ``key:<idempotency key>`` (the
+    message that outbox row posted). A missing or dead row, or an unknown form, yields
+    neither: there is nothing to edit.
+    """
+    if edits.startswith(EDIT_TS):
+        return (channel, edits.removeprefix(EDIT_TS)), None
+    if not edits.startswith(EDIT_KEY):
+        return None, None
+    parent = session.execute(
+        select(OutboxMessage).where(OutboxMessage.idempotency_key == edits.removeprefix(EDIT_KEY))
+    ).scalar_one_or_none()
+    if parent is None or parent.status == "dead":
+        return None, None
+    if parent.status != "sent" or not parent.ts:
+        return None, parent.next_attempt_at
+    return (parent.channel, parent.ts), None
+
+
+def add_edit(
+    session: Session,
+    *,
+    key: str,
+    kind: str,
+    channel: str,
+    edits: str,
+    message: dict[str, Any],
+) -> OutboxMessage | None:
+    """Queue ``message`` (text and blocks) to replace the message ``edits`` names (see
+    :func:`edit_target`) unless ``key`` is queued already; the row added, or None."""
+    if is_queued(session, key=key):
+        return None
+    row = OutboxMessage(
+        idempotency_key=key,
+        kind=kind,
+        channel=channel,
+        text=message["text"],
+        blocks=message["blocks"],
+        files=[],
+        fallback_user=None,
+        edits=edits,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
 def kill(session: Session, *, row_id: int, attempts: int, reason: str) -> bool:
     """Mark the row ``dead`` if it is still ``sending`` at ``attempts``; whether it was."""
     return compare_and_set(

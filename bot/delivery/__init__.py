@@ -17,6 +17,11 @@
    thread (:mod:`.posting`);
 5. marks the row ``sent`` with its ``ts``.
 
+A row with ``edits`` replaces a message instead (``chat.update``): the ``ts`` it names,
+or the message another outbox row posted, once that row is sent (until then it waits,
+as a thread reply waits for its parent; when that row is dead it is dead too). An edit
+is idempotent, so a retried one is simply sent again.
+
 Failures:
 
 - **429**: ``next_attempt_at = now + Retry-After``; other rows of that channel wait
@@ -183,8 +188,15 @@ class _Run:
                 return
             row = Row.of(found)
             thread_ts, parent_due = None, None
-            if row.thread_key:
+            if row.edits:
+                target, parent_due = outbox.edit_target(
+                    session, edits=row.edits, channel=row.channel
+                )
+            elif row.thread_key:
                 thread_ts, parent_due = outbox.thread_root(session, thread_key=row.thread_key)
+        if row.edits and parent_due is None:
+            self._edit(row, target)
+            return
         if row.channel in self.limited:
             self.stats.deferred += 1
             return
@@ -212,6 +224,30 @@ class _Run:
             logger.info("outbox_recovered key=%s ts=%s", row.key, ts)
         else:
             self.stats.sent += 1
+
+    def _edit(self, row: Row, target: tuple[str, str] | None) -> None:
+        """Replace the posted message ``target`` (channel, ts) with the row's text and
+        blocks; with no target (the message was never posted) the row is dead."""
+        claimed = row.attempts + 1
+        if not self._claim(row, claimed):
+            return
+        if target is None:
+            self._kill(row, claimed, "the message it edits was never posted")
+            return
+        channel, ts = target
+        try:
+            channel = posting.open_conversation(self.client, channel)
+            if posting.is_name(channel):
+                channel = lookup.channel_id(self.client, channel, self.channel_ids)
+            posting.edit(self.client, channel=channel, ts=ts, text=row.text, blocks=row.blocks)
+        except Retry as retry:
+            self._reschedule(row, claimed, retry, uncertain=False)
+            return
+        except Dead as dead:
+            self._kill(row, claimed, str(dead))
+            return
+        self._mark(row, claimed, status="sent", ts=ts, sent_at=self.now, last_error=None)
+        self.stats.sent += 1
 
     def _post(
         self, row: Row, claimed: int, thread_ts: str | None, *, check_slack: bool

@@ -57,6 +57,7 @@ class Row:
     attempts: int
     ts: str | None
     created_at: datetime
+    edits: str | None = None
 
     @classmethod
     def of(cls, row: OutboxMessage) -> Row:
@@ -75,6 +76,7 @@ class Row:
             row.attempts,
             row.ts,
             row.created_at,
+            row.edits,
         )
 
 
@@ -131,6 +133,13 @@ def post_part(
             "unfurl_media": False,
         },
         maybe_posted=True,
+    )
+
+
+def edit(client: WebClient, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]):
+    """``chat.update`` of the message ``ts`` in ``channel``: replaying it is harmless."""
+    return call(
+        client.chat_update, {"channel": channel, "ts": ts, "text": text, "blocks": blocks or None}
     )
 
 

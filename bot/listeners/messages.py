@@ -144,7 +144,7 @@ def update_proposal_message(
 
 def alert_messages(engine: Engine, settings: Settings, alert_id: int) -> list[dict[str, Any]]:
     """The drift-alert message ``alert_id`` was posted in, rendered as it stands now."""
-    ctx = alerts.alert_context(engine, alert_id)
+    ctx = alerts.alert_context(engine, alert_id, privacy_floor=settings.privacy_floor)
     return render_messages("drift-alert", ctx, templates_dir=settings.templates_dir)
 
 

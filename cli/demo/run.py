@@ -284,7 +284,9 @@ def run_demo(
     where = f"#{(target.channel or 'dm').lstrip('#')}"
     for step in ("pending", "decided"):
         if step == "decided":
-            decide(engine, proposal_id=view.id, user=target.owner, approve=True, via="button")
+            decide(
+                engine, proposal_id=view.id, user=target.owner, approve=True, via="button", ws=ws
+            )
         (message, *_) = r.render_messages("proposal", proposal_context(engine, view.id))
         shown = Posted(where, "proposal", message["text"], message["blocks"])
         proposals.append(shown)

@@ -46,7 +46,14 @@ from commands.proposals.proposing import (
     propose,
     store_proposal,
 )
-from commands.proposals.text import USAGE, ProposalRequest, parse_proposal_text
+from commands.proposals.text import (
+    DERIVE_USAGE,
+    USAGE,
+    DeriveRequest,
+    ProposalRequest,
+    parse_derive_text,
+    parse_proposal_text,
+)
 from commands.proposals.views import (
     DecisionView,
     ProposalView,
@@ -78,6 +85,9 @@ __all__ = [
     "list_proposals",
     "measure_impact",
     "parse_proposal_text",
+    "parse_derive_text",
+    "DeriveRequest",
+    "DERIVE_USAGE",
     "pending_for",
     "pending_older_than",
     "prepare_proposal",

@@ -5,11 +5,13 @@ once, refusing stale proposals, and applying an approved change as a new version
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, update
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from briefs.render import renderer
 from commands.catalog import record_version
 from commands.errors import AlreadyDecided, NotAuthorised, NotSaved, StaleProposal, person
 from commands.proposals.definition import (
@@ -17,12 +19,13 @@ from commands.proposals.definition import (
     build_definition,
     check_references,
 )
-from commands.proposals.views import DecisionView, decision_view
+from commands.proposals.views import OUTBOX_PREFIX, DecisionView, context_for, decision_view
 from commands.renaming import rewrite_dependents
 from segments.errors import SegopsError
-from segments.workspace import SegmentDef
+from segments.workspace import SegmentDef, Workspace
 from store.db import WRITE_BUDGET, DatabaseBusy, session_scope, write
-from store.models import Proposal, Segment, SegmentVersion
+from store.models import OutboxMessage, Proposal, Segment, SegmentVersion
+from store.outbox import EDIT_KEY, EDIT_TS, add_edit
 
 VIAS = ("button", "reaction", "cli")
 CHANGE_KIND = {"edit": "edit", "persona": "edit", "rename": "rename", "archive": "archive"}
@@ -85,6 +88,9 @@ def decide(
     approve: bool,
     via: str,
     budget: float = WRITE_BUDGET,
+    ws: Workspace | None = None,
+    templates_dir: Path | None = None,
+    reactions: dict[str, str] | None = None,
 ) -> DecisionView:
     """Approve or reject a pending proposal exactly once.
 
@@ -93,6 +99,12 @@ def decide(
     stale). The exceptions carry ``.decision`` where a message update is useful. The
     deciding transaction is retried while the database is busy, for ``budget`` seconds;
     then :class:`NotSaved` says the decision was not recorded.
+
+    In the same transaction, an approval with the workspace ``ws`` records the live/batch
+    classification of the new version (:func:`commands.live.record_classifications`), and
+    a decision taken outside Slack (``via="cli"``) queues the update of the proposal's
+    Slack message through the outbox (rendered with ``templates_dir`` and ``reactions``),
+    so its buttons give way to the decision; a click or reaction updates it itself.
     """
     if via not in VIAS:
         raise SegopsError(f"decision via {via!r} must be one of {', '.join(VIAS)}")
@@ -147,10 +159,16 @@ def decide(
             )
         elif approve:
             version_number = _apply(session, proposal_id=proposal_id, approver=user)
+            if ws is not None:
+                from commands.live import record_classifications
+
+                record_classifications(session, ws)
         found = session.get(Proposal, proposal_id)
         session.refresh(found)
         row = session.get(Segment, found.segment_id)
         session.refresh(row)
+        if via == "cli":
+            queue_message_update(session, found, templates_dir=templates_dir, reactions=reactions)
         return decision_view(found, row.name, version_number), stale
 
     try:
@@ -162,6 +180,42 @@ def decide(
     if stale:
         raise _stale(proposal_id, decision.segment, decision)
     return decision
+
+
+UPDATE_KIND = "proposal_update"
+
+
+def queue_message_update(
+    session: Session,
+    proposal: Proposal,
+    *,
+    templates_dir: Path | None = None,
+    reactions: dict[str, str] | None = None,
+) -> OutboxMessage | None:
+    """Queue the proposal's Slack message as it stands now (decided or stale, without
+    buttons) to replace the posted one: the message the Slack app posted
+    (``Proposal.message_ts``), else the one queued through the outbox (edited once it is
+    sent). Nothing when it was never posted nor queued. Does not commit."""
+    if proposal.channel and proposal.message_ts:
+        channel, edits = proposal.channel, f"{EDIT_TS}{proposal.message_ts}"
+    else:
+        key = f"{OUTBOX_PREFIX}{proposal.id}"
+        queued = session.exec(
+            select(OutboxMessage.channel).where(OutboxMessage.idempotency_key == key)
+        ).first()
+        if queued is None:
+            return None
+        channel, edits = queued, f"{EDIT_KEY}{key}"
+    ctx = context_for(session, proposal, reactions=reactions)
+    message = renderer(templates_dir).render_messages("proposal", ctx)[0]
+    return add_edit(
+        session,
+        key=f"{OUTBOX_PREFIX}{proposal.id}:{proposal.status}",
+        kind=UPDATE_KIND,
+        channel=channel,
+        edits=edits,
+        message=message,
+    )
 
 
 def _stale(proposal_id: int, segment_name: str, decision: DecisionView) -> StaleProposal:

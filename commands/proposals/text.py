@@ -119,3 +119,37 @@ def parse_proposal_text(text: str) -> ProposalRequest:
     if value:
         raise SegopsError(f"unexpected text after 'archive': {value!r}: {USAGE}")
     return ProposalRequest(name, "archive", {"status": "archived"}, reason)
+
+
+DERIVE_USAGE = (
+    "`merge <new> <segment> <segment>… rule: <rule> reason: <why>` or "
+    "`split <new> <parent> rule: <rule> reason: <why>`"
+)
+_RULE = re.compile(r"\brule\s*:", re.I)
+
+
+@dataclass
+class DeriveRequest:
+    """A merge or split asked for in one line: the new name, its sources, rule, reason."""
+
+    new: str
+    sources: list[str]
+    rule: str
+    reason: str
+
+
+def parse_derive_text(text: str) -> DeriveRequest:
+    """Parse ``NEW SOURCE… rule: RULE reason: WHY`` (after ``merge`` or ``split``)."""
+    cleaned = html.unescape(text or "").translate(_QUOTES).strip()
+    at_rule = _RULE.search(cleaned)
+    if at_rule is None:
+        raise SegopsError(f"a merge or split needs the new segment's rule: {DERIVE_USAGE}")
+    names = cleaned[: at_rule.start()].replace(",", " ").split()
+    body = cleaned[at_rule.end() :]
+    at = _find_reason(body)
+    if at is None:
+        raise SegopsError(f"a merge or split needs a reason ('reason: WHY'): {DERIVE_USAGE}")
+    rule, reason = body[:at].strip(), body[at:].split(":", 1)[1].strip()
+    if len(names) < 2 or not rule or not reason:
+        raise SegopsError(f"cannot read the merge or split: {DERIVE_USAGE}")
+    return DeriveRequest(names[0].lower(), [n.lower() for n in names[1:]], rule, reason)

@@ -9,6 +9,7 @@ import pytest
 
 from cli.app import main
 from commands.catalog import history
+from commands.proposals import get_proposal
 from tests import factories
 from tests.factories import APPROVER, OWNER, PROPOSER
 
@@ -139,11 +140,15 @@ def test_show_history_drift_and_list_name_the_version_behind_the_numbers(
     code, out, _ = run(monkeypatch, capsys, "show", "smb")
     text = " ".join(out.split())
     assert code == 0 and "computed by v1" in text
-    assert "definition changed since the last refresh: these numbers are v1's" in text
-    assert "expected from the approved proposal's preview" in text
+    preview = get_proposal(engine, number).impact["size_after"]
+    assert (
+        f"definition changed since last refresh (v1 -> v2), preview: {preview:,} members; "
+        "these numbers are v1's" in text
+    )
     code, out, _ = run(monkeypatch, capsys, "list", "--json")
     smb = next(r for r in json.loads(out) if r["name"] == "smb")
-    assert (smb["version"], smb["size_version"]) == (2, 1)
+    assert (smb["version"], smb["size_version"], smb["definition_changed"]) == (2, 1, True)
+    assert smb["expected_size"] == preview
     code, out, _ = run(monkeypatch, capsys, "drift", "smb", "--json")
     assert [p["version"] for p in json.loads(out)["points"]] == [1]
     code, out, _ = run(monkeypatch, capsys, "history", "smb", "--json")

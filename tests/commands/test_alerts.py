@@ -180,7 +180,7 @@ def test_an_unknown_alert_is_named(engine, fx):
 
 def test_the_context_shows_a_mute_that_ran_out_as_open(engine, fx):
     alert_id = stored_alert(engine, status="muted", muted_until=NOW - timedelta(days=1))
-    (shown,) = alert_context(engine, alert_id, now=NOW)["alerts"]
+    (shown,) = alert_context(engine, alert_id, privacy_floor=1, now=NOW)["alerts"]
     assert shown["status"] == "open"
 
 
@@ -311,7 +311,7 @@ def queued_messages(engine, segment: str, as_of: date) -> list[dict]:
 
 def test_the_context_renders_the_message_exactly_as_it_was_posted(engine, drift):
     alert = drift_alerts(engine, "smb")[0]
-    rendered = render_messages("drift-alert", alert_context(engine, alert.id))
+    rendered = render_messages("drift-alert", alert_context(engine, alert.id, privacy_floor=1))
     assert rendered == queued_messages(engine, "smb", DRIFT_DAY)
 
 
@@ -319,7 +319,7 @@ def test_one_acknowledgement_covers_every_alert_of_the_message(engine, drift):
     first, second = drift_alerts(engine, "enterprise")[:2]
     view = acknowledge(engine, alert_id=first.id, user=APPROVER)
     assert view.changed
-    ctx = alert_context(engine, second.id)
+    ctx = alert_context(engine, second.id, privacy_floor=1)
     states = {a["id"]: (a["status"], a["acknowledged_by"]) for a in ctx["alerts"]}
     assert states[first.id] == states[second.id] == ("acknowledged", APPROVER)
     (message,) = render_messages("drift-alert", ctx)
@@ -331,7 +331,9 @@ def test_one_acknowledgement_covers_every_alert_of_the_message(engine, drift):
 def test_one_mute_silences_every_alert_of_the_message(engine, drift):
     first, second = drift_alerts(engine, "enterprise")[:2]
     mute(engine, alert_id=first.id, user=OWNER)
-    states = {a["id"]: a["status"] for a in alert_context(engine, first.id)["alerts"]}
+    states = {
+        a["id"]: a["status"] for a in alert_context(engine, first.id, privacy_floor=1)["alerts"]
+    }
     assert states[first.id] == states[second.id] == "muted"
 
 
@@ -347,7 +349,9 @@ def test_the_context_leaves_out_alerts_silenced_when_the_message_was_queued(engi
     drift.revert()
     drift.refresh(engine, AS_OF)
     posted = next(a for a in drift_alerts(engine, "enterprise", AS_OF) if a.kind == kpi.kind)
-    assert [a["id"] for a in alert_context(engine, posted.id)["alerts"]] == [posted.id]
+    assert [a["id"] for a in alert_context(engine, posted.id, privacy_floor=1)["alerts"]] == [
+        posted.id
+    ]
 
 
 # --- one occurrence: what an acknowledgement or a mute covers -----------------------------

@@ -164,3 +164,24 @@ def test_control_limits_use_only_the_same_definition_s_past(engine, fx):
         earlier = past_sizes(session, segment_id=segment_id, limit=12, before=DAY2)
     assert len(every) == 3 and len(same) == 2 and len(earlier) == 2
     assert same == every[1:]
+
+
+def test_a_preview_under_the_privacy_floor_is_not_told_by_the_notice(engine, fx):
+    from briefs.wording import definition_notice
+    from commands.persona import brief_context
+    from commands.proposals import get_proposal
+    from commands.settings import Settings
+
+    proposal = approve(engine, fx, changes={"rule": "plan = 'trial' and seats >= 4"})
+    preview = get_proposal(engine, proposal).impact["size_after"]
+    assert 0 < preview < 40
+    floor = preview + 1
+    stats = show_segment(engine, "trial", privacy_floor=floor)["stats"]
+    assert stats["size"] >= floor and stats["expected_size"] is None
+    assert definition_notice(stats) == "definition changed since last refresh (v1 -> v2)"
+    row = next(r for r in list_segments(engine, privacy_floor=floor) if r.name == "trial")
+    assert row.definition_changed and row.expected_size is None
+    brief = brief_context(engine, "trial", settings=Settings(SEGOPS_PRIVACY_FLOOR=floor))
+    assert brief["stats"]["definition_changed"] and brief["stats"]["expected_size"] is None
+    shown = show_segment(engine, "trial", privacy_floor=1)["stats"]
+    assert definition_notice(shown).endswith(f", preview: {preview:,} members")

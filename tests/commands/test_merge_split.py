@@ -4,6 +4,8 @@ or proposed, says what it went into."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlmodel import func, select
 
@@ -11,11 +13,14 @@ from commands.catalog import history
 from commands.errors import Refused
 from commands.governance import apply_governed
 from commands.proposals import get_proposal
+from commands.stats import members
 from segments.workspace import WorkspaceError
 from store.db import session_scope
-from store.models import Proposal, Segment, SegmentVersion
+from store.models import Proposal, Segment, SegmentOrigin, SegmentVersion
 from tests import factories
 from tests.factories import APPROVER, OWNER, PROPOSER
+
+DAY1 = factories.AS_OF - timedelta(days=1)
 
 
 @pytest.fixture
@@ -134,3 +139,63 @@ def test_merging_a_segment_others_refer_to_is_refused_naming_them(engine, fx):
     fx.write_workspace()
     with pytest.raises(WorkspaceError, match="'engaged-trial': rule: unknown segment 'trial'"):
         fx.ws()
+
+
+def origins_of(engine, name: str) -> list[tuple[str, str, int]]:
+    """(kind, source name, source version) of each segment that fed ``name``."""
+    with session_scope(engine) as session:
+        target = session.exec(select(Segment).where(Segment.name == name)).one()
+        rows = session.exec(
+            select(SegmentOrigin, Segment, SegmentVersion)
+            .join(Segment, Segment.id == SegmentOrigin.source_segment_id)
+            .join(SegmentVersion, SegmentVersion.id == SegmentOrigin.source_version_id)
+            .where(SegmentOrigin.segment_id == target.id)
+            .order_by(SegmentOrigin.id)
+        ).all()
+        return [(o.kind, s.name, v.version) for o, s, v in rows]
+
+
+def test_a_merge_and_a_split_record_which_segments_fed_them(engine, fx):
+    apply_governed(
+        engine, merged(fx), user=OWNER, reason="one paying segment", approved_by=APPROVER
+    )
+    assert origins_of(engine, "paying") == [("merge", "enterprise", 1), ("merge", "smb", 1)]
+    new_segment(fx, "trial-team", "plan = 'trial' and seats >= 3", split_from="trial")
+    fx.write_workspace()
+    apply_governed(engine, fx.ws(), user=OWNER, reason="teams", approved_by=APPROVER)
+    assert origins_of(engine, "trial-team") == [("split", "trial", 1)]
+    assert origins_of(engine, "trial") == []
+
+
+def test_a_merged_segment_s_first_refresh_is_compared_with_the_union_of_its_sources(engine, fx):
+    fx.refresh(engine, DAY1)
+    union = set(members(engine, "enterprise")) | set(members(engine, "smb"))
+    apply_governed(
+        engine, merged(fx), user=OWNER, reason="one paying segment", approved_by=APPROVER
+    )
+    report = fx.refresh(engine, factories.AS_OF)
+    paying = next(s for s in report.segments if s.segment == "paying")
+    now = set(members(engine, "paying"))
+    assert paying.origin == {"kind": "merge", "sources": ["enterprise", "smb"]}
+    assert paying.previous_size == len(union)
+    assert (paying.joined, paying.left) == (len(now - union), len(union - now))
+    assert not [a for a in paying.alerts if a.kind == "size_change"]  # about the same size
+
+
+def test_a_split_is_compared_with_its_parent_and_members_outside_it_are_flagged(engine, fx):
+    fx.refresh(engine, DAY1)
+    parent = set(members(engine, "smb"))
+    new_segment(fx, "smb-starter", "plan = 'starter' and seats < 50", split_from="smb")
+    new_segment(fx, "starters", "plan in ('starter', 'trial')", split_from="smb")
+    fx.write_workspace()
+    apply_governed(engine, fx.ws(), user=OWNER, reason="by plan", approved_by=APPROVER)
+    report = fx.refresh(engine, factories.AS_OF)
+    outcomes = {s.segment: s for s in report.segments}
+    part, sloppy = outcomes["smb-starter"], outcomes["starters"]
+    assert part.origin == {"kind": "split", "sources": ["smb"]} and part.previous_size is None
+    assert (part.joined, part.left) == (len(set(members(engine, "smb-starter")) - parent), 0)
+    assert not [a for a in part.alerts if a.kind == "split_outside"]
+    outside = len(set(members(engine, "starters")) - parent)
+    assert outside > 0
+    (flag,) = [a for a in sloppy.alerts if a.kind == "split_outside"]
+    assert flag.message == f"{outside} members are not in 'smb', which this segment was split from"

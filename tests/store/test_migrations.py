@@ -8,9 +8,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -176,24 +178,18 @@ def test_upgrade_to_0002_tells_each_posted_drift_alert_its_message(empty_engine:
             for i in (first, second)
             for verb in ("ack", "mute")
         ]
-        session.add(
-            OutboxMessage(
-                idempotency_key="drift:1:trial",
-                kind="drift_alert",
-                channel="C111",
-                text="drift",
-                blocks=buttons[:2],
-            )
-        )
-        session.add(
-            OutboxMessage(
-                idempotency_key="drift:1:trial#2",
-                kind="drift_alert",
-                channel="C111",
-                thread_key="drift:1:trial",
-                text="drift, continued",
-                blocks=buttons[2:],
-            )
+        # Only the columns of revision 0001: later revisions add to the model.
+        now = datetime.now(UTC)
+        shared = {"kind": "drift_alert", "channel": "C111", "files": [], "status": "pending"}
+        shared |= {"attempts": 0, "next_attempt_at": now, "created_at": now}
+        session.execute(
+            sa.insert(OutboxMessage.__table__),  # type: ignore[attr-defined]
+            [
+                {**shared, "idempotency_key": "drift:1:trial", "thread_key": None}
+                | {"text": "drift", "blocks": buttons[:2]},
+                {**shared, "idempotency_key": "drift:1:trial#2", "thread_key": "drift:1:trial"}
+                | {"text": "drift, continued", "blocks": buttons[2:]},
+            ],
         )
     upgrade(empty_engine)
     with session_scope(empty_engine) as session:

@@ -57,6 +57,7 @@ def test_tables_are_the_contracted_ones() -> None:
     assert set(metadata.tables) == {
         "segment",
         "segment_version",
+        "segment_origin",
         "snapshot",
         "segment_result",
         "entity",

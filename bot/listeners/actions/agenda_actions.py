@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from bot.listeners.actions.payload import note, number
 from bot.listeners.handler import Handler
 from bot.listeners.messages import problem, update_proposal_message
+from bot.listeners.workspace import classifying_workspace
 from commands import alerts, proposals
 from commands.errors import StaleProposal
 from segments.errors import SegopsError
@@ -54,6 +55,7 @@ class AgendaAction(Handler):
                     user=user,
                     approve=verb == "approve",
                     via="button",
+                    ws=classifying_workspace(self.settings),
                 )
                 update_proposal_message(client, self.engine, self.settings, decision)
                 text = f"proposal #{item} on `{decision.segment}` {decision.status}"

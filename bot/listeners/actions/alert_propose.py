@@ -28,7 +28,9 @@ class AlertPropose(Handler):
             note(body, respond, client, ":warning: this button does not name an alert")
             return
         try:
-            ctx = alerts.alert_context(self.engine, alert_id)
+            ctx = alerts.alert_context(
+                self.engine, alert_id, privacy_floor=self.settings.privacy_floor
+            )
             shown = catalog.show_segment(
                 self.engine, ctx["segment"]["name"], privacy_floor=self.settings.privacy_floor
             )

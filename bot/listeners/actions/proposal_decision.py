@@ -18,6 +18,7 @@ from bot.listeners.actions.payload import from_home, message_location, note, num
 from bot.listeners.handler import Handler
 from bot.listeners.home.app_home_opened import Home
 from bot.listeners.messages import problem, update_proposal_message
+from bot.listeners.workspace import classifying_workspace
 from commands import proposals
 from commands.errors import AlreadyDecided, StaleProposal
 from segments.errors import SegopsError
@@ -46,6 +47,7 @@ class ProposalDecision(Handler):
                 approve=action["action_id"] == "proposal_approve",
                 via="button",
                 budget=self.settings.write_budget,
+                ws=classifying_workspace(self.settings),
             )
         except AlreadyDecided as error:
             # The decision that won updated the message; a repeat by its author stays quiet.

@@ -22,7 +22,7 @@ from bot.listeners.views.modals import proposal_modal
 from bot.listeners.workspace import load_workspace_of
 from briefs.blocks import escape_mrkdwn as esc
 from briefs.render import render_messages, render_reply
-from commands import catalog, proposals, queue, stats
+from commands import catalog, governance, proposals, queue, stats
 from commands.permissions import authorise_refresh
 from segments.errors import SegopsError
 
@@ -35,8 +35,10 @@ SEGMENT_SUBCOMMANDS = (
     "propose",
     "refresh",
     "learnings",
+    "merge",
+    "split",
 )
-NEEDS_NAME = ("show", "history", "drift", "propose")
+NEEDS_NAME = ("show", "history", "drift", "propose", "merge", "split")
 SEGMENT_USAGE = "\n".join(
     [
         "*segops* · `/segment <subcommand>`",
@@ -47,6 +49,9 @@ SEGMENT_USAGE = "\n".join(
         "• `propose <segment>`: propose a change in a form, or in one line:",
         "    `propose <segment> rule: <new rule> reason: <why>` (also `rename: <name>`, `archive`)",
         "    a rule change may end with `expect: <kpi> up|down <n>% in <days> days`",
+        "• `merge <new> <segment> <segment>… rule: <rule> reason: <why>`: a new segment "
+        "replacing them (their archives are proposed); "
+        "`split <new> <parent> rule: <rule> reason: <why>`: a part of one",
         "• `refresh [segment]`: refresh now (every active segment without a name)",
         "• `learnings [segment | words]`: what past changes and experiments did "
         "(`learnings note <id> <text>` adds a note)",
@@ -65,6 +70,11 @@ def segment_usage_error(text: str | None) -> str | None:
         return f"unknown subcommand `{esc(sub)}`.\n{SEGMENT_USAGE}"
     if sub in NEEDS_NAME and not rest:
         return f"usage: `/segment {sub} <segment>`"
+    if sub in ("merge", "split"):
+        try:
+            proposals.parse_derive_text(rest)
+        except SegopsError as error:
+            return f":warning: {esc(error)}"
     if sub == "propose" and len(rest.split()) > 1:
         try:
             proposals.parse_proposal_text(rest)
@@ -107,6 +117,8 @@ class SegmentCommand(Handler):
                     admins=self.settings.refresh_admin_ids,
                 )
                 respond(text=self._refresh(name or None, command))
+            elif sub in ("merge", "split"):
+                respond(text=self._derive(sub, rest, command))
             elif sub == "learnings":
                 respond(
                     text=learnings_reply(
@@ -143,7 +155,7 @@ class SegmentCommand(Handler):
         ctx = {
             "name": name,
             "points": [list(point) for point in points],
-            "alerts": stats.recent_alerts(self.engine, name, limit=5),
+            "alerts": stats.recent_alerts(self.engine, name, privacy_floor=floor, limit=5),
             "privacy_floor": floor,
         }
         return render_reply("segment-drift", ctx, templates_dir=self.settings.templates_dir)
@@ -177,6 +189,44 @@ class SegmentCommand(Handler):
             client, self.engine, self.settings, proposal, fallback_channel=command.get("channel_id")
         )
         respond(text=proposal_posted(proposal, channel))
+
+    def _derive(self, kind: str, text: str, command: dict[str, Any]) -> str:
+        """``merge NEW A B… rule: … reason: …`` or ``split NEW PARENT rule: … reason: …``:
+        the new segment is created at once; the archives of merged sources are proposed
+        in their channels, their impact measured by the worker."""
+        ws = load_workspace_of(self.settings)
+        if ws is None:
+            raise SegopsError("no workspace file configured: set SEGOPS_WORKSPACE")
+        request = proposals.parse_derive_text(text)
+        if kind == "split" and len(request.sources) != 1:
+            raise SegopsError(f"a split takes one segment, the parent: {proposals.DERIVE_USAGE}")
+        result = governance.derive_segment(
+            self.engine,
+            ws,
+            kind=kind,
+            new=request.new,
+            sources=request.sources,
+            rule=request.rule,
+            user=command["user_id"],
+            reason=request.reason,
+            direct_tiers=self.settings.direct_tiers,
+            templates_dir=self.settings.templates_dir,
+            reactions={
+                "approve": self.settings.approve_emoji,
+                "reject": self.settings.reject_emoji,
+            },
+            queue_impact=_reply_to(command),
+            owners_only=True,
+        )
+        verb = "merged from" if kind == "merge" else "split from"
+        names = ", ".join(f"`{esc(n)}`" for n in request.sources)
+        text = f":twisted_rightwards_arrows: Created `{esc(request.new)}`, {verb} {names}."
+        if result.proposed:
+            listed = ", ".join(f"`{esc(n)}` (#{i})" for n, i in sorted(result.proposed.items()))
+            text += f" Archiving {listed} is proposed in their channels."
+        if result.archived:
+            text += " Archived " + ", ".join(f"`{esc(n)}`" for n in result.archived) + "."
+        return text
 
     def _refresh(self, only: str | None, command: dict[str, Any]) -> str:
         if load_workspace_of(self.settings) is None:

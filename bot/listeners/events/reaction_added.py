@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 from bot.dedupe import mark_processed
 from bot.listeners.handler import Handler
 from bot.listeners.messages import problem, tell, update_proposal_message
+from bot.listeners.workspace import classifying_workspace
 from commands import proposals
 from commands.errors import AlreadyDecided, StaleProposal
 from segments.errors import SegopsError
@@ -55,6 +56,7 @@ class ReactionAdded(Handler):
                 approve=emoji == self.settings.approve_emoji,
                 via="reaction",
                 budget=self.settings.write_budget,
+                ws=classifying_workspace(self.settings),
             )
         except AlreadyDecided:
             return

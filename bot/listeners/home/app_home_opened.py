@@ -101,5 +101,9 @@ class Home(Handler):
             "as_of": stats.get("as_of"),
             "trend": stats.get("trend") or [],
             "open_alerts": stats.get("open_alerts") or 0,
+            "stats": {
+                key: stats.get(key)
+                for key in ("version", "current_version", "definition_changed", "expected_size")
+            },
             "feedback": sum(datetime.fromisoformat(n.created_at) >= since for n in notes),
         }
