@@ -351,22 +351,36 @@ def _plan_retire(
     )
     out.run_id, out.removed, out.status = run.id, len(acked), run.status
     if run.status == "held":
-        _tell_owner(
-            session,
-            key=f"sync-held:{run.id}",
-            run_id=run.id,
-            event="held",
-            name=name,
-            config=config,
-            segment=segment,
-            reason=held_for or "",
-            added=0,
-            removed=len(acked),
-            share=share,
-            command=f"segops sync approve {name} {segment.name}",
-            templates_dir=templates_dir,
-        )
+        _tell_held(session, run, name, config, segment, held_for, share, templates_dir)
     return out
+
+
+def _tell_held(
+    session: Session,
+    run: SyncRun,
+    name: str,
+    config: DestinationConfig,
+    segment: Segment,
+    reason: str | None,
+    share: float | None,
+    templates_dir: Path | None,
+) -> None:
+    """Tell the owner a run waits for their approval, with the command that gives it."""
+    _tell_owner(
+        session,
+        key=f"sync-held:{run.id}",
+        run_id=run.id,
+        event="held",
+        name=name,
+        config=config,
+        segment=segment,
+        reason=reason or "",
+        added=run.added,
+        removed=run.removed,
+        share=share,
+        command=f"segops sync approve {name} {segment.name}",
+        templates_dir=templates_dir,
+    )
 
 
 def _sending(session: Session, run: SyncRun) -> bool:
@@ -462,21 +476,7 @@ def _plan_one(
     out.status = run.status
     if run.status == "held":
         share = dest.share_changed(len(add), len(remove), len(acked))
-        _tell_owner(
-            session,
-            key=f"sync-held:{run.id}",
-            run_id=run.id,
-            event="held",
-            name=name,
-            config=config,
-            segment=segment,
-            reason=held_for or "",
-            added=len(add),
-            removed=len(remove),
-            share=share,
-            command=f"segops sync approve {name} {segment.name}",
-            templates_dir=templates_dir,
-        )
+        _tell_held(session, run, name, config, segment, held_for, share, templates_dir)
     return out
 
 
