@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, inspect, text
 
 from store.db import current_revision, downgrade, upgrade
-from tests.store.migration_steps import previous_revision
+from tests.store.migration_steps import add_segment, previous_revision
 
 REVISION = "0003"
 
@@ -19,14 +19,7 @@ def test_upgrade_adds_the_job_table_and_keeps_the_data_then_downgrade_removes_it
     upgrade(empty_engine, previous_revision(REVISION))
     now = datetime.now(UTC).replace(tzinfo=None)
     with empty_engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO segment (name, title, tier, status, owner, approvers, cadence,"
-                " created_at, updated_at) VALUES ('trial', 'Trial', 'tactical', 'active',"
-                " 'U111', '[]', 'daily', :now, :now)"
-            ),
-            {"now": now},
-        )
+        add_segment(connection, "trial", now=now)
     assert "job" not in inspect(empty_engine).get_table_names()
 
     upgrade(empty_engine, REVISION)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, inspect, text
 
 from store.db import current_revision, downgrade, upgrade
-from tests.store.migration_steps import previous_revision
+from tests.store.migration_steps import add_segment, previous_revision
 
 REVISION = "0006"
 NEW_TABLES = {"sync_destination", "sync_state", "sync_run", "sync_batch", "api_token"}
@@ -21,14 +21,7 @@ def test_upgrade_adds_the_sync_tables_keeping_the_data_then_downgrade_removes_th
     upgrade(empty_engine, previous_revision(REVISION))
     now = datetime.now(UTC).replace(tzinfo=None)
     with empty_engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO segment (name, title, tier, status, owner, approvers, cadence,"
-                " created_at, updated_at) VALUES ('trial', 'Trial', 'tactical', 'active',"
-                " 'U111', '[]', 'daily', :now, :now)"
-            ),
-            {"now": now},
-        )
+        add_segment(connection, "trial", now=now)
     assert not NEW_TABLES & set(inspect(empty_engine).get_table_names())
 
     upgrade(empty_engine, REVISION)

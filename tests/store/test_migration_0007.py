@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, inspect, text
 
 from store.db import current_revision, downgrade, upgrade
-from tests.store.migration_steps import previous_revision
+from tests.store.migration_steps import add_segment, previous_revision
 
 REVISION = "0007"
 NEW_COLUMNS = {"notified_transition_id", "notified_at"}
@@ -24,14 +24,7 @@ def test_upgrade_adds_the_notice_cursor_keeping_live_rows_then_downgrade_removes
     upgrade(empty_engine, previous_revision(REVISION))
     now = datetime.now(UTC).replace(tzinfo=None)
     with empty_engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO segment (name, title, tier, status, owner, approvers, cadence,"
-                " created_at, updated_at) VALUES ('trial', 'Trial', 'tactical', 'active',"
-                " 'U111', '[]', 'live', :now, :now)"
-            ),
-            {"now": now},
-        )
+        add_segment(connection, "trial", now=now, cadence="live")
         segment_id = connection.execute(text("SELECT id FROM segment")).scalar_one()
         connection.execute(
             text(

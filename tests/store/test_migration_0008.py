@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, inspect, text
 
 from store.db import current_revision, downgrade, upgrade
-from tests.store.migration_steps import previous_revision
+from tests.store.migration_steps import add_segment, previous_revision
 
 REVISION = "0008"
 
@@ -20,14 +20,7 @@ def test_upgrade_adds_brief_views_keeping_the_data_then_downgrade_removes_them(
     upgrade(empty_engine, previous_revision(REVISION))
     now = datetime.now(UTC).replace(tzinfo=None)
     with empty_engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO segment (name, title, tier, status, owner, approvers, cadence,"
-                " created_at, updated_at) VALUES ('trial', 'Trial', 'tactical', 'active',"
-                " 'U111', '[]', 'daily', :now, :now)"
-            ),
-            {"now": now},
-        )
+        add_segment(connection, "trial", now=now)
         segment_id = connection.execute(text("SELECT id FROM segment")).scalar_one()
         connection.execute(
             text(

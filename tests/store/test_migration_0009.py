@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 
 from segments.membership import decode, encode
 from store.db import current_revision, downgrade, upgrade
-from tests.store.migration_steps import previous_revision
+from tests.store.migration_steps import add_segment, previous_revision
 
 REVISION = "0009"
 
@@ -19,14 +19,7 @@ REVISION = "0009"
 def _insert_syncs(engine: Engine, now: datetime) -> None:
     with engine.begin() as connection:
         for name in ("trial", "paid"):
-            connection.execute(
-                text(
-                    "INSERT INTO segment (name, title, tier, status, owner, approvers, cadence,"
-                    " created_at, updated_at) VALUES (:name, :name, 'tactical', 'active',"
-                    " 'U111', '[]', 'daily', :now, :now)"
-                ),
-                {"name": name, "now": now},
-            )
+            add_segment(connection, name, now=now)
         connection.execute(
             text(
                 "INSERT INTO sync_destination (name, kind, status, created_at)"

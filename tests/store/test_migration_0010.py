@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, inspect, text
 
 from store.db import current_revision, downgrade, upgrade
-from tests.store.migration_steps import previous_revision
+from tests.store.migration_steps import add_segment, previous_revision
 
 REVISION = "0010"
 INSERT = (
@@ -51,14 +51,7 @@ def test_upgrade_adds_edits_keeping_queued_messages_then_downgrade_removes_it(
             {"key": "proposal:1:decided", "now": now},
         )
         for name in ("smb", "paying"):
-            connection.execute(
-                text(
-                    "INSERT INTO segment (name, title, tier, status, owner, approvers, cadence,"
-                    " created_at, updated_at) VALUES (:name, :name, 'tactical', 'active',"
-                    " 'U111', '[]', 'daily', :now, :now)"
-                ),
-                {"name": name, "now": now},
-            )
+            add_segment(connection, name, now=now)
         smb, paying = connection.execute(text("SELECT id FROM segment ORDER BY id")).scalars()
         connection.execute(
             text(
