@@ -953,11 +953,18 @@ def fake_slack() -> Iterator[FakeSlack]:
 @pytest.fixture
 def slack_settings(fake_slack: FakeSlack, engine: Engine) -> Settings:
     """Settings for a bot that talks to ``fake_slack`` and signs with ``SIGNING_SECRET``."""
+    return bot_settings(fake_slack, engine)
+
+
+def bot_settings(fake_slack: FakeSlack, engine: Engine, **extra: Any) -> Settings:
+    """The settings of :func:`slack_settings` with ``extra`` settings (by their variable
+    names, ``SEGOPS_WORKSPACE=...``), for a test module's own ``slack_settings``."""
     return Settings(
         DATABASE_URL=engine.url.render_as_string(hide_password=False),
         SLACK_BOT_TOKEN=BOT_TOKEN,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=fake_slack.url,
+        **extra,
     )
 
 

@@ -15,7 +15,7 @@ from commands.catalog import show_segment
 from commands.proposals import propose, set_message
 from commands.settings import Settings
 from tests import live
-from tests.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, post_action
+from tests.slack import FakeSlack, bot_settings, post_action
 
 OTHER = "U0OTHER1"
 TS = "1700000001.000100"
@@ -31,11 +31,9 @@ def setup(engine: Engine, tmp_path) -> live.LiveSetup:
 @pytest.fixture
 def slack_settings(fake_slack: FakeSlack, engine: Engine, setup: live.LiveSetup) -> Settings:
     """The bot's settings, with the live workspace as ``SEGOPS_WORKSPACE``."""
-    return Settings(
-        DATABASE_URL=engine.url.render_as_string(hide_password=False),
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake_slack.url,
+    return bot_settings(
+        fake_slack,
+        engine,
         SEGOPS_WORKSPACE=str(setup.path),
     )
 

@@ -15,7 +15,7 @@ from store.models import Job, OutboxMessage, Proposal, Segment
 from tests import factories
 from tests.commands.test_merge_split import origins_of
 from tests.factories import OWNER, PROPOSER
-from tests.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, post_command
+from tests.slack import FakeSlack, bot_settings, post_command
 
 MERGE = "merge paying enterprise smb rule: plan != 'trial' reason: one paying segment"
 
@@ -27,11 +27,9 @@ def fx(engine: Engine, tmp_path) -> factories.Factory:
 
 @pytest.fixture
 def slack_settings(fake_slack: FakeSlack, engine: Engine, fx: factories.Factory) -> Settings:
-    return Settings(
-        DATABASE_URL=engine.url.render_as_string(hide_password=False),
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake_slack.url,
+    return bot_settings(
+        fake_slack,
+        engine,
         SEGOPS_WORKSPACE=str(fx.path),
     )
 

@@ -25,8 +25,8 @@ from store.models import Job, OutboxMessage, Proposal, SegmentResult, Snapshot
 from tests.bot.conftest import OWNER, REP
 from tests.slack import (
     BOT_TOKEN,
-    SIGNING_SECRET,
     FakeSlack,
+    bot_settings,
     post_command,
     post_view_submission,
     wait_until,
@@ -43,11 +43,9 @@ CRM = "account_id,plan,seats\n" + "".join(
 def slack_settings(fake_slack: FakeSlack, engine: Engine, catalog: Path) -> Settings:
     """The bot's settings, with the catalog's workspace file and its data on disk."""
     (catalog.parent / "crm.csv").write_text(CRM)
-    return Settings(
-        DATABASE_URL=engine.url.render_as_string(hide_password=False),
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake_slack.url,
+    return bot_settings(
+        fake_slack,
+        engine,
         SEGOPS_WORKSPACE=str(catalog),
     )
 
@@ -223,11 +221,9 @@ def test_the_web_and_the_worker_read_sources_under_the_configured_data_roots(
     inside = tmp_path / "ws"
     inside.mkdir()
     (inside / "workspace.yaml").write_text(yaml.safe_dump(ws))
-    settings = Settings(
-        DATABASE_URL=engine.url.render_as_string(hide_password=False),
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake_slack.url,
+    settings = bot_settings(
+        fake_slack,
+        engine,
         SEGOPS_WORKSPACE=str(inside / "workspace.yaml"),
         SEGOPS_DATA_ROOTS=str(shared),
     )

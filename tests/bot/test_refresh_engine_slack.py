@@ -12,7 +12,7 @@ from commands.settings import Settings
 from store.db import session_scope
 from store.models import SegmentResult
 from tests.bot.conftest import OWNER
-from tests.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, post_command, wait_until
+from tests.slack import BOT_TOKEN, FakeSlack, bot_settings, post_command, wait_until
 from worker.leader import Worker
 
 CRM = "account_id,plan,seats\nA1,trial,1\nA2,trial,4\nA3,pro,12\nA4,trial,2\n"
@@ -31,11 +31,9 @@ def case(request) -> str:
 @pytest.fixture
 def slack_settings(fake_slack: FakeSlack, engine: Engine, catalog, case) -> Settings:
     (catalog.parent / "crm.csv").write_text(CRM)
-    return Settings(
-        DATABASE_URL=engine.url.render_as_string(hide_password=False),
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake_slack.url,
+    return bot_settings(
+        fake_slack,
+        engine,
         SEGOPS_WORKSPACE=str(catalog),
         SEGOPS_PRIVACY_FLOOR=1,
         **ENVIRONMENTS[case],

@@ -12,7 +12,7 @@ from commands.settings import Settings
 from store.db import session_scope
 from store.models import SegmentResult
 from tests.bot.conftest import APPROVER, OWNER, REP
-from tests.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, post_command, wait_until
+from tests.slack import BOT_TOKEN, FakeSlack, bot_settings, post_command, wait_until
 from worker.leader import Worker
 
 ADMIN = "U444"
@@ -22,11 +22,9 @@ CRM = "account_id,plan,seats\nA1,trial,1\nA2,trial,4\nA3,pro,12\nA4,trial,2\n"
 @pytest.fixture
 def slack_settings(fake_slack: FakeSlack, engine: Engine, catalog) -> Settings:
     (catalog.parent / "crm.csv").write_text(CRM)
-    return Settings(
-        DATABASE_URL=engine.url.render_as_string(hide_password=False),
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake_slack.url,
+    return bot_settings(
+        fake_slack,
+        engine,
         SEGOPS_WORKSPACE=str(catalog),
         SEGOPS_REFRESH_ADMINS=f"{ADMIN}, U555",
         SEGOPS_PRIVACY_FLOOR=1,
