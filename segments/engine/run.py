@@ -30,6 +30,7 @@ from segments.engine.options import EngineError, EngineOptions
 from segments.engine.relations import Relation, open_relations
 from segments.rules.tree import Rule
 from segments.sources.dataset import Dataset, _config_digest
+from segments.sources.digest import frame_digest
 from segments.sources.kinds import _coerce
 from segments.sources.loaded import LoadedSource, ValueStats
 from segments.workspace import Workspace
@@ -179,7 +180,7 @@ def load_in_engine(
             *(lineage.get(compiled.schema.resolve(c), set()) for c in score.weights)
         )
     digest = hashlib.sha256()
-    digest.update(str(int(pd.util.hash_pandas_object(frame, index=True).sum())).encode())
+    digest.update(frame_digest(frame, index=True).encode())
     for name in sorted(sources):
         src = sources[name]
         digest.update(
@@ -265,7 +266,7 @@ def _gate(
             sources[name] = LoadedSource(
                 name=name,
                 config=cfg,
-                frame=pd.DataFrame(),
+                columns={},
                 rows=rows,
                 max_timestamp=None,
                 duplicate_ids=int(row["duplicates"] or 0),
@@ -278,7 +279,7 @@ def _gate(
             sources[name] = LoadedSource(
                 name=name,
                 config=cfg,
-                frame=pd.DataFrame(),
+                columns={},
                 rows=rows,
                 max_timestamp=stamp,
                 duplicate_ids=totals.get(f"segops_dup__{name}", 0),
@@ -297,7 +298,7 @@ def _gate(
             sources[name] = LoadedSource(
                 name=name,
                 config=cfg,
-                frame=pd.DataFrame(),
+                columns={},
                 rows=rows,
                 max_timestamp=stamp,
                 missing_columns=missing,

@@ -79,8 +79,11 @@ def _join_entity(
     blank = _blank(rows.table[cfg.id], dropped)
     kept = np.flatnonzero(ok)
     pos = positions[kept]
-    first = ~pd.Series(pos).duplicated().to_numpy()
-    duplicates = int(pd.Series(pos[~first]).nunique())
+    # one row per entity in universe order (a single clean source): nothing to de-duplicate
+    # or place, every row is the first of its id
+    ordered = len(pos) == n and bool((pos == np.arange(n)).all())
+    first = np.ones(len(pos), bool) if ordered else ~pd.Series(pos).duplicated().to_numpy()
+    duplicates = 0 if ordered else int(pd.Series(pos[~first]).nunique())
     frame_cols: dict[str, Any] = {
         cfg.id: pd.Categorical.from_codes(pos, dtype=id_dtype, validate=False)
     }
@@ -96,7 +99,7 @@ def _join_entity(
                 value_stats[column] = _value_stats(table[column], kind, values)
         if column != cfg.id:
             frame_cols[column] = values
-        columns[frame_name] = _scatter(values[first], pos[first], n)
+        columns[frame_name] = values if ordered else _scatter(values[first], pos[first], n)
     for extra in (cfg.created, cfg.timestamp):
         if extra and extra not in frame_cols and extra not in rows.missing:
             frame_cols[extra] = _timestamps(table[extra])
@@ -104,7 +107,7 @@ def _join_entity(
     return LoadedSource(
         name=name,
         config=cfg,
-        frame=pd.DataFrame(frame_cols),
+        columns=frame_cols,
         rows=rows.rows,
         max_timestamp=rows.max_timestamp,
         duplicate_ids=duplicates,

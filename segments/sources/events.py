@@ -154,7 +154,7 @@ def _finish_events(
     source = LoadedSource(
         name=name,
         config=cfg,
-        frame=pd.DataFrame(frame_cols),
+        columns=frame_cols,
         rows=ev.rows,
         max_timestamp=ev.max_timestamp,
         missing_columns=ev.missing,

@@ -4,6 +4,8 @@ values it could not parse."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,9 +29,11 @@ class ValueStats:
 class LoadedSource:
     """One source as read for a given as_of.
 
-    ``frame`` holds the rows that fed the dataset under the source's own column names, the
+    ``columns`` holds the rows that fed the dataset under the source's own column names, the
     id column normalised (a category; mapped ids for ``map_via`` sources) and events cut at
-    as_of. ``rows`` counts the rows as of as_of, before ids were resolved or de-duplicated.
+    as_of; ``frame`` is them as a DataFrame, built when first asked for (a refresh only
+    digests the columns). ``rows`` counts the rows as of as_of, before ids were resolved or
+    de-duplicated.
 
     ``id_stats`` is ``{"rows", "blank", "unresolved"}``: of ``rows``, the ids that are empty
     after trimming (for a mapping: key or id), and the others that do not lead to a known
@@ -41,7 +45,7 @@ class LoadedSource:
 
     name: str
     config: SourceConfig
-    frame: pd.DataFrame
+    columns: dict[str, Any]
     rows: int
     max_timestamp: pd.Timestamp | None
     duplicate_ids: int = 0
@@ -51,3 +55,8 @@ class LoadedSource:
     id_stats: dict[str, int] = field(default_factory=dict)
     values: dict[str, ValueStats] = field(default_factory=dict)
     timestamps: np.ndarray | None = field(default=None, repr=False)
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The source's rows as a DataFrame (see ``columns``)."""
+        return pd.DataFrame(self.columns)

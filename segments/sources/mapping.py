@@ -76,7 +76,7 @@ def _load_mapping(name: str, cfg: SourceConfig, ws: Workspace) -> tuple[_Mapping
     source = LoadedSource(
         name=name,
         config=cfg,
-        frame=frame,
+        columns=dict(frame.items()),
         rows=table.num_rows,
         max_timestamp=None,
         duplicate_ids=int(conflicting),
