@@ -40,6 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pyroaring import BitMap
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -61,7 +63,7 @@ from segments.errors import SegopsError
 from segments.evaluate import evaluate_all
 from segments.workspace import SegmentDef, Workspace
 from store import lease
-from store.db import session_scope
+from store.db import session_scope, single_connection
 from store.entities import add_entity_keys, entity_keys
 from store.models import (
     Alert,
@@ -339,16 +341,50 @@ def refresh(
         )
 
 
+class _KnownKeys:
+    """The entity dictionary, read on a thread of its own while the sources load (reading a
+    million keys and parsing the files overlap); calling it waits for the keys.
+
+    The read is its own transaction: only a refresh adds keys, and refreshes are exclusive
+    (:func:`exclusive_refresh`), so the dictionary cannot grow before this one writes. An
+    in-memory SQLite database has one connection, so there the keys are read when asked for.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._keys: pd.Index | None = None
+        self._future: Future[pd.Index] | None = None
+        if not single_connection(engine):
+            pool = ThreadPoolExecutor(1, thread_name_prefix="segops-entity-keys")
+            self._future = pool.submit(self._read)
+            pool.shutdown(wait=False)
+
+    def _read(self) -> pd.Index:
+        with session_scope(self._engine) as session:
+            return entity_keys(session)
+
+    def __call__(self) -> pd.Index:
+        if self._keys is None:
+            self._keys = self._future.result() if self._future is not None else self._read()
+        return self._keys
+
+
 def _load(
     ws: Workspace,
     as_of: date,
     progress: Progress | None,
     engine_name: str | None,
     engine_options: engines.EngineOptions | None,
+    known: Callable[[], pd.Index] | None = None,
 ) -> sources.Dataset:
     """The dataset from the chosen engine (the pandas one reads every source into memory)."""
     dataset, _members = engines.load(
-        ws, as_of=as_of, engine=engine_name, options=engine_options, progress=progress
+        ws,
+        as_of=as_of,
+        engine=engine_name,
+        options=engine_options,
+        progress=progress,
+        known_ids=known,
     )
     return dataset
 
@@ -376,7 +412,8 @@ def _refresh(
         history = recent_profiles(session, limit=HISTORY)
     say("load")
     with timer.phase("load"):
-        dataset = _load(ws, as_of, progress, engine_name, engine_options)
+        known_keys = _KnownKeys(engine)
+        dataset = _load(ws, as_of, progress, engine_name, engine_options, known_keys)
         fingerprint = dataset.fingerprint
     say("quality")
     with timer.phase("quality"):
@@ -389,7 +426,7 @@ def _refresh(
 
     with session_scope(engine) as session:
         with timer.phase("bitmaps"):
-            known = entity_keys(session)
+            known = known_keys()
             # the dictionary's keys are unique in the store (a unique constraint)
             ids, new_keys = membership.assign_ids(dataset.frame.index, known, known_unique=True)
         with timer.phase("drift"):

@@ -28,12 +28,11 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
 
 from segments.errors import SegopsError
 
@@ -58,46 +57,52 @@ _DIALECTS = {
     "databricks": "databricks",
 }
 # Nodes that write, lock, change the session or run an unparsed command.
-_WRITE_NODES = tuple(
-    getattr(exp, name)
-    for name in (
-        "Insert",
-        "Update",
-        "Delete",
-        "Merge",
-        "Create",
-        "Drop",
-        "Alter",
-        "AlterTable",
-        "TruncateTable",
-        "Copy",
-        "Into",
-        "Lock",
-        "Command",
-        "Set",
-        "Use",
-        "Pragma",
-        "Attach",
-        "Detach",
-        "Transaction",
-        "Commit",
-        "Rollback",
-        "Grant",
-        "Revoke",
-        "LoadData",
-        "Analyze",
-        "Cache",
-        "Uncache",
-        "Refresh",
-        "Export",
-    )
-    if hasattr(exp, name)
+_WRITE_NAMES = (
+    "Insert",
+    "Update",
+    "Delete",
+    "Merge",
+    "Create",
+    "Drop",
+    "Alter",
+    "AlterTable",
+    "TruncateTable",
+    "Copy",
+    "Into",
+    "Lock",
+    "Command",
+    "Set",
+    "Use",
+    "Pragma",
+    "Attach",
+    "Detach",
+    "Transaction",
+    "Commit",
+    "Rollback",
+    "Grant",
+    "Revoke",
+    "LoadData",
+    "Analyze",
+    "Cache",
+    "Uncache",
+    "Refresh",
+    "Export",
 )
-_SELECTS = tuple(
-    getattr(exp, name)
-    for name in ("Select", "SetOperation", "Union", "Subquery")
-    if hasattr(exp, name)
-)
+_SELECT_NAMES = ("Select", "SetOperation", "Union", "Subquery")
+
+
+@cache
+def _node_kinds() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """SQLGlot's writing and selecting node classes (SQLGlot loads only when a query is
+    checked: most workspaces have none, and it costs every command ~70 ms to import)."""
+    from sqlglot import exp
+
+    def kinds(names: tuple[str, ...]) -> tuple[type, ...]:
+        return tuple(getattr(exp, name) for name in names if hasattr(exp, name))
+
+    return kinds(_WRITE_NAMES), kinds(_SELECT_NAMES)
+
+
 _WORDS = {"into": "SELECT ... INTO", "lock": "a row lock (FOR UPDATE/FOR SHARE)"}
 
 
@@ -178,6 +183,9 @@ def check_query(query: str, url: str | None) -> None:
         raise AccessError(
             f"query is {len(query):,} characters long; the limit is {MAX_QUERY_LENGTH:,}"
         )
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+
     quiet = logging.getLogger("sqlglot")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # no "falling back to a command" warnings on stderr
@@ -195,14 +203,18 @@ def check_query(query: str, url: str | None) -> None:
             f"query must be a single SELECT statement, found {len(statements)} statements"
         )
     stmt = statements[0]
-    if not isinstance(stmt, _SELECTS):
+    writes, selects = _node_kinds()
+    if not isinstance(stmt, selects):
         raise AccessError(f"query must be a SELECT statement, found {_word(stmt)}")
     for node in stmt.walk():
-        if isinstance(node, _WRITE_NODES):
+        if isinstance(node, writes):
             raise AccessError(f"query must only read: found {_word(node)}")
 
 
-def _word(node: exp.Expression) -> str:
+def _word(node: Any) -> str:
+    """How a message names a SQLGlot node: a command's own word, else its kind."""
+    from sqlglot import exp
+
     if isinstance(node, exp.Command):
         return str(node.this).upper()
     return _WORDS.get(node.key, node.key.upper())

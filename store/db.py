@@ -78,6 +78,12 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int | None = None, **kwargs:
     return engine
 
 
+def single_connection(engine: Engine) -> bool:
+    """True for an in-memory SQLite database: it has no second connection to read it from
+    another thread or process."""
+    return engine.dialect.name == "sqlite" and _sqlite_file(engine.url) is None
+
+
 def impatient_engine(engine: Engine, wait: float) -> Engine:
     """An engine on ``engine``'s database whose lock waits give up after ``wait`` seconds.
 
@@ -85,7 +91,7 @@ def impatient_engine(engine: Engine, wait: float) -> Engine:
     once, with :func:`is_busy` true. Connections are not pooled. An in-memory SQLite
     database has no second connection to it, so ``engine`` itself is returned.
     """
-    if engine.dialect.name == "sqlite" and _sqlite_file(engine.url) is None:
+    if single_connection(engine):
         return engine
     return make_engine(engine.url, busy_timeout_ms=max(1, int(wait * 1000)), poolclass=NullPool)
 

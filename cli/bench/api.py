@@ -113,7 +113,7 @@ def run_api_bench(*, members: int = 1_000_000, requests: int = 2000) -> list[Lat
         [
             sys.executable,
             "-c",
-            "from cli.app import main; main()",
+            "from cli.app import script; script()",
             "serve",
             "--no-slack",
             "--port",

@@ -1,15 +1,18 @@
 """``segops bench``: the whole ``segops refresh`` process as a user sees it, timed from outside.
 
 On one CSV of N accounts (the columns of :func:`cli.bench.refresh.make_accounts`) and M
-random rules, it times two fresh processes with the wall clock of this one:
+random rules, it times fresh processes with the wall clock of this one:
 
 * ``segops refresh`` on a workspace with that CSV as its only source (start-up, load,
   quality gate, evaluate, bitmaps, drift, commit into a scratch SQLite store), once cold
-  (the entity dictionary is filled) and once warm (a day later, as a scheduled refresh);
+  (the entity dictionary is filled) and then warm (a day later, as a scheduled refresh);
 * **bare pandas**: a Python process that imports only pandas, reads the same CSV and
   evaluates the same rules as plain pandas expressions (generated from the parsed rules).
 
-Both print their segment sizes, so the table says whether they found the same members.
+The warm refresh and the peer run ``repeat`` times, alternately, each warm run on a copy of
+the store as the cold one left it; the table shows medians (a shared machine's noise moves
+single runs by a third). Both print their segment sizes, so the table says whether they
+found the same members.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -110,6 +116,25 @@ def _workspace(rule_texts: list[str]) -> dict[str, Any]:
     }
 
 
+def _record(figures: dict[str, Any], label: str, runs: list[float], report: Any) -> None:
+    figures[label] = statistics.median(runs)
+    figures[f"{label}_runs"] = runs
+    figures[f"{label}_timings"] = report.get("timings", {})
+    figures[f"{label}_sizes"] = [s["size"] for s in report["segments"]]
+
+
+def _copy_store(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite store (its WAL included), replacing ``target``."""
+    for stale in (
+        target,
+        target.with_name(target.name + "-wal"),
+        target.with_name(target.name + "-shm"),
+    ):
+        stale.unlink(missing_ok=True)
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
 def _timed(args: list[str], env: dict[str, str]) -> tuple[float, str]:
     started = time.perf_counter()
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
@@ -120,7 +145,9 @@ def _timed(args: list[str], env: dict[str, str]) -> tuple[float, str]:
     return seconds, done.stdout
 
 
-def run_process_bench(*, customers: int, segments: int, console: Console) -> dict[str, Any]:
+def run_process_bench(
+    *, customers: int, segments: int, console: Console, repeat: int = 3
+) -> dict[str, Any]:
     """Time the refresh process against the bare pandas process; print and return the figures."""
     from commands.catalog import apply_workspace
     from segments.workspace import load_workspace
@@ -147,20 +174,29 @@ def run_process_bench(*, customers: int, segments: int, console: Console) -> dic
             "SEGOPS_PRIVACY_FLOOR": str(FLOOR),
         }
         env.pop("SEGOPS_ENGINE", None)
-        segops = [sys.executable, "-c", "from cli.app import main; main()", "refresh", "--json"]
+        segops = [sys.executable, "-c", "from cli.app import script; script()", "refresh", "--json"]
         figures: dict[str, Any] = {"customers": customers, "segments": segments}
-        for label, day in (("cold", AS_OF - timedelta(days=1)), ("warm", AS_OF)):
-            with console.status(f"process bench: segops refresh ({label})"):
-                seconds, out = _timed([*segops, "--as-of", day.isoformat()], env)
+        with console.status("process bench: segops refresh (cold)"):
+            seconds, out = _timed(
+                [*segops, "--as-of", (AS_OF - timedelta(days=1)).isoformat()], env
+            )
+        _record(figures, "cold", [seconds], json.loads(out))
+        _copy_store(root / "bench.db", root / "cold.db")
+        warm, bare = [], []
+        for round_ in range(1, repeat + 1):
+            _copy_store(root / "cold.db", root / "bench.db")
+            with console.status(f"process bench: segops refresh (warm, {round_}/{repeat})"):
+                seconds, out = _timed([*segops, "--as-of", AS_OF.isoformat()], env)
+            warm.append(seconds)
             report = json.loads(out)
-            figures[label] = seconds
-            figures[f"{label}_timings"] = report.get("timings", {})
-            figures[f"{label}_sizes"] = [s["size"] for s in report["segments"]]
-        with console.status("process bench: bare pandas"):
-            seconds, out = _timed([sys.executable, str(root / "peer.py")], env)
-        figures["bare"] = seconds
+            with console.status(f"process bench: bare pandas ({round_}/{repeat})"):
+                seconds, peer_out = _timed([sys.executable, str(root / "peer.py")], env)
+            bare.append(seconds)
+        _record(figures, "warm", warm, report)
+        figures["bare"] = statistics.median(bare)
+        figures["bare_runs"] = bare
         # segops hides sizes under the privacy floor (an empty segment's too): so does the peer
-        figures["bare_sizes"] = [visible_size(size, FLOOR) for size in json.loads(out)]
+        figures["bare_sizes"] = [visible_size(size, FLOOR) for size in json.loads(peer_out)]
         _print(console, figures)
         return figures
     finally:
@@ -176,16 +212,31 @@ def _print(console: Console, f: dict[str, Any]) -> None:
         title_justify="left",
     )
     table.add_column("process")
-    table.add_column("seconds", justify="right")
+    table.add_column("seconds (median)", justify="right")
+    table.add_column("runs", justify="right")
     table.add_column("vs bare pandas", justify="right")
     table.add_column("same sizes")
     bare = f["bare"]
-    table.add_row("bare pandas: read CSV, evaluate the masks", f"{bare:.2f}", "1.00x", "")
+    table.add_row(
+        "bare pandas: read CSV, evaluate the masks",
+        f"{bare:.2f}",
+        _runs(f["bare_runs"]),
+        "1.00x",
+        "",
+    )
     for label in ("warm", "cold"):
         same = "yes" if f[f"{label}_sizes"] == f["bare_sizes"] else "NO"
         table.add_row(
-            f"segops refresh ({label})", f"{f[label]:.2f}", f"{f[label] / bare:.2f}x", same
+            f"segops refresh ({label})",
+            f"{f[label]:.2f}",
+            _runs(f[f"{label}_runs"]),
+            f"{f[label] / bare:.2f}x",
+            same,
         )
     console.print(table)
     phases = ", ".join(f"{k} {v:.2f}" for k, v in f["warm_timings"].items())
     console.print(f"warm refresh phases (s): {phases}")
+
+
+def _runs(runs: list[float]) -> str:
+    return " ".join(f"{r:.2f}" for r in runs)

@@ -25,8 +25,10 @@ raises :class:`EngineError` naming the engine, the source, feature or score, and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
+
+import pandas as pd
 
 from segments.engine.options import ENGINES, EngineError, EngineOptions, choose_engine
 from segments.engine.run import Members, Progress, load_in_engine
@@ -52,12 +54,15 @@ def load(
     options: EngineOptions | None = None,
     progress: Progress | None = None,
     rules: Mapping[str, Rule] | None = None,
+    known_ids: Callable[[], pd.Index] | None = None,
 ) -> tuple[Dataset, Members | None]:
     """The dataset of ``ws`` as of ``as_of`` computed by ``engine`` (None: the workspace's
-    or the chosen one); members come back only from the SQL engines and only with ``rules``."""
+    or the chosen one); members come back only from the SQL engines and only with ``rules``.
+    ``known_ids`` (distinct ids in order, see :func:`segments.sources.load_dataset`) spares
+    the pandas engine hashing ids it has seen before."""
     chosen = choose_engine(ws, engine)
     if chosen == "pandas":
-        return load_dataset(ws, as_of=as_of, progress=progress), None
+        return load_dataset(ws, as_of=as_of, progress=progress, known_ids=known_ids), None
     return load_in_engine(
         ws, as_of=as_of, engine=chosen, options=options, progress=progress, rules=rules
     )

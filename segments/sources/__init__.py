@@ -60,7 +60,8 @@ Parquet, ``sql`` for SQLAlchemy URLs), ``ids`` (id normalisation and lookup),
 ``mapping`` (mapping sources), ``kinds`` (declared kinds to frame columns),
 ``entities`` and ``events`` (the two source kinds), ``features`` (windowed
 aggregations), ``scores`` (weighted 0-100 scores), ``loaded`` (one source as
-read) and ``dataset`` (``load_dataset``, the joined frame and its lineage).
+read), ``digest`` (content digests of columns) and ``dataset`` (``load_dataset``,
+the joined frame, its lineage and fingerprint).
 """
 
 from __future__ import annotations

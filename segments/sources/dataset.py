@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from segments.schema import Schema
 from segments.sources.digest import columns_digest
@@ -25,7 +26,7 @@ from segments.sources.events import (
     _read_events,
 )
 from segments.sources.features import _feature, _Selection
-from segments.sources.ids import _universe
+from segments.sources.ids import _universe, _valid
 from segments.sources.loaded import LoadedSource
 from segments.sources.mapping import _id_text, _load_mapping, _Mapping, _unresolved
 from segments.sources.scores import _scores
@@ -69,8 +70,19 @@ class Dataset:
         return digest.hexdigest()
 
 
-def load_dataset(ws: Workspace, *, as_of: date, progress: Progress | None = None) -> Dataset:
-    """Load, normalise, join and aggregate every source of ``ws`` as of the end of ``as_of``."""
+def load_dataset(
+    ws: Workspace,
+    *,
+    as_of: date,
+    progress: Progress | None = None,
+    known_ids: Callable[[], pd.Index] | None = None,
+) -> Dataset:
+    """Load, normalise, join and aggregate every source of ``ws`` as of the end of ``as_of``.
+
+    ``known_ids`` gives ids known to be distinct, in order (the store's entity dictionary;
+    a callable, so it can still be being read while the files are): when the only entity
+    source's ids are exactly its first ones, they are the universe as they are, without
+    hashing a million ids to find out (~0.3 s). The dataset is the same either way."""
     say: Progress = progress or (lambda _message: None)
     if isinstance(as_of, datetime):
         as_of = as_of.date()
@@ -95,7 +107,8 @@ def load_dataset(ws: Workspace, *, as_of: date, progress: Progress | None = None
             events[name] = _read_events(name, cfg, ws, before)
 
     if entities:
-        universe, positions = _universe([e.ids for e in entities.values()])
+        known = _known_universe(list(entities.values()), known_ids)
+        universe, positions = known or _universe([e.ids for e in entities.values()])
         entity_pos = dict(zip(entities, positions, strict=True))
         event_pos = {
             name: _event_positions(ev, ws.sources[name], mappings, universe)
@@ -161,6 +174,26 @@ def load_dataset(ws: Workspace, *, as_of: date, progress: Progress | None = None
         as_of=as_of,
         config_digest=_config_digest(ws),
     )
+
+
+def _known_universe(
+    entities: list[_EntityRows], known_ids: Callable[[], pd.Index] | None
+) -> tuple[pa.Array, list[np.ndarray]] | None:
+    """The universe and positions of one entity source whose ids are the first of
+    ``known_ids`` in order (so distinct and in first-appearance order), else None."""
+    if known_ids is None or len(entities) != 1:
+        return None
+    ids = entities[0].ids
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    if not pa.types.is_string(ids.type) or not _valid(ids).all():
+        return None
+    known = known_ids()
+    if len(ids) > len(known) or not len(ids):
+        return None
+    prefix = pa.array(known.array[: len(ids)])
+    if not pa.chunked_array([ids]).equals(pa.chunked_array([prefix]).cast(ids.type)):
+        return None
+    return ids, [np.arange(len(ids), dtype=np.int64)]
 
 
 def _distinct_categories(index: pd.Index) -> pd.CategoricalDtype:

@@ -169,6 +169,29 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_console_script_output_and_writes_are_whole(workspace, tmp_path):
+    """The script leaves without the collector's last passes: its JSON still arrives whole
+    through a pipe and what it committed is there for the next process."""
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "SEGOPS_WORKSPACE": str(workspace),
+        "SEGOPS_PRIVACY_FLOOR": "1",
+        "PATH": "",
+    }
+
+    def segops(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "cli.app", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+    assert segops("apply", str(workspace)).returncode == 0
+    refreshed = segops("refresh", "--json", "--as-of", "2026-06-30")
+    assert refreshed.returncode == 0, refreshed.stderr
+    report = json.loads(refreshed.stdout)
+    assert {s["segment"]: s["size"] for s in report["segments"]} == {"paid": 4, "big": 2}
+    listed = json.loads(segops("list", "--json").stdout)
+    assert {row["name"]: row["size"] for row in listed} == {"paid": 4, "big": 2}
+
+
 def test_serve_without_slack_credentials_names_what_is_missing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'z.db'}")
     code, _, err = run(monkeypatch, capsys, "serve")
