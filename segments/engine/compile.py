@@ -8,7 +8,7 @@ One statement gives one row per entity (:func:`compile_dataset`), built from CTE
 * ``segops_ent_<source>``: an entity source's rows cut at ``created``, ids normalised (and
   mapped through ``map_via`` as a join), the first row of a repeated id kept;
 * ``segops_ids``: the entity universe (the union of the entity sources' ids; with none, the
-  ids seen in events);
+  ids seen in events; a single entity source without repeated ids is the universe itself);
 * ``segops_raw_<source>``: an events source cut at as_of with its ids resolved, and
   ``segops_feat_<source>``, one grouped aggregation per source (by id, the universe joined
   afterwards) computing every feature on it with ``CASE`` filters (event names, window,
@@ -390,11 +390,18 @@ def compile_dataset(
         entity_ctes[name], entity_columns[name] = b.entity(name, schema, name in unique)
     raw_events = {name: b.events(name) for name in event_names}
 
-    if entity_ctes:
+    only = (
+        list(entity_ctes.values()) if len(entity_ctes) == 1 and set(entity_ctes) <= unique else []
+    )
+    if only:  # one entity source without repeated ids is the universe: no DISTINCT, no join
+        parts = []
+    elif entity_ctes:
         parts = [sa.select(cte.c[ID]) for cte in entity_ctes.values()]
     else:
         parts = [sa.select(ev.c[ID]).where(ev.c[ID].is_not(None)) for ev in raw_events.values()]
-    if parts:
+    if only:
+        universe = only[0]
+    elif parts:
         universe = sa.union(*parts).cte("segops_ids") if len(parts) > 1 else None
         if universe is None:
             universe = sa.select(parts[0].selected_columns[0]).distinct().cte("segops_ids")
@@ -416,7 +423,8 @@ def compile_dataset(
     extra: list[str] = []
     kinds: dict[str, str] = {}
     for name, cte in entity_ctes.items():
-        joined = joined.outerjoin(cte, cte.c[ID] == universe.c[ID])
+        if cte is not universe:
+            joined = joined.outerjoin(cte, cte.c[ID] == universe.c[ID])
         for column, kind in entity_columns[name]:
             selected.append(cte.c[column])
             kinds[column] = kind

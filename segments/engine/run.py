@@ -78,13 +78,12 @@ def _query(engine: str, what: str) -> Iterator[None]:
 def _batches(conn: sa.Connection, stmt: Select[Any]) -> Iterator[pa.RecordBatch]:
     """The statement's rows as Arrow record batches (DuckDB natively, others in chunks)."""
     if conn.dialect.name == "duckdb":
-        # SQLAlchemy binds the parameters; DuckDB's own relation API streams Arrow batches
-        conn.execute(sa.text("DROP TABLE IF EXISTS segops_result"))
-        create = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-        conn.exec_driver_sql(
-            f"CREATE TEMP TABLE segops_result AS {create}", tuple(_positional(create))
+        # SQLAlchemy compiles and binds; DuckDB's relation API streams the Arrow batches as
+        # the query makes them (no copy of the result in a table first)
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        relation = conn.connection.driver_connection.sql(
+            str(compiled), params=_positional(compiled)
         )
-        relation = conn.connection.driver_connection.sql("SELECT * FROM segops_result")
         reader = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
         yield from reader(BATCH)
         return
