@@ -37,6 +37,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyroaring import BitMap
 
 from segments.errors import SegopsError
@@ -78,7 +80,7 @@ def assign_ids(
     same = _same_keys(keys, known)
     if same is not None:
         return same
-    positions = known.get_indexer(keys)
+    positions = _positions(keys, known)
     missing = positions < 0
     new_keys: list[str] = []
     if missing.any():
@@ -90,6 +92,23 @@ def assign_ids(
     if len(known) + len(new_keys) > MAX_ID + 1:
         raise SegopsError(f"entity dictionary would exceed {MAX_ID + 1:,} keys")
     return positions.astype(np.uint32), new_keys
+
+
+def _positions(keys: pd.Index, known: pd.Index) -> np.ndarray:
+    """Position of each key in ``known`` (unique), -1 when absent. Text keys are looked up
+    with Arrow's hash table: ten million in ~4 s where pandas takes ~12 s (it first turns
+    both indexes into Python strings)."""
+    if keys.dtype == "str" and known.dtype == "str" and len(known):
+        values = _arrow_text(keys)
+        found = pc.index_in(values, value_set=_arrow_text(known))
+        return pc.fill_null(found, -1).to_numpy().astype(np.int64)
+    return known.get_indexer(keys)
+
+
+def _arrow_text(index: pd.Index) -> pa.Array:
+    values = pa.array(index.array)
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    return values.cast(pa.string()) if values.type != pa.string() else values
 
 
 def _same_keys(keys: pd.Index, known: pd.Index) -> tuple[np.ndarray, list[str]] | None:
