@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -238,7 +239,7 @@ class _Run:
 
     dataset: sources.Dataset
     report: quality.QualityReport
-    masks: dict[str, np.ndarray]
+    masks: Mapping[str, np.ndarray]
     all_rules: dict[str, rules.Rule]
     ids: np.ndarray
     as_of: date
@@ -389,6 +390,24 @@ def _load(
     return dataset
 
 
+@contextmanager
+def _staging(
+    ws: Workspace, engine_name: str | None, options: engines.EngineOptions | None
+) -> Iterator[Path | None]:
+    """A folder for the SQL engines' per-entity rows while the refresh runs (in the spill
+    folder when one is set), removed afterwards; None for the pandas engine."""
+    if engines.choose_engine(ws, engine_name) == "pandas":
+        yield None
+        return
+    where = options.temp_dir if options is not None and options.temp_dir else None
+    if where is not None:
+        where.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(
+        prefix="segops-rows-", dir=where, ignore_cleanup_errors=True
+    ) as folder:
+        yield Path(folder)
+
+
 def _refresh(
     engine: Engine,
     ws: Workspace,
@@ -403,24 +422,78 @@ def _refresh(
     engine_options: engines.EngineOptions | None = None,
     privacy_floor: int = 0,
 ) -> RefreshReport:
-    say = progress or (lambda _msg: None)
     timer = _Timer()
     started = time.perf_counter()
     with session_scope(engine) as session:
         chosen = _active(session, only)
         all_rules = _all_rules(session)
         history = recent_profiles(session, limit=HISTORY)
+    with _staging(ws, engine_name, engine_options) as folder:
+        return _refresh_data(
+            engine,
+            ws,
+            as_of=as_of,
+            chosen=chosen,
+            all_rules=all_rules,
+            history=history,
+            progress=progress,
+            after_evaluate=after_evaluate,
+            notify=notify,
+            templates_dir=templates_dir,
+            engine_name=engine_name,
+            engine_options=engine_options,
+            privacy_floor=privacy_floor,
+            stage_to=folder,
+            timer=timer,
+            started=started,
+        )
+
+
+def _refresh_data(
+    engine: Engine,
+    ws: Workspace,
+    *,
+    as_of: date,
+    chosen: list[tuple[Segment, SegmentDef]],
+    all_rules: dict[str, rules.Rule],
+    history: list[dict[str, Any]],
+    progress: Progress | None,
+    after_evaluate: Callable[[], None] | None,
+    notify: bool,
+    templates_dir: Path | None,
+    engine_name: str | None,
+    engine_options: engines.EngineOptions | None,
+    privacy_floor: int,
+    stage_to: Path | None,
+    timer: _Timer,
+    started: float,
+) -> RefreshReport:
+    say = progress or (lambda _msg: None)
     say("load")
     with timer.phase("load"):
         known_keys = _KnownKeys(engine)
-        dataset = _load(ws, as_of, progress, engine_name, engine_options, known_keys)
+        dataset, members = engines.load(
+            ws,
+            as_of=as_of,
+            engine=engine_name,
+            options=engine_options,
+            progress=progress,
+            known_ids=known_keys,
+            rules=all_rules if stage_to is not None else None,
+            stage_to=stage_to,
+        )
         fingerprint = dataset.fingerprint
     say("quality")
     with timer.phase("quality"):
         report = quality.run_gate(dataset, ws, history=history)
     say("evaluate")
     with timer.phase("evaluate"):
-        masks = evaluate_all(all_rules, dataset.frame, dataset.schema)
+        # the SQL engines computed every segment's members with the rows
+        masks = (
+            members.masks
+            if members is not None
+            else evaluate_all(all_rules, dataset.frame, dataset.schema)
+        )
     if after_evaluate is not None:
         after_evaluate()
 
@@ -430,14 +503,24 @@ def _refresh(
             # the dictionary's keys are unique in the store (a unique constraint)
             ids, new_keys = membership.assign_ids(dataset.frame.index, known, known_unique=True)
         with timer.phase("drift"):
-            profiles = drift.ProfileColumns(dataset.frame, dataset.schema, as_of=as_of)
+            profiles = drift.ProfileColumns(dataset.table, dataset.schema, as_of=as_of)
         run = _Run(dataset, report, masks, all_rules, ids, as_of, timer, profiles)
-        outcomes: list[SegmentOutcome] = []
-        pending: list[tuple[Segment, SegmentDef, SegmentOutcome, dict, BitMap | None]] = []
+        measured: list[_Measured | tuple[SegmentOutcome, dict, BitMap | None]] = []
         for segment, definition in chosen:
             # ``segment`` was read before loading: it is never added to this session, so
             # nothing it holds can overwrite a catalog change committed meanwhile.
-            outcome, stats, bitmap = _evaluate_segment(session, run, segment, definition)
+            measured.append(_evaluate_segment(session, run, segment, definition))
+        with timer.phase("drift"):
+            judged = [m for m in measured if isinstance(m, _Measured)]
+            member_profiles = _profile_members(run, judged)
+        outcomes: list[SegmentOutcome] = []
+        pending: list[tuple[Segment, SegmentDef, SegmentOutcome, dict, BitMap | None]] = []
+        for (segment, definition), item in zip(chosen, measured, strict=True):
+            if isinstance(item, _Measured):
+                with timer.phase("drift"):
+                    outcome, stats, bitmap = _judge(session, run, item, member_profiles[id(item)])
+            else:
+                outcome, stats, bitmap = item
             outcomes.append(outcome)
             pending.append((segment, definition, outcome, stats, bitmap))
         pending = _block_dependants(pending, all_rules)
@@ -492,8 +575,10 @@ def _refresh(
 
 def _evaluate_segment(
     session: Session, run: _Run, segment: Segment, definition: SegmentDef
-) -> tuple[SegmentOutcome, dict, BitMap | None]:
-    """Gate, diff and profile one segment; nothing is written here."""
+) -> _Measured | tuple[SegmentOutcome, dict, BitMap | None]:
+    """Gate and diff one segment; nothing is written here. An unchanged or blocked
+    segment's outcome comes back finished, any other is :class:`_Measured` for
+    :func:`_judge`."""
     dataset = run.dataset
     previous, prev_snapshot = _baseline(session, segment, run.as_of)
     origin = _origin_baseline(session, segment, run.as_of) if previous is None else None
@@ -561,7 +646,7 @@ def _evaluate_segment(
             leavers[rows] = True
             reasons = membership.leave_reasons(
                 run.all_rules[definition.name],
-                dataset.frame,
+                dataset.table,
                 dataset.schema,
                 run.masks,
                 leavers,
@@ -578,45 +663,137 @@ def _evaluate_segment(
             # approved proposal's preview (the new definition on the previous data) when
             # there is one, and composition against nothing.
             previous_profile = None
-        stats, alerts, kpis = _drift(
-            session,
-            run,
-            segment,
-            definition,
-            mask,
-            columns,
-            previous_profile,
-            previous_size if change is None else change["expected_size"],
-            same,
-        )
-        if origin is not None and origin["kind"] == "split" and len(joined):
-            parent = origin["sources"][0]
-            alerts.append(
-                AlertView(
-                    "split_outside",
-                    "warning",
-                    f"{len(joined):,} members are not in '{parent}', which this segment "
-                    "was split from",
-                    {"outside": len(joined), "source": parent},
-                )
+    kpi_columns = [dataset.schema.resolve(k) for k in definition.tracked_kpis]
+    return _Measured(
+        segment=segment,
+        definition=definition,
+        size=size,
+        previous_size=previous_size,
+        joined=joined,
+        left=left,
+        reasons=reasons,
+        bitmap=bitmap,
+        profile_columns=sorted(columns | set(kpi_columns)),
+        kpi_columns=kpi_columns,
+        previous_profile=previous_profile,
+        compared_size=previous_size if change is None else change["expected_size"],
+        same=same,
+        change=change,
+        origin=origin,
+    )
+
+
+@dataclass
+class _Measured:
+    """A segment measured but not yet judged: what :func:`_judge` needs once its members'
+    profile is computed (profiles of every segment are computed together, one group of
+    columns at a time, by :func:`_profile_members`)."""
+
+    segment: Segment
+    definition: SegmentDef
+    size: int
+    previous_size: int | None
+    joined: BitMap
+    left: BitMap
+    reasons: dict[str, int]
+    bitmap: BitMap
+    profile_columns: list[str]
+    kpi_columns: list[str]
+    previous_profile: dict | None
+    compared_size: int | None
+    same: set[int]
+    change: dict[str, Any] | None
+    origin: dict[str, Any] | None
+
+
+PROFILE_GROUP_BYTES = 192 * 1024**2
+"""How much converted column data profiling holds at once: the columns are taken in groups
+of about this size, and every segment's members are profiled on one group before the next
+is read (10 million rows: about three float64 columns at a time)."""
+
+
+def _profile_members(run: _Run, measured: list[_Measured]) -> dict[int, dict[str, Any]]:
+    """Each measured segment's member profile (``drift.profile``), keyed by ``id()``.
+
+    Column-major: a group of columns is converted once, every segment that profiles any of
+    them is profiled on it, and the group is let go before the next; a segment's profile is
+    the same as profiling all its columns at once (each column's summary is its own)."""
+    wanted = sorted({c for m in measured for c in m.profile_columns})
+    per_column = max(8 * len(run.ids), 1)
+    size = max(1, PROFILE_GROUP_BYTES // per_column)
+    parts: dict[int, dict[str, Any]] = {id(m): {} for m in measured}
+    for start in range(0, len(wanted), size):
+        group = set(wanted[start : start + size])
+        for item in measured:
+            columns = [c for c in item.profile_columns if c in group]
+            if not columns:
+                continue
+            stats = drift.profile(
+                run.dataset.table,
+                columns,
+                run.dataset.schema,
+                item.previous_profile,
+                as_of=run.as_of,
+                mask=run.masks[item.definition.name],
+                cache=run.profiles,
             )
+            parts[id(item)].update(stats["columns"])
+        run.profiles.forget(group)
+    return {
+        id(m): {
+            "version": drift.PROFILE_VERSION,
+            "size": m.size,
+            "columns": {c: parts[id(m)][c] for c in m.profile_columns},
+        }
+        for m in measured
+    }
+
+
+def _judge(
+    session: Session, run: _Run, item: _Measured, stats: dict[str, Any]
+) -> tuple[SegmentOutcome, dict, BitMap | None]:
+    """Drift alerts and the outcome of a measured segment, given its members' profile."""
+    definition, segment, origin = item.definition, item.segment, item.origin
+    alerts, kpis = _drift(
+        session,
+        run,
+        segment,
+        definition,
+        stats,
+        item.kpi_columns,
+        item.previous_profile,
+        item.compared_size,
+        item.same,
+        item.bitmap,
+    )
+    if origin is not None and origin["kind"] == "split" and len(item.joined):
+        parent = origin["sources"][0]
+        alerts.append(
+            AlertView(
+                "split_outside",
+                "warning",
+                f"{len(item.joined):,} members are not in '{parent}', which this segment "
+                "was split from",
+                {"outside": len(item.joined), "source": parent},
+            )
+        )
     status = "published"
     if definition.block_on_min_size and any(a.kind == "min_size" for a in alerts):
         status = "blocked"
     outcome = SegmentOutcome(
         definition.name,
         status,
-        size,
-        previous_size,
-        len(joined) if status == "published" else 0,
-        len(left) if status == "published" else 0,
+        item.size,
+        item.previous_size,
+        len(item.joined) if status == "published" else 0,
+        len(item.left) if status == "published" else 0,
         alerts,
-        leave_reasons=reasons,
+        leave_reasons=item.reasons,
         kpis=kpis,
-        definition_change=change,
+        definition_change=item.change,
         origin={"kind": origin["kind"], "sources": origin["sources"]} if origin else None,
     )
-    return outcome, {"profile": stats}, bitmap if status == "published" else None
+    return outcome, {"profile": stats}, item.bitmap if status == "published" else None
 
 
 def _origin_baseline(session: Session, segment: Segment, as_of: date) -> dict[str, Any] | None:
@@ -684,7 +861,7 @@ def _against_baseline(
     run: _Run,
     segment: Segment,
     definition: SegmentDef,
-    mask: np.ndarray,
+    members: BitMap,
     same: set[int],
 ) -> list[drift.Alert]:
     """Drift against the segment's baseline (``drift.baseline``), computed by the same
@@ -712,7 +889,6 @@ def _against_baseline(
     if found is None:
         return []
     base, base_as_of = found
-    members = membership.to_bitmap(run.ids[mask])
     before = membership.decode(base.bitmap) if base.bitmap else BitMap()
     return drift.detect_baseline(
         size=len(members),
@@ -824,27 +1000,16 @@ def _drift(
     run: _Run,
     segment: Segment,
     definition: SegmentDef,
-    mask: np.ndarray,
-    columns: set[str],
+    stats: dict[str, Any],
+    kpi_columns: list[str],
     previous_profile: dict | None,
     previous_size: int | None,
     same: set[int],
-) -> tuple[dict, list[AlertView], dict[str, dict[str, float | None]]]:
-    """Profile the members, compare with the previous profile, and pick out KPI means."""
-    schema = run.dataset.schema
-    kpi_columns = [schema.resolve(k) for k in definition.tracked_kpis]
-    profile_columns = sorted(columns | set(kpi_columns))
-    stats = drift.profile(
-        run.dataset.frame,
-        profile_columns,
-        schema,
-        previous_profile,
-        as_of=run.as_of,
-        mask=mask,
-        cache=run.profiles,
-    )
+    members: BitMap,
+) -> tuple[list[AlertView], dict[str, dict[str, float | None]]]:
+    """Compare the members' profile with the previous one, and pick out KPI means."""
     found = drift.detect(
-        size=int(mask.sum()),
+        size=int(stats["size"]),
         previous_size=previous_size,
         history_sizes=past_sizes(
             session, segment_id=segment.id, limit=HISTORY, version_ids=same, before=run.as_of
@@ -854,7 +1019,7 @@ def _drift(
         kpis=kpi_columns,
         thresholds=definition.drift_thresholds(),
     )
-    found += _against_baseline(session, run, segment, definition, mask, same)
+    found += _against_baseline(session, run, segment, definition, members, same)
     alerts = [AlertView(a.kind, a.severity, a.message, a.details) for a in found]
     now_columns = stats.get("columns") or {}
     before_columns = (previous_profile or {}).get("columns") or {}
@@ -865,7 +1030,7 @@ def _drift(
         }
         for k in kpi_columns
     }
-    return stats, alerts, kpis
+    return alerts, kpis
 
 
 def _persist_outcome(

@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from statistics import NormalDist
@@ -73,6 +73,7 @@ import pandas as pd
 
 from segments.errors import SegopsError
 from segments.schema import Schema, infer_kind
+from segments.table import Table
 
 PROFILE_VERSION = 1
 HIST_BINS = 10
@@ -189,11 +190,18 @@ class ProfileColumns:
     first use, so only profiled columns cost anything.
     """
 
-    def __init__(self, frame: pd.DataFrame, schema: Schema, *, as_of: date | None = None) -> None:
+    def __init__(
+        self, frame: pd.DataFrame | Table, schema: Schema, *, as_of: date | None = None
+    ) -> None:
         self.frame = frame
         self.schema = schema
         self.as_of = as_of
         self._converted: dict[str, _NumericColumn | _CategoryColumn] = {}
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Let go of these converted columns (plain or qualified), to bound memory."""
+        for name in names:
+            self._converted.pop(_frame_column(name, self.frame, self.schema), None)
 
     def column(self, name: str) -> _NumericColumn | _CategoryColumn:
         """The converted column ``name`` (plain or qualified)."""

@@ -44,8 +44,10 @@ from pyroaring import BitMap
 from segments.errors import SegopsError
 from segments.rules.mask import to_mask
 from segments.rules.text import to_text
-from segments.rules.tree import All, AnyOf, Condition, InSegment, Rule
+from segments.rules.tree import All, AnyOf, Condition, InSegment, Rule, dependencies
+from segments.rules.tree import columns as rule_columns
 from segments.schema import Schema
+from segments.table import FrameTable, Table
 
 FORMAT_ROARING = 0x01
 FORMAT_ROARING_ZLIB = 0x02
@@ -181,7 +183,7 @@ def movers(prev: BitMap | None, cur: BitMap) -> tuple[BitMap, BitMap]:
 
 def leave_reasons(
     rule: Rule,
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | Table,
     schema: Schema,
     segment_masks: Mapping[str, np.ndarray],
     leavers_mask: np.ndarray | None = None,
@@ -207,22 +209,60 @@ def leave_reasons(
     The dict is ordered by count, largest first (ties keep the rule's order). Leavers
     missing from ``frame`` (gone from the data) are the caller's to count.
     """
+    table = FrameTable(frame) if isinstance(frame, pd.DataFrame) else frame
+    known = dict(rules or {})
+    reached = _reached(rule, known)
+    # only the columns and segments the walk can meet are taken from the data
+    columns = [c for c in _columns_of(rule, reached, known, schema) if c in table.columns]
     if leavers_mask is None:
-        rows, masks = frame, dict(segment_masks)
-    else:
-        leavers_mask = np.asarray(leavers_mask, dtype=bool)
-        if leavers_mask.shape != (len(frame),):
-            raise SegopsError(
-                f"leavers mask has {leavers_mask.shape[0]:,} rows, the data {len(frame):,}"
-            )
-        rows = frame.loc[leavers_mask]
-        masks = {name: np.asarray(mask)[leavers_mask] for name, mask in segment_masks.items()}
+        leavers_mask = np.ones(len(table), dtype=bool)
+    leavers_mask = np.asarray(leavers_mask, dtype=bool)
+    if leavers_mask.shape != (len(table),):
+        raise SegopsError(
+            f"leavers mask has {leavers_mask.shape[0]:,} rows, the data {len(table):,}"
+        )
+    rows = table.rows(leavers_mask, columns)
+    masks = {
+        name: np.asarray(segment_masks[name])[leavers_mask]
+        for name in reached
+        if name in segment_masks
+    }
     counts: dict[str, int] = {}
     if len(rows) == 0:
         return counts
-    walk = _Explain(rows, schema, masks, dict(rules or {}), frame)
+    walk = _Explain(rows, schema, masks, known, table)
     walk.explain(rule, np.ones(len(rows), dtype=bool), counts, depth=0)
     return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
+def _reached(rule: Rule, rules: Mapping[str, Rule]) -> set[str]:
+    """The segments ``rule`` refers to, directly or through their rules."""
+    seen: set[str] = set()
+    stack = list(dependencies(rule))
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            if name in rules:
+                stack.extend(dependencies(rules[name]))
+    return seen
+
+
+def _columns_of(
+    rule: Rule, reached: set[str], rules: Mapping[str, Rule], schema: Schema
+) -> list[str]:
+    """The frame columns ``rule`` and the rules of ``reached`` name."""
+    names = list(rule_columns(rule))
+    for name in sorted(reached):
+        if name in rules:
+            names.extend(rule_columns(rules[name]))
+    out = []
+    for name in names:
+        try:
+            out.append(schema.resolve(name))
+        except SegopsError:
+            continue  # the rule's own check reports it
+    return list(dict.fromkeys(out))
 
 
 _MAX_DEPTH = 64

@@ -275,12 +275,13 @@ def run_gate(dataset: Dataset, ws: Workspace, *, history: list[dict[str, Any]]) 
                 _Measure("missing_columns", name, frame_name, name, 1.0, note=f"{column}|{role}")
             )
 
-    rates = dataset.frame.isna().mean()
+    table = dataset.table
+    nulls = table.null_counts()
     columns_profile: dict[str, float] = {}
-    for column in dataset.frame.columns:
+    for column in table.columns:
         if column in missing_frame_columns:
             continue
-        rate = float(rates[column]) if len(dataset.frame) else 0.0  # no rows, no nulls
+        rate = nulls[column] / len(table) if len(table) else 0.0  # no rows, no nulls
         columns_profile[column] = round(rate, 6)
         past = tuple(
             float(p["columns"][column])

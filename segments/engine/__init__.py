@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 
@@ -55,14 +56,22 @@ def load(
     progress: Progress | None = None,
     rules: Mapping[str, Rule] | None = None,
     known_ids: Callable[[], pd.Index] | None = None,
+    stage_to: Path | None = None,
 ) -> tuple[Dataset, Members | None]:
     """The dataset of ``ws`` as of ``as_of`` computed by ``engine`` (None: the workspace's
     or the chosen one); members come back only from the SQL engines and only with ``rules``.
     ``known_ids`` (distinct ids in order, see :func:`segments.sources.load_dataset`) spares
-    the pandas engine hashing ids it has seen before."""
+    the pandas engine hashing ids it has seen before. ``stage_to`` (a folder) keeps the SQL
+    engines' rows in a file there instead of memory (see :func:`load_in_engine`)."""
     chosen = choose_engine(ws, engine)
     if chosen == "pandas":
         return load_dataset(ws, as_of=as_of, progress=progress, known_ids=known_ids), None
     return load_in_engine(
-        ws, as_of=as_of, engine=chosen, options=options, progress=progress, rules=rules
+        ws,
+        as_of=as_of,
+        engine=chosen,
+        options=options,
+        progress=progress,
+        rules=rules,
+        stage_to=stage_to,
     )

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,7 @@ from segments.engine.compile import (
 from segments.engine.gate import gate_statements
 from segments.engine.options import EngineError, EngineOptions
 from segments.engine.relations import Relation, open_relations
+from segments.engine.staged import StagedTable, StagedWriter
 from segments.rules.tree import Rule
 from segments.sources.dataset import Dataset, _config_digest
 from segments.sources.digest import frame_digest
@@ -44,7 +47,7 @@ class Members:
     """Every segment's members from one query: a boolean mask per segment over the rows of
     the dataset's frame (``index``), and the seconds the query took."""
 
-    masks: dict[str, np.ndarray]
+    masks: Mapping[str, np.ndarray]
     index: pd.Index
     seconds: float
 
@@ -149,9 +152,15 @@ def load_in_engine(
     options: EngineOptions | None = None,
     progress: Progress | None = None,
     rules: Mapping[str, Rule] | None = None,
+    stage_to: Path | None = None,
 ) -> tuple[Dataset, Members | None]:
     """The dataset computed by ``engine`` (``duckdb`` or ``sql``): one row per entity comes
-    back, never the event rows. With ``rules``, every segment's members too (one query)."""
+    back, never the event rows. With ``rules``, every segment's members too (one query).
+
+    With ``stage_to`` (a folder), the rows are written there as they arrive and the
+    dataset's frame holds only the ids: its columns are read one at a time from
+    ``dataset.table`` (:mod:`segments.engine.staged`), and the masks are unpacked from the
+    engine's flags when asked for."""
     say: Progress = progress or (lambda _message: None)
     if isinstance(as_of, datetime):
         as_of = as_of.date()
@@ -173,13 +182,33 @@ def load_in_engine(
             what += " and the members of " + ", ".join(names)
         say(f"query: {what}")
         started = time.perf_counter()
-        with _query(engine, what):
-            batches = list(_batches(conn, compiled.statement.add_columns(*flags)))
-        frame = _frame(batches, compiled)
+        statement = compiled.statement.add_columns(*flags)
         members = None
-        if rules is not None:
-            members = _members(batches, names, frame.index, time.perf_counter() - started)
-        totals = _totals(batches, compiled)
+        staged: StagedTable | None = None
+        if stage_to is not None:
+            writer = StagedWriter(
+                stage_to / f"segops-rows-{uuid.uuid4().hex}.arrow",
+                id_column=ID,
+                kinds=compiled.schema.columns,
+                extra=compiled.extra,
+            )
+            flag_columns = [f"m{j}" for j in range(-(-len(names) // PACK))]
+            with _query(engine, what):
+                for batch in _batches(conn, statement):
+                    writer.add(batch, flag_columns)
+            staged = writer.finish(compiled.schema, names, PACK)
+            frame = pd.DataFrame(index=staged.index)
+            totals = writer.totals
+            if rules is not None:
+                members = Members(staged.masks, staged.index, time.perf_counter() - started)
+        else:
+            with _query(engine, what):
+                batches = list(_batches(conn, statement))
+            frame = _frame(batches, compiled)
+            if rules is not None:
+                members = _members(batches, names, frame.index, time.perf_counter() - started)
+            totals = _totals(batches, compiled)
+            del batches
         sources = _gate(conn, engine, ws, relations, builder, compiled, totals, entity_rows, say)
         say(f"entities: {len(frame):,}")
     lineage: dict[str, set[str]] = {}
@@ -196,7 +225,7 @@ def load_in_engine(
             *(lineage.get(compiled.schema.resolve(c), set()) for c in score.weights)
         )
     digest = hashlib.sha256()
-    digest.update(frame_digest(frame, index=True).encode())
+    digest.update((staged.digest if staged else frame_digest(frame, index=True)).encode())
     for name in sorted(sources):
         src = sources[name]
         digest.update(
@@ -210,6 +239,7 @@ def load_in_engine(
         as_of=as_of,
         config_digest=_config_digest(ws),
         content=digest.hexdigest(),
+        stored=staged,
     )
     return dataset, members
 

@@ -30,6 +30,7 @@ from segments.sources.ids import _universe, _valid
 from segments.sources.loaded import LoadedSource
 from segments.sources.mapping import _id_text, _load_mapping, _Mapping, _unresolved
 from segments.sources.scores import _scores
+from segments.table import FrameTable, Table
 from segments.workspace import Workspace, declared_schema
 
 Progress = Callable[[str], None]
@@ -47,6 +48,14 @@ class Dataset:
     config_digest: str = ""
     content: str | None = None
     """A digest of the data computed where it lives (SQL engines); None: hash the frames."""
+    stored: Table | None = None
+    """Where the columns are when ``frame`` holds only the index: the SQL engines' rows,
+    written to a local file and read one column at a time (:attr:`table`)."""
+
+    @cached_property
+    def table(self) -> Table:
+        """The dataset's columns by name: the frame's, or the stored rows'."""
+        return self.stored if self.stored is not None else FrameTable(self.frame)
 
     @property
     def id_stats(self) -> dict[str, dict[str, int]]:

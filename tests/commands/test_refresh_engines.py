@@ -37,7 +37,11 @@ def test_duckdb_refresh_publishes_the_pandas_members_and_gate(tmp_path):
     )
     queries = [m for m in said if m.startswith("query: ")]
     assert queries[0] == "query: quality counts of crm"
-    assert "query: the features logins_30d, days_since_login" in queries
+    # the members come back with the features, from the one query
+    assert (
+        "query: the features logins_30d, days_since_login and the members of "
+        "enterprise, trial, engaged-trial, smb"
+    ) in queries
     assert said.index("load") < said.index(queries[0]) < said.index("quality")
     assert [o.to_dict() for o in got.segments] == [o.to_dict() for o in expected.segments]
     assert published(duck_db) == published(pandas_db)
@@ -89,3 +93,47 @@ def test_a_failing_engine_query_keeps_the_previous_snapshot_current(tmp_path, pg
         assert now == current
         assert len(session.exec(select(SegmentResult)).all()) == len(current)
     store.dispose()
+
+
+def _stored(engine) -> list[tuple]:
+    """Every stored result's numbers, profile, KPIs and leave reasons, in refresh order."""
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(Segment.name, Snapshot.as_of, SegmentResult)
+            .join(SegmentResult, SegmentResult.segment_id == Segment.id)
+            .join(Snapshot, Snapshot.id == SegmentResult.snapshot_id)
+            .order_by(Snapshot.as_of, Segment.name)
+        ).all()
+        return [
+            (name, day, r.status, r.size, r.joined, r.left, r.stats, r.leave_reasons)
+            for name, day, r in rows
+        ]
+
+
+def _two_days(store, fx, **kwargs) -> list[dict]:
+    reports = [fx.refresh(store, day, **kwargs) for day in (AS_OF - timedelta(days=14), AS_OF)]
+    return [o.to_dict(details=True) | {"why": o.leave_reasons} for r in reports for o in r.segments]
+
+
+@pytest.mark.postgres
+def test_sql_and_duckdb_refreshes_store_the_pandas_profiles_and_leave_reasons(tmp_path, pg_url):
+    """Two refreshes a fortnight apart (members join and leave): the SQL engine on
+    PostgreSQL tables and DuckDB on the files store what pandas stores, number for number."""
+    pandas_db = make_engine(migrated_url(tmp_path / "p"))
+    fx = factories.applied(pandas_db, tmp_path / "a")
+    expected = _two_days(pandas_db, fx)
+    assert any(o["why"] for o in expected), "the fortnight should make some members leave"
+    duck_db = make_engine(migrated_url(tmp_path / "d"))
+    fx.apply(duck_db)
+    options = EngineOptions(memory_limit="256MB", temp_dir=tmp_path / "spill", threads=2)
+    assert _two_days(duck_db, fx, engine_name="duckdb", engine_options=options) == expected
+    assert _stored(duck_db) == _stored(pandas_db)
+    assert list((tmp_path / "spill").iterdir()) == []  # the staged rows are removed
+
+    sql_db = make_engine(migrated_url(tmp_path / "s"))
+    fx.apply(sql_db)
+    _pg_sources(pg_url, fx)
+    assert _two_days(sql_db, fx) == expected
+    assert _stored(sql_db) == _stored(pandas_db)
+    for store in (pandas_db, duck_db, sql_db):
+        store.dispose()
