@@ -369,6 +369,10 @@ class _KnownKeys:
             self._keys = self._future.result() if self._future is not None else self._read()
         return self._keys
 
+    def release(self) -> None:
+        """Let go of the keys (a later call reads them again)."""
+        self._keys, self._future = None, None
+
 
 def _load(
     ws: Workspace,
@@ -502,6 +506,9 @@ def _refresh_data(
             known = known_keys()
             # the dictionary's keys are unique in the store (a unique constraint)
             ids, new_keys = membership.assign_ids(dataset.frame.index, known, known_unique=True)
+            first_new_id = len(known)
+            del known
+            known_keys.release()  # the keys are not needed again: ~50 MB a million
         with timer.phase("drift"):
             profiles = drift.ProfileColumns(dataset.table, dataset.schema, as_of=as_of)
         run = _Run(dataset, report, masks, all_rules, ids, as_of, timer, profiles)
@@ -538,7 +545,7 @@ def _refresh_data(
                 return RefreshReport(
                     as_of=as_of, segments=outcomes, snapshot_id=None, timings=timer.timings
                 )
-            add_entity_keys(session, start=len(known), keys=new_keys)
+            add_entity_keys(session, start=first_new_id, keys=new_keys)
             statuses = {o.status for o in outcomes if o.status != "skipped"}
             snapshot = Snapshot(
                 as_of=as_of,
@@ -706,10 +713,12 @@ class _Measured:
     origin: dict[str, Any] | None
 
 
-PROFILE_GROUP_BYTES = 192 * 1024**2
+PROFILE_GROUP_BYTES = 128 * 1024**2
 """How much converted column data profiling holds at once: the columns are taken in groups
 of about this size, and every segment's members are profiled on one group before the next
-is read (10 million rows: about three float64 columns at a time)."""
+is read (two million rows: eight columns at a time), and never fewer than
+``PROFILE_GROUP_MIN`` columns, since each group costs every segment its mask again."""
+PROFILE_GROUP_MIN = 4
 
 
 def _profile_members(run: _Run, measured: list[_Measured]) -> dict[int, dict[str, Any]]:
@@ -720,7 +729,7 @@ def _profile_members(run: _Run, measured: list[_Measured]) -> dict[int, dict[str
     the same as profiling all its columns at once (each column's summary is its own)."""
     wanted = sorted({c for m in measured for c in m.profile_columns})
     per_column = max(8 * len(run.ids), 1)
-    size = max(1, PROFILE_GROUP_BYTES // per_column)
+    size = max(PROFILE_GROUP_MIN, PROFILE_GROUP_BYTES // per_column)
     parts: dict[int, dict[str, Any]] = {id(m): {} for m in measured}
     for start in range(0, len(wanted), size):
         group = set(wanted[start : start + size])

@@ -87,10 +87,19 @@ def assign_ids(
     new_keys: list[str] = []
     if missing.any():
         unseen = keys[missing]
-        new_index = pd.Index(pd.unique(unseen))
-        positions[missing] = len(known) + new_index.get_indexer(unseen)
-        # tolist() is ten times faster than iterating an Arrow-backed index
-        new_keys = [k if type(k) is str else str(k) for k in new_index.tolist()]
+        if unseen.dtype == "str":
+            # one pass of Arrow's hash table (its dictionary is in first occurrence order,
+            # as pd.unique): two million new keys in ~1 s where pandas' object hash
+            # tables took ~2.8 s and ~600 MB
+            encoded = pc.dictionary_encode(_arrow_text(unseen))
+            found = encoded.indices.to_numpy(zero_copy_only=False)
+            positions[missing] = len(known) + found.astype(np.int64)
+            new_keys = encoded.dictionary.to_pylist()
+        else:
+            new_index = pd.Index(pd.unique(unseen))
+            positions[missing] = len(known) + new_index.get_indexer(unseen)
+            # tolist() is ten times faster than iterating an Arrow-backed index
+            new_keys = [k if type(k) is str else str(k) for k in new_index.tolist()]
     if len(known) + len(new_keys) > MAX_ID + 1:
         raise SegopsError(f"entity dictionary would exceed {MAX_ID + 1:,} keys")
     return positions.astype(np.uint32), new_keys
@@ -100,7 +109,9 @@ def _positions(keys: pd.Index, known: pd.Index) -> np.ndarray:
     """Position of each key in ``known`` (unique), -1 when absent. Text keys are looked up
     with Arrow's hash table: ten million in ~4 s where pandas takes ~12 s (it first turns
     both indexes into Python strings)."""
-    if keys.dtype == "str" and known.dtype == "str" and len(known):
+    if not len(known):
+        return np.full(len(keys), -1, dtype=np.int64)
+    if keys.dtype == "str" and known.dtype == "str":
         values = _arrow_text(keys)
         found = pc.index_in(values, value_set=_arrow_text(known))
         return pc.fill_null(found, -1).to_numpy().astype(np.int64)

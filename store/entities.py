@@ -6,6 +6,7 @@ committing: the refresh owns the transaction.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection
 
 import pandas as pd
@@ -84,7 +85,8 @@ def add_entity_keys(session: Session, *, start: int, keys: list[str]) -> None:
         return
     connection = session.connection()
     dialect = connection.dialect
-    rows = list(zip(range(start, start + len(keys)), keys, strict=True))
+    # rows made as they are written: two million (id, key) tuples at once are ~180 MB
+    rows = zip(itertools.count(start), keys)
     raw = connection.connection.driver_connection
     if dialect.name == "sqlite":
         cursor = raw.cursor()
@@ -98,8 +100,7 @@ def add_entity_keys(session: Session, *, start: int, keys: list[str]) -> None:
                 copy.write_row(row)
     else:
         table = Entity.__table__  # type: ignore[attr-defined]
-        for i in range(0, len(rows), BULK_CHUNK):
-            chunk = [{"id": i, "key": k} for i, k in rows[i : i + BULK_CHUNK]]
+        while chunk := [{"id": i, "key": k} for i, k in itertools.islice(rows, BULK_CHUNK)]:
             connection.execute(insert(table), chunk)
 
 

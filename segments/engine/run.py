@@ -40,6 +40,7 @@ from segments.workspace import Workspace
 
 Progress = Callable[[str], None]
 BATCH = 100_000
+ROW_BATCH = 20_000
 
 
 @dataclass
@@ -109,7 +110,8 @@ def _psycopg_batches(conn: sa.Connection, stmt: Select[Any]) -> Iterator[pa.Reco
     with raw.cursor(name="segops_result") as cursor:
         cursor.execute(str(compiled), compiled.params)
         names = [column.name for column in cursor.description or []]
-        while rows := cursor.fetchmany(BATCH):
+        # smaller than BATCH: a row here is a tuple of Python objects, not Arrow values
+        while rows := cursor.fetchmany(ROW_BATCH):
             columns = list(zip(*rows, strict=True))
             yield pa.record_batch([_arrow(c) for c in columns], names=names)
 

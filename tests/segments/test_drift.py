@@ -17,6 +17,7 @@ from segments.drift import (
 )
 from segments.errors import SegopsError
 from segments.schema import Schema
+from segments.table import FrameTable
 
 
 def _profile(frame: pd.DataFrame, reference: dict | None = None, **kwargs) -> dict:
@@ -181,6 +182,28 @@ def test_profile_cache_serves_many_masks() -> None:
         mask = rng.random(len(frame)) < 0.3
         fast = profile(frame, ["plan", "mrr"], schema, mask=mask, cache=cache)
         assert fast == profile(frame[mask], ["plan", "mrr"], schema)
+
+
+def test_profiling_one_column_at_a_time_on_a_table_gives_the_whole_profile() -> None:
+    """What the refresh does to bound memory: a column at a time, converted columns let go
+    in between, over a table rather than a frame."""
+    frame = _every_kind(1_500, seed=5)
+    schema = Schema.from_frame(frame)
+    table = FrameTable(frame)
+    columns = list(frame.columns)
+    mask = np.random.default_rng(6).random(len(frame)) < 0.4
+    reference = profile(frame.iloc[::2], columns, schema, None, as_of=date(2026, 3, 1))
+    whole = profile(frame, columns, schema, reference, as_of=date(2026, 3, 1), mask=mask)
+    cache = ProfileColumns(table, schema, as_of=date(2026, 3, 1))
+    parts: dict = {}
+    for column in columns:
+        one = profile(
+            table, [column], schema, reference, as_of=date(2026, 3, 1), mask=mask, cache=cache
+        )
+        parts.update(one["columns"])
+        cache.forget([column])
+        assert cache._converted == {}
+    assert json.dumps({**whole, "columns": parts}) == json.dumps(whole)
 
 
 def test_profile_breaks_category_ties_by_label_not_category_order() -> None:
