@@ -261,3 +261,41 @@ def test_leave_reasons_of_nobody_is_empty(accounts) -> None:
     rule = rules.parse("seats >= 10")
 
     assert leave_reasons(rule, frame, schema, {}, np.zeros(6, dtype=bool)) == {}
+
+
+@given(
+    everyone=st.lists(
+        st.one_of(st.integers(-5, 5).map(float), st.floats(-1e3, 1e3), st.just(float("nan"))),
+        min_size=1,
+        max_size=60,
+    ),
+    picks=st.lists(st.integers(0, 59), min_size=1, max_size=10),
+    low=st.integers(-6, 6),
+    width=st.integers(0, 3),
+)
+def test_the_distance_to_a_threshold_is_the_share_of_rows_in_between(
+    everyone, picks, low, width
+) -> None:
+    """The counting behind an OR's nearest branch gives what sorting every row gives."""
+    from segments.membership import _Explain
+    from segments.rules.tree import Condition
+
+    frame = pd.DataFrame({"x": everyone})
+    rows = frame.iloc[[p % len(everyone) for p in picks]].reset_index(drop=True)
+    walk = _Explain(rows, Schema.from_frame(frame), {}, {}, frame)
+    cond = Condition("x", "between", (float(low), float(low + width)))
+    got = walk._distance(cond)
+    ranked = np.sort(frame["x"].dropna().to_numpy())
+    if not ranked.size:
+        assert got is None
+        return
+    values = rows["x"].to_numpy()
+
+    def share(a, b):
+        left = np.searchsorted(ranked, np.minimum(a, b), side="left")
+        return (np.searchsorted(ranked, np.maximum(a, b), side="left") - left) / ranked.size
+
+    below = np.where(values < low, share(values, low), 0.0)
+    above = np.where(values > low + width, share(low + width, values), 0.0)
+    want = np.where(np.isnan(values), np.nan, np.maximum(below + above, 1 / ranked.size))
+    np.testing.assert_array_equal(got, want)
