@@ -7,7 +7,7 @@ Dense ids
     Ids are ``uint32``, so a dictionary holds at most 2**32 keys.
 
     >>> ids, new = assign_ids(pd.Index(["b", "z", "a", "y"]), known=pd.Index(["a", "b"]))
-    >>> ids.tolist(), new
+    >>> ids.tolist(), new.tolist()
     ([1, 2, 0, 3], ['z', 'y'])
 
 Encoded bitmap (``encode``/``decode``)
@@ -63,12 +63,13 @@ if array.array("I").itemsize != 4:  # pragma: no cover - every supported platfor
 
 def assign_ids(
     keys: pd.Index, known: pd.Index, *, known_unique: bool = False
-) -> tuple[np.ndarray, list[str]]:
+) -> tuple[np.ndarray, pd.Index]:
     """Dense ids for ``keys``, aligned with them, and the keys new to ``known``, in order.
 
     The id of a known key is its 0-based position in ``known``; new keys get ``len(known)``,
     ``len(known) + 1``, ... in the order they first occur in ``keys`` (a repeated new key gets
-    one id). Callers append the returned new keys to their dictionary in that order.
+    one id). Callers append the returned new keys (a text index) to their dictionary in that
+    order.
 
     ``known_unique`` says the caller already knows ``known`` holds no key twice (the store's
     unique constraint on the dictionary); then, when ``keys`` are ``known`` in the same
@@ -84,7 +85,7 @@ def assign_ids(
         return same
     positions = _positions(keys, known)
     missing = positions < 0
-    new_keys: list[str] = []
+    new_keys = pd.Index([], dtype="str")
     if missing.any():
         unseen = keys[missing]
         if unseen.dtype == "str":
@@ -94,12 +95,12 @@ def assign_ids(
             encoded = pc.dictionary_encode(_arrow_text(unseen))
             found = encoded.indices.to_numpy(zero_copy_only=False)
             positions[missing] = len(known) + found.astype(np.int64)
-            new_keys = encoded.dictionary.to_pylist()
+            # kept as Arrow text: ten million keys as Python strings would be ~700 MB
+            new_keys = pd.Index(encoded.dictionary.to_pandas(), dtype="str")
         else:
             new_index = pd.Index(pd.unique(unseen))
             positions[missing] = len(known) + new_index.get_indexer(unseen)
-            # tolist() is ten times faster than iterating an Arrow-backed index
-            new_keys = [k if type(k) is str else str(k) for k in new_index.tolist()]
+            new_keys = pd.Index([str(k) for k in new_index.tolist()], dtype="str")
     if len(known) + len(new_keys) > MAX_ID + 1:
         raise SegopsError(f"entity dictionary would exceed {MAX_ID + 1:,} keys")
     return positions.astype(np.uint32), new_keys
@@ -124,11 +125,11 @@ def _arrow_text(index: pd.Index) -> pa.Array:
     return values.cast(pa.string()) if values.type != pa.string() else values
 
 
-def _same_keys(keys: pd.Index, known: pd.Index) -> tuple[np.ndarray, list[str]] | None:
+def _same_keys(keys: pd.Index, known: pd.Index) -> tuple[np.ndarray, pd.Index] | None:
     """``assign_ids`` when ``keys`` are ``known`` in the same order (positions), else None."""
     if len(known) == 0 or len(keys) != len(known) or not keys.equals(known):
         return None
-    return np.arange(len(keys), dtype=np.uint32), []
+    return np.arange(len(keys), dtype=np.uint32), pd.Index([], dtype="str")
 
 
 def to_bitmap(ids: np.ndarray) -> BitMap:

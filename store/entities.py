@@ -7,7 +7,7 @@ committing: the refresh owns the transaction.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -75,18 +75,20 @@ def keys_of(session: Session, *, dense: Collection[int]) -> list[str]:
     return [key for number, key in rows if number in dense]
 
 
-def add_entity_keys(session: Session, *, start: int, keys: list[str]) -> None:
-    """Append new keys to the entity dictionary, in the refresh's transaction.
+def add_entity_keys(session: Session, *, start: int, keys: Sequence[str] | pd.Index) -> None:
+    """Append new keys (a list or a text index) to the entity dictionary, in the refresh's
+    transaction.
 
     A first refresh can add a million keys, so this uses the driver's bulk path:
     ``executemany`` on SQLite, ``COPY`` on PostgreSQL (psycopg 3), Core otherwise.
     """
-    if not keys:
+    if not len(keys):
         return
     connection = session.connection()
     dialect = connection.dialect
-    # rows made as they are written: two million (id, key) tuples at once are ~180 MB
-    rows = zip(itertools.count(start), keys)
+    # rows made as they are written, a slice of Python strings at a time: ten million keys
+    # as (id, key) tuples at once would be ~1.5 GB
+    rows = zip(itertools.count(start), _text_in_slices(keys))
     raw = connection.connection.driver_connection
     if dialect.name == "sqlite":
         cursor = raw.cursor()
@@ -102,6 +104,12 @@ def add_entity_keys(session: Session, *, start: int, keys: list[str]) -> None:
         table = Entity.__table__  # type: ignore[attr-defined]
         while chunk := [{"id": i, "key": k} for i, k in itertools.islice(rows, BULK_CHUNK)]:
             connection.execute(insert(table), chunk)
+
+
+def _text_in_slices(keys: Sequence[str] | pd.Index) -> Iterator[str]:
+    for i in range(0, len(keys), BULK_CHUNK):
+        part = keys[i : i + BULK_CHUNK]
+        yield from part.tolist() if isinstance(part, pd.Index) else part
 
 
 IN_CHUNK = 500
