@@ -326,7 +326,7 @@ def refresh(
     ``progress`` as ``query: ...``.
     Raises :class:`RefreshRunning` when another refresh is running.
     """
-    with exclusive_refresh(engine):
+    with exclusive_refresh(engine), _staging(ws, engine_name, engine_options) as folder:
         return _refresh(
             engine,
             ws,
@@ -339,6 +339,7 @@ def refresh(
             engine_name=engine_name,
             engine_options=engine_options,
             privacy_floor=privacy_floor,
+            stage_to=folder,
         )
 
 
@@ -425,6 +426,7 @@ def _refresh(
     engine_name: str | None = None,
     engine_options: engines.EngineOptions | None = None,
     privacy_floor: int = 0,
+    stage_to: Path | None = None,
 ) -> RefreshReport:
     timer = _Timer()
     started = time.perf_counter()
@@ -432,46 +434,6 @@ def _refresh(
         chosen = _active(session, only)
         all_rules = _all_rules(session)
         history = recent_profiles(session, limit=HISTORY)
-    with _staging(ws, engine_name, engine_options) as folder:
-        return _refresh_data(
-            engine,
-            ws,
-            as_of=as_of,
-            chosen=chosen,
-            all_rules=all_rules,
-            history=history,
-            progress=progress,
-            after_evaluate=after_evaluate,
-            notify=notify,
-            templates_dir=templates_dir,
-            engine_name=engine_name,
-            engine_options=engine_options,
-            privacy_floor=privacy_floor,
-            stage_to=folder,
-            timer=timer,
-            started=started,
-        )
-
-
-def _refresh_data(
-    engine: Engine,
-    ws: Workspace,
-    *,
-    as_of: date,
-    chosen: list[tuple[Segment, SegmentDef]],
-    all_rules: dict[str, rules.Rule],
-    history: list[dict[str, Any]],
-    progress: Progress | None,
-    after_evaluate: Callable[[], None] | None,
-    notify: bool,
-    templates_dir: Path | None,
-    engine_name: str | None,
-    engine_options: engines.EngineOptions | None,
-    privacy_floor: int,
-    stage_to: Path | None,
-    timer: _Timer,
-    started: float,
-) -> RefreshReport:
     say = progress or (lambda _msg: None)
     say("load")
     with timer.phase("load"):
