@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -192,15 +192,16 @@ def load_in_engine(
                 stage_to / f"segops-rows-{uuid.uuid4().hex}.arrow",
                 id_column=ID,
                 kinds=compiled.schema.columns,
-                extra=compiled.extra,
             )
             flag_columns = [f"m{j}" for j in range(-(-len(names) // PACK))]
+            totals = _totals([], compiled.extra)
             with _query(engine, what):
                 for batch in _batches(conn, statement):
                     writer.add(batch, flag_columns)
+                    for name, count in _totals([batch], compiled.extra).items():
+                        totals[name] += count
             staged = writer.finish(compiled.schema, names, PACK)
             frame = pd.DataFrame(index=staged.index)
-            totals = writer.totals
             if rules is not None:
                 members = Members(staged.masks, staged.index, time.perf_counter() - started)
         else:
@@ -209,7 +210,7 @@ def load_in_engine(
             frame = _frame(batches, compiled)
             if rules is not None:
                 members = _members(batches, names, frame.index, time.perf_counter() - started)
-            totals = _totals(batches, compiled)
+            totals = _totals(batches, compiled.extra)
             del batches
         sources = _gate(conn, engine, ws, relations, builder, compiled, totals, entity_rows, say)
         say(f"entities: {len(frame):,}")
@@ -246,19 +247,16 @@ def load_in_engine(
     return dataset, members
 
 
-def _totals(batches: list[pa.RecordBatch], compiled: Compiled) -> dict[str, int]:
+def _totals(batches: Iterable[pa.RecordBatch], extra: list[str]) -> dict[str, int]:
     """The gate's per-entity counts summed: known events and values per events source, and
     per entity source the ids with more than one row (``segops_dup__<source>``)."""
-    out: dict[str, int] = {}
-    for name in compiled.extra:
-        total = 0
-        for batch in batches:
+    out = {name.replace("segops_rows__", "segops_dup__"): 0 for name in extra}
+    for batch in batches:
+        for name in extra:
             values = batch.column(name).to_numpy(zero_copy_only=False)
             values = np.nan_to_num(values.astype(np.float64), nan=0.0)
-            total += (
-                int((values > 1).sum()) if name.startswith("segops_rows__") else int(values.sum())
-            )
-        out[name.replace("segops_rows__", "segops_dup__")] = total
+            total = (values > 1).sum() if name.startswith("segops_rows__") else values.sum()
+            out[name.replace("segops_rows__", "segops_dup__")] += int(total)
     return out
 
 

@@ -2,9 +2,9 @@
 
 A refresh on the SQL engines streams the one-row-per-entity result in batches
 (:func:`segments.engine.run.load_in_engine` with ``stage_to``). :class:`StagedWriter` takes
-each batch: the ids and the packed member flags stay in memory (what the bitmaps need), the
-gate's per-entity counts are summed, and the columns are brought to the frame's kinds (the
-same conversion the in-memory frame gets) and appended to an uncompressed Arrow IPC file.
+each batch: the ids and the packed member flags stay in memory (what the bitmaps need), and
+the columns are brought to the frame's kinds (the same conversion the in-memory frame gets)
+and appended to an uncompressed Arrow IPC file.
 Nulls are counted and every column digested on the way, so neither needs a second pass.
 
 :class:`StagedTable` then serves the file one column at a time (:mod:`segments.table`):
@@ -105,21 +105,17 @@ def _arrow_column(values: Any, kind: str) -> pa.Array:
 
 
 class StagedWriter:
-    """Takes the result's batches: ids, flags and counts in memory, columns to ``path``."""
+    """Takes the result's batches: ids and flags in memory, columns to ``path``."""
 
-    def __init__(
-        self, path: Path, *, id_column: str, kinds: Mapping[str, str], extra: list[str]
-    ) -> None:
+    def __init__(self, path: Path, *, id_column: str, kinds: Mapping[str, str]) -> None:
         self.path = path
         self._id = id_column
         self._kinds = dict(kinds)
-        self._extra = list(extra)
         self._schema = pa.schema([(n, _ARROW_KINDS[k]) for n, k in self._kinds.items()])
         self._sink = pa.OSFile(str(path), "wb")
         self._writer = pa.ipc.new_file(self._sink, self._schema)
         self._ids: list[pa.Array] = []
         self._flags: dict[str, list[np.ndarray]] = {}
-        self.totals = dict.fromkeys(self._extra, 0)
         self._nulls = dict.fromkeys(self._kinds, 0)
         self._digests = {
             name: _Digest(name, kind)
@@ -131,19 +127,13 @@ class StagedWriter:
         return [(field.name, field.type) for field in self._schema]
 
     def add(self, batch: pa.RecordBatch, flag_columns: Iterable[str]) -> None:
-        """One batch of the result: ``segops_id``, the columns, the counts, the flags."""
+        """One batch of the result: ``segops_id``, the columns, the flags."""
         ids = batch.column(self._id).cast(pa.large_string())
         self._ids.append(ids)
         self._digests[self._id].update(ids)
         for name in flag_columns:
             values = batch.column(name).to_numpy(zero_copy_only=False)
             self._flags.setdefault(name, []).append(np.asarray(values).astype(np.int64))
-        for name in self._extra:
-            values = batch.column(name).to_numpy(zero_copy_only=False)
-            values = np.nan_to_num(values.astype(np.float64), nan=0.0)
-            self.totals[name] += (
-                int((values > 1).sum()) if name.startswith("segops_rows__") else int(values.sum())
-            )
         arrays = []
         for name, kind in self._kinds.items():
             raw = batch.column(name)

@@ -19,6 +19,7 @@ from tests.segments.test_engine import (
     parsed,
     pg_tables,
     pg_workspace,
+    sources_equal,
 )
 
 
@@ -26,6 +27,8 @@ def _same_as_frame(ws, tmp_path, engine: str | None) -> None:
     reference, _ = load(ws, as_of=AS_OF, engine=engine, rules=parsed(ws))
     got, members = load(ws, as_of=AS_OF, engine=engine, rules=parsed(ws), stage_to=tmp_path)
     assert list(got.frame.columns) == []  # the frame holds only the ids
+    sources_equal(reference, got)  # the gate's counts, duplicate ids included
+    assert got.sources["crm"].duplicate_ids == 1
     assert list(got.frame.index) == list(reference.frame.index)
     table = got.table
     assert list(table.columns) == list(reference.frame.columns)
@@ -67,7 +70,7 @@ def test_postgresql_rows_in_a_file_read_back_as_the_frame(tmp_path, pg_url):
 
 
 def _write(path, batches, kinds) -> str:
-    writer = StagedWriter(path, id_column="segops_id", kinds=kinds, extra=[])
+    writer = StagedWriter(path, id_column="segops_id", kinds=kinds)
     for batch in batches:
         writer.add(batch, ["m0"])
     return writer.finish(Schema(columns=kinds), ["a"], 60).digest
