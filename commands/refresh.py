@@ -375,26 +375,6 @@ class _KnownKeys:
         self._keys, self._future = None, None
 
 
-def _load(
-    ws: Workspace,
-    as_of: date,
-    progress: Progress | None,
-    engine_name: str | None,
-    engine_options: engines.EngineOptions | None,
-    known: Callable[[], pd.Index] | None = None,
-) -> sources.Dataset:
-    """The dataset from the chosen engine (the pandas one reads every source into memory)."""
-    dataset, _members = engines.load(
-        ws,
-        as_of=as_of,
-        engine=engine_name,
-        options=engine_options,
-        progress=progress,
-        known_ids=known,
-    )
-    return dataset
-
-
 @contextmanager
 def _staging(
     ws: Workspace, engine_name: str | None, options: engines.EngineOptions | None
@@ -1148,7 +1128,7 @@ def preview(
         if current.current_result_id:
             result = session.get(SegmentResult, current.current_result_id)
             as_of = session.get(Snapshot, result.snapshot_id).as_of
-    dataset = load(ws, as_of) if load is not None else _load(ws, as_of, None, None, None)
+    dataset = load(ws, as_of) if load is not None else engines.load(ws, as_of=as_of)[0]
     before = evaluate_all(all_rules, dataset.frame, dataset.schema)[current.name]
     proposed = dict(all_rules)
     proposed.pop(current.name, None)
