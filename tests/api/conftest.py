@@ -54,6 +54,9 @@ def served(engine: Engine, tmp_path) -> Iterator[Served]:
         yield Served(f"http://127.0.0.1:{server.effective_port}", engine, fx, every, one, client)
     finally:
         client.close()
-        server.trigger.pull_trigger(server.close)
+        try:
+            server.trigger.pull_trigger(server.close)
+        except OSError:  # the loop has already closed its trigger: close from here
+            server.close()
         thread.join(timeout=5)
         server.task_dispatcher.shutdown()
