@@ -446,8 +446,11 @@ def _refresh(
     with session_scope(engine) as session:
         with timer.phase("bitmaps"):
             known = known_keys()
-            # the dictionary's keys are unique in the store (a unique constraint)
-            ids, new_keys = membership.assign_ids(dataset.frame.index, known, known_unique=True)
+            # the dictionary's keys are unique in the store (a unique constraint), and a
+            # dataset has one row per entity
+            ids, new_keys = membership.assign_ids(
+                dataset.frame.index, known, known_unique=True, keys_unique=True
+            )
             first_new_id = len(known)
             del known
             known_keys.release()  # the keys are not needed again: ~50 MB a million

@@ -38,7 +38,11 @@ Progress = Callable[[str], None]
 
 @dataclass
 class Dataset:
-    """The joined entity frame, its schema, the sources behind it and each column's lineage."""
+    """The joined entity frame, its schema, the sources behind it and each column's lineage.
+
+    The frame has one row per entity on every engine: its index, the entity ids as text,
+    holds no id twice (pandas builds it as a dictionary of the ids, the SQL engines
+    group by id), so a refresh numbers new entities without hashing them again."""
 
     frame: pd.DataFrame
     schema: Schema

@@ -88,6 +88,25 @@ def test_assign_ids_with_a_known_unique_dictionary_gives_the_same_ids(
     assert ids.dtype == np.uint32
 
 
+@given(
+    known=st.lists(st.sampled_from("abcdefgh"), unique=True, max_size=6),
+    keys=st.lists(st.sampled_from("abcdefghxyz"), unique=True, max_size=11),
+    as_text=st.booleans(),
+)
+def test_assign_ids_of_distinct_keys_gives_the_same_ids_without_hashing_them(
+    known, keys, as_text
+) -> None:
+    dtype = "str" if as_text else object
+    ids, new = assign_ids(
+        pd.Index(keys, dtype=dtype),
+        known=pd.Index(known, dtype=dtype),
+        known_unique=True,
+        keys_unique=True,
+    )
+    assert (ids.tolist(), new.tolist()) == _reference_ids(keys, known)
+    assert new.dtype == "str" and ids.dtype == np.uint32
+
+
 def test_assign_ids_on_the_same_rows_as_the_dictionary_gives_their_positions() -> None:
     known = pd.Index([f"acct-{i}" for i in range(5000)], dtype="str")
     ids, new = assign_ids(known.copy(), known=known, known_unique=True)
