@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.dialects import postgresql, sqlite
 
 from segments.evaluate import evaluate_all
 from segments.rules import All, AnyOf, Condition, InSegment, Not, Rule, parse, to_sql
@@ -235,7 +236,7 @@ def test_postgresql_selects_the_same_members_as_pandas(postgres_db: Database) ->
 def compile_sqlite(text: str) -> str:
     table = sa.table("t", *(sa.column(c) for c in SCHEMA.columns))
     clause = to_sql(parse(text), table, SCHEMA)
-    return str(clause.compile(dialect=sa.dialects.sqlite.dialect()))
+    return str(clause.compile(dialect=sqlite.dialect()))
 
 
 def test_every_leaf_is_guarded_against_null() -> None:
@@ -249,7 +250,7 @@ def test_not_negates_the_guarded_leaf() -> None:
 def test_text_ordering_uses_code_points_on_postgresql() -> None:
     table = sa.table("t", sa.column("s_str"))
     clause = to_sql(parse("s_str < 'b'"), table, SCHEMA)
-    sql = str(clause.compile(dialect=sa.dialects.postgresql.dialect()))
+    sql = str(clause.compile(dialect=postgresql.dialect()))
     assert 't.s_str COLLATE "C" <' in sql
 
 
@@ -257,7 +258,7 @@ def test_in_segment_inlines_the_referenced_clause() -> None:
     table = sa.table("t", sa.column("flag"))
     base = to_sql(parse("flag = true"), table, SCHEMA)
     clause = to_sql(parse("not in_segment('base')"), table, SCHEMA, {"base": base})
-    sql = str(clause.compile(dialect=sa.dialects.sqlite.dialect()))
+    sql = str(clause.compile(dialect=sqlite.dialect()))
     assert sql == "NOT (t.flag IS NOT NULL AND t.flag = ?)"
 
 
