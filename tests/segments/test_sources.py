@@ -137,6 +137,39 @@ def test_parquet_source_loads_like_csv(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(from_parquet, from_csv)
 
 
+def test_text_categories_are_the_values_after_the_cut_in_first_seen_order(
+    tmp_path: Path,
+) -> None:
+    # a CSV's text comes dictionary-encoded from the reader: a value only on rows cut
+    # (created after as_of) is no category; the others keep their first-seen order
+    write(
+        tmp_path,
+        "crm.csv",
+        """\
+        account_id,plan,seats,active,signed_at,created_at
+        a1,zeta,1,true,2025-01-01,2026-06-01
+        a2,beta,1,true,2025-01-01,2025-01-01
+        a3,alpha,1,true,2025-01-01,2025-01-01
+        a2,gamma,1,true,2025-01-01,2025-01-01
+        a4,,1,true,2025-01-01,2025-01-01
+        a5,beta,1,true,2025-01-01,2025-01-01
+        """,
+    )
+    source = pd.read_csv(tmp_path / "crm.csv", dtype={"account_id": str, "plan": str})
+    source.to_parquet(tmp_path / "crm.parquet", index=False)
+
+    from_csv = load(workspace(tmp_path, {"crm": crm_source(created="created_at")})).frame
+    from_parquet = load(
+        workspace(tmp_path, {"crm": crm_source("crm.parquet", created="created_at")})
+    ).frame
+
+    assert list(from_csv.index) == ["a2", "a3", "a4", "a5"]
+    assert list(from_csv["plan"].cat.categories) == ["beta", "alpha", "gamma"]
+    assert from_csv["plan"].astype(object).tolist()[:2] == ["beta", "alpha"]
+    assert from_csv["plan"].isna().tolist() == [False, False, True, False]
+    pd.testing.assert_frame_equal(from_parquet, from_csv)
+
+
 def sqlite_url(tmp_path: Path, tables: dict[str, pd.DataFrame]) -> str:
     path = tmp_path / "warehouse.db"
     engine = sa.create_engine(f"sqlite:///{path}")
