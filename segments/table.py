@@ -8,8 +8,9 @@ per-entity rows to a local file and serve them with
 
 A table is what ``drift.ProfileColumns`` and ``membership.leave_reasons`` accept in place
 of a frame: ``columns`` (the names), ``len()``, ``table[name]`` (one column as a Series),
-``rows(mask, names)`` (a small frame of the rows where ``mask`` holds) and
-``null_counts()`` (per column, what ``frame.isna().sum()`` gives).
+``table.read(name)`` (the same column for one use: a table that keeps its recent columns
+for the next ask lets this one go), ``rows(mask, names)`` (a small frame of the rows where
+``mask`` holds) and ``null_counts()`` (per column, what ``frame.isna().sum()`` gives).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class Table(Protocol):
 
     def __getitem__(self, name: str) -> pd.Series: ...
 
+    def read(self, name: str) -> pd.Series: ...
+
     def rows(self, mask: np.ndarray, names: Iterable[str]) -> pd.DataFrame: ...
 
     def null_counts(self) -> dict[str, int]: ...
@@ -48,6 +51,9 @@ class FrameTable:
         return len(self.frame)
 
     def __getitem__(self, name: str) -> pd.Series:
+        return self.frame[name]
+
+    def read(self, name: str) -> pd.Series:
         return self.frame[name]
 
     def rows(self, mask: np.ndarray, names: Iterable[str]) -> pd.DataFrame:

@@ -220,16 +220,21 @@ class StagedTable:
             return pa.chunked_array(chunks, _ARROW_KINDS[self.kinds[name]]).combine_chunks()
 
     def __getitem__(self, name: str) -> pd.Series:
-        if name not in self.kinds:
-            raise KeyError(name)
-        cached = self._recent.pop(name, None)
-        if cached is None:
-            values = _coerce(pa.chunked_array([self._read(name)]), self.kinds[name])
-            cached = pd.Series(values, name=name, copy=False)
+        cached = self.read(name)
         self._recent[name] = cached  # the most recent last
         while len(self._recent) > RECENT_COLUMNS:
             self._recent.pop(next(iter(self._recent)))
         return cached
+
+    def read(self, name: str) -> pd.Series:
+        """Column ``name``, not kept for a later ask (profiling converts it once)."""
+        if name not in self.kinds:
+            raise KeyError(name)
+        cached = self._recent.pop(name, None)
+        if cached is not None:
+            return cached
+        values = _coerce(pa.chunked_array([self._read(name)]), self.kinds[name])
+        return pd.Series(values, name=name, copy=False)
 
     def rows(self, mask: np.ndarray, names: Iterable[str]) -> pd.DataFrame:
         """The rows where ``mask`` holds, with the columns ``names``."""

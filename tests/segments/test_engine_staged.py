@@ -4,6 +4,9 @@ does not depend on how the rows were batched."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -69,6 +72,20 @@ def test_duckdb_rows_in_a_file_read_back_as_the_frame(tmp_path):
 def test_postgresql_rows_in_a_file_read_back_as_the_frame(tmp_path, pg_url):
     pg_tables(pg_url, "shop")
     _same_as_frame(pg_workspace(tmp_path, pg_url), tmp_path, None)
+
+
+def test_a_column_read_for_one_use_is_not_kept(tmp_path):
+    ws = csv_workspace(tmp_path)
+    got, _ = load(ws, as_of=AS_OF, engine="duckdb", rules=parsed(ws), stage_to=tmp_path)
+    table = got.table
+    kept = table["plan"]  # kept for the next ask: the same object comes back
+    assert table["plan"] is kept
+    once = table.read("plan")  # handed over and let go
+    pd.testing.assert_series_equal(once, kept)
+    assert table["plan"] is not kept
+    alone = weakref.ref(table.read("seats"))
+    gc.collect()
+    assert alone() is None  # nothing but the caller held it
 
 
 def _write(path, batches, kinds) -> str:
