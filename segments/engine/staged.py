@@ -128,7 +128,9 @@ class StagedWriter:
 
     def add(self, batch: pa.RecordBatch, flag_columns: Iterable[str]) -> None:
         """One batch of the result: ``segops_id``, the columns, the flags."""
-        ids = batch.column(self._id).cast(pa.large_string())
+        # copied into buffers of its own: a column the engine handed over keeps its whole
+        # batch alive (ten million rows of twenty columns: ~2 GB held for the ids alone)
+        ids = pa.concat_arrays([batch.column(self._id).cast(pa.large_string())])
         self._ids.append(ids)
         self._digests[self._id].update(ids)
         for name in flag_columns:

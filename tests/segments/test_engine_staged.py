@@ -88,6 +88,23 @@ def test_a_column_read_for_one_use_is_not_kept(tmp_path):
     assert alone() is None  # nothing but the caller held it
 
 
+def test_the_ids_kept_hold_no_memory_of_the_batch_they_came_in(tmp_path):
+    # an engine's batch shares its buffers: ids kept as handed over would keep them all
+    before = pa.total_allocated_bytes()
+    wide = pa.array(["x" * 10_000] * 2_000).slice(0, 3)  # ~20 MB behind three ids
+    batch = pa.record_batch(
+        {"segops_id": pa.array(["a1", "a2", "a3"]), "plan": wide, "m0": [1, 0, 1]}
+    )
+    batch = batch.set_column(0, "segops_id", wide)  # the ids share the wide buffer
+    writer = StagedWriter(tmp_path / "rows.arrow", id_column="segops_id", kinds={})
+    writer.add(batch, ["m0"])
+    del batch, wide
+    gc.collect()
+    assert pa.total_allocated_bytes() - before < 1_000_000
+    table = writer.finish(Schema(columns={}), ["a"], 60)
+    assert table.index.tolist() == ["x" * 10_000] * 3
+
+
 def _write(path, batches, kinds) -> str:
     writer = StagedWriter(path, id_column="segops_id", kinds=kinds)
     for batch in batches:
