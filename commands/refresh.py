@@ -350,13 +350,16 @@ class _KnownKeys:
     The read is its own transaction: only a refresh adds keys, and refreshes are exclusive
     (:func:`exclusive_refresh`), so the dictionary cannot grow before this one writes. An
     in-memory SQLite database has one connection, so there the keys are read when asked for.
+    So they are with DuckDB (``beside=False``): its query takes every core and its memory
+    limit, and ten million keys being read (the joined text, its copy and the split keys,
+    several hundred MB for a moment) would stack on its peak.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, beside: bool = True) -> None:
         self._engine = engine
         self._keys: pd.Index | None = None
         self._future: Future[pd.Index] | None = None
-        if not single_connection(engine):
+        if beside and not single_connection(engine):
             pool = ThreadPoolExecutor(1, thread_name_prefix="segops-entity-keys")
             self._future = pool.submit(self._read)
             pool.shutdown(wait=False)
@@ -417,7 +420,7 @@ def _refresh(
     say = progress or (lambda _msg: None)
     say("load")
     with timer.phase("load"):
-        known_keys = _KnownKeys(engine)
+        known_keys = _KnownKeys(engine, beside=engines.choose_engine(ws, engine_name) != "duckdb")
         dataset, members = engines.load(
             ws,
             as_of=as_of,
