@@ -450,9 +450,14 @@ def _refresh(
         with timer.phase("bitmaps"):
             known = known_keys()
             # the dictionary's keys are unique in the store (a unique constraint), and a
-            # dataset has one row per entity
+            # dataset has one row per entity; an engine's rows come in no order of their
+            # own, a file's in the order the next refresh of it will find again
             ids, new_keys = membership.assign_ids(
-                dataset.frame.index, known, known_unique=True, keys_unique=True
+                dataset.frame.index,
+                known,
+                known_unique=True,
+                keys_unique=True,
+                new_in_key_order=dataset.stored is not None,
             )
             first_new_id = len(known)
             del known

@@ -62,7 +62,12 @@ if array.array("I").itemsize != 4:  # pragma: no cover - every supported platfor
 
 
 def assign_ids(
-    keys: pd.Index, known: pd.Index, *, known_unique: bool = False, keys_unique: bool = False
+    keys: pd.Index,
+    known: pd.Index,
+    *,
+    known_unique: bool = False,
+    keys_unique: bool = False,
+    new_in_key_order: bool = False,
 ) -> tuple[np.ndarray, pd.Index]:
     """Dense ids for ``keys``, aligned with them, and the keys new to ``known``, in order.
 
@@ -77,6 +82,11 @@ def assign_ids(
     positions. ``keys_unique`` says no key occurs twice in ``keys`` (a dataset's index is
     one row per entity); then the new keys are taken in order without hashing them again,
     which spares the first refresh of ten million entities a hash table of ~1 GB.
+
+    ``new_in_key_order`` (with ``keys_unique``) numbers the new keys in text order instead:
+    rows that come in no order of their own (an engine's) then reach the dictionary with
+    ids and keys both ascending, so its table and its key index grow at their ends (two
+    million keys written in ~6 s instead of ~27 s on SQLite).
     """
     if not known_unique and not known.is_unique:
         raise SegopsError("entity dictionary holds a key twice; dense ids would be ambiguous")
@@ -91,8 +101,13 @@ def assign_ids(
     if missing.any():
         unseen = keys if missing.all() else keys[missing]
         if keys_unique:
-            positions[missing] = len(known) + np.arange(len(unseen), dtype=np.int64)
             new_keys = unseen if unseen.dtype == "str" else _text_index(unseen)
+            ranks = np.arange(len(new_keys), dtype=np.int64)
+            if new_in_key_order and len(new_keys) > 1:
+                order = pc.sort_indices(_arrow_text(new_keys)).to_numpy()
+                ranks[order] = np.arange(len(order), dtype=np.int64)
+                new_keys = new_keys.take(order)
+            positions[missing] = len(known) + ranks
         elif unseen.dtype == "str":
             # one pass of Arrow's hash table (its dictionary is in first occurrence order,
             # as pd.unique): two million new keys in ~1 s where pandas' object hash

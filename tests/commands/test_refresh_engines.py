@@ -154,3 +154,28 @@ def test_sql_and_duckdb_refreshes_store_the_pandas_profiles_and_leave_reasons(tm
     assert _stored(sql_db) == _stored(pandas_db)
     for store in (pandas_db, duck_db, sql_db):
         store.dispose()
+
+
+def _dictionary(store) -> list[str]:
+    with store.connect() as conn:
+        return [key for (key,) in conn.execute(sa.text("SELECT key FROM entity ORDER BY id"))]
+
+
+def test_an_engine_numbers_new_entities_in_text_order_and_pandas_in_file_order(tmp_path):
+    """Rows from an engine come in no order of their own: their new entities are numbered
+    in text order (the store's table and key index then grow at their ends); a file's rows
+    keep the file's order, which the next refresh of the file finds again."""
+    shuffled = {}
+    for name in ("pandas", "duckdb"):
+        store = make_engine(migrated_url(tmp_path / name))
+        fx = factories.build(tmp_path / name)
+        fx.crm = fx.crm.sample(frac=1.0, random_state=3)  # the CRM export in no order
+        fx.write_data()
+        fx.apply(store)
+        fx.refresh(store, AS_OF, engine_name=name, engine_options=EngineOptions(threads=1))
+        shuffled[name] = _dictionary(store)
+        store.dispose()
+    assert shuffled["duckdb"] == sorted(shuffled["duckdb"])
+    assert sorted(shuffled["pandas"]) == shuffled["duckdb"]
+    in_file = [k for k in fx.crm["account_id"] if k in set(shuffled["pandas"])]
+    assert shuffled["pandas"][: len(in_file)] == in_file != sorted(in_file)

@@ -107,6 +107,24 @@ def test_assign_ids_of_distinct_keys_gives_the_same_ids_without_hashing_them(
     assert new.dtype == "str" and ids.dtype == np.uint32
 
 
+@given(
+    known=st.lists(st.sampled_from("abcdefgh"), unique=True, max_size=6),
+    keys=st.lists(st.sampled_from("abcdefghxyz"), unique=True, max_size=11),
+)
+def test_assign_ids_can_number_new_keys_in_text_order(known, keys) -> None:
+    ids, new = assign_ids(
+        pd.Index(keys, dtype="str"),
+        known=pd.Index(known, dtype="str"),
+        known_unique=True,
+        keys_unique=True,
+        new_in_key_order=True,
+    )
+    fresh = [k for k in keys if k not in known]
+    assert new.tolist() == sorted(fresh)
+    dictionary = known + new.tolist()  # the store appends the new keys in id order
+    assert [dictionary[i] for i in ids.tolist()] == keys
+
+
 def test_assign_ids_on_the_same_rows_as_the_dictionary_gives_their_positions() -> None:
     known = pd.Index([f"acct-{i}" for i in range(5000)], dtype="str")
     ids, new = assign_ids(known.copy(), known=known, known_unique=True)
