@@ -56,7 +56,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from commands.experiments import record_holdouts
-from commands.lookup import current_definition, find_segment
+from commands.lookup import find_segment
 from commands.notify import LABELS, drift_fingerprint, result_labels
 from segments import drift, membership, quality, rules, sources
 from segments import engine as engines
@@ -260,9 +260,23 @@ class _Run:
         return rows[rows >= 0], int((rows < 0).sum())
 
 
-def _active(session: Session, only: Iterable[str] | None) -> list[tuple[Segment, SegmentDef]]:
-    segments = session.exec(select(Segment).where(Segment.status == "active")).all()
-    chosen = [(s, current_definition(session, s)) for s in segments]
+def _active_definitions(session: Session) -> list[tuple[Segment, SegmentDef]]:
+    """Every active segment with its current definition, read in one query."""
+    rows = session.exec(
+        select(Segment, SegmentVersion.definition)
+        .join(SegmentVersion, SegmentVersion.id == Segment.current_version_id)
+        .where(Segment.status == "active")
+        .order_by(Segment.id)
+    ).all()
+    return [(segment, SegmentDef.model_validate(definition)) for segment, definition in rows]
+
+
+def _active(
+    session: Session,
+    only: Iterable[str] | None,
+    active: list[tuple[Segment, SegmentDef]] | None = None,
+) -> list[tuple[Segment, SegmentDef]]:
+    chosen = list(active) if active is not None else _active_definitions(session)
     if only:
         wanted = set()
         for name in only:
@@ -273,12 +287,12 @@ def _active(session: Session, only: Iterable[str] | None) -> list[tuple[Segment,
     return chosen
 
 
-def _all_rules(session: Session) -> dict[str, rules.Rule]:
+def _all_rules(
+    session: Session, active: list[tuple[Segment, SegmentDef]] | None = None
+) -> dict[str, rules.Rule]:
     """Every active segment's rule: references need their targets evaluated too."""
-    out = {}
-    for segment in session.exec(select(Segment).where(Segment.status == "active")).all():
-        out[segment.name] = rules.parse(current_definition(session, segment).rule)
-    return out
+    pairs = active if active is not None else _active_definitions(session)
+    return {segment.name: rules.parse(definition.rule) for segment, definition in pairs}
 
 
 def _lineage(definition: SegmentDef, dataset: sources.Dataset, all_rules) -> tuple[set, set]:
@@ -414,8 +428,9 @@ def _refresh(
     timer = _Timer()
     started = time.perf_counter()
     with session_scope(engine) as session:
-        chosen = _active(session, only)
-        all_rules = _all_rules(session)
+        active = _active_definitions(session)
+        chosen = _active(session, only, active)
+        all_rules = _all_rules(session, active)
         history = recent_profiles(session, limit=HISTORY)
     say = progress or (lambda _msg: None)
     say("load")
