@@ -40,11 +40,7 @@ def _read_entity(
 ) -> _EntityRows:
     strings = [c for c, k in cfg.columns.items() if k == "string"]
     wanted = [cfg.id, cfg.created, cfg.timestamp, *cfg.columns]
-    # a CSV's text columns come dictionary-encoded from the reader: fewer strings are
-    # made, and the categories need no second hashing
-    roles = {cfg.id, cfg.created, cfg.timestamp}
-    dictionary = [c for c in strings if c not in roles] if cfg.format == "csv" else []
-    table, missing = _read(name, cfg, ws, wanted, text=[cfg.id, *strings], dictionary=dictionary)
+    table, missing = _read(name, cfg, ws, wanted, text=[cfg.id, *strings])
     _require(name, cfg, missing, "id")
     if cfg.created and cfg.created not in missing:
         created = _timestamps(table[cfg.created])

@@ -111,28 +111,10 @@ def _booleans(arr: pa.ChunkedArray) -> pd.arrays.BooleanArray:
 
 
 def _categories(arr: pa.ChunkedArray) -> pd.Categorical:
-    """Text as a categorical whose categories are the values present, in the order they
-    first occur (read as a dictionary or not, the same categorical)."""
-    if pa.types.is_dictionary(arr.type) and pa.types.is_string(arr.type.value_type):
-        return _dictionary_categories(arr)
     text = _as_text(arr).combine_chunks()
     encoded = pc.dictionary_encode(text)
     codes = pc.fill_null(encoded.indices, -1).to_numpy()
     categories = pd.Index(encoded.dictionary.to_pandas(), dtype="str")
-    return pd.Categorical.from_codes(codes, categories=categories, validate=False)
-
-
-def _dictionary_categories(arr: pa.ChunkedArray) -> pd.Categorical:
-    """A column the reader dictionary-encoded: its codes, without encoding the text again.
-    The dictionary may hold values no row has any longer (rows cut or taken since), so
-    the categories are the codes in use, renumbered in the order they first occur."""
-    combined = arr.unify_dictionaries().combine_chunks()
-    indices = combined.indices
-    used = pc.drop_null(pc.unique(indices)).to_numpy(zero_copy_only=False).astype(np.int64)
-    renumber = np.full(len(combined.dictionary) + 1, -1, np.int64)
-    renumber[used] = np.arange(len(used))
-    codes = renumber[pc.fill_null(indices, -1).to_numpy(zero_copy_only=False)]
-    categories = pd.Index(combined.dictionary.take(pa.array(used)).to_pandas(), dtype="str")
     return pd.Categorical.from_codes(codes, categories=categories, validate=False)
 
 
