@@ -272,11 +272,10 @@ def _active_definitions(session: Session) -> list[tuple[Segment, SegmentDef]]:
 
 
 def _active(
-    session: Session,
-    only: Iterable[str] | None,
-    active: list[tuple[Segment, SegmentDef]] | None = None,
+    session: Session, only: Iterable[str] | None, active: list[tuple[Segment, SegmentDef]]
 ) -> list[tuple[Segment, SegmentDef]]:
-    chosen = list(active) if active is not None else _active_definitions(session)
+    """The active segments to refresh: all of them, or ``only`` these."""
+    chosen = list(active)
     if only:
         wanted = set()
         for name in only:
