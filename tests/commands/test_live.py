@@ -167,10 +167,10 @@ def test_bad_events_go_to_dead_letters_and_the_rest_applies(engine, setup) -> No
 def test_the_sweep_ends_memberships_whose_window_ran_out(engine: Engine, setup) -> None:
     rt = runtime(engine, setup)
     now = setup.now
-    # both on today (time is whole UTC days): a minute apart, run just after midnight,
-    # they would fall on two days and the older would leave the window a day sooner
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    logins = [event(f"s{i}", "a1", "login", at) for i, at in enumerate((now, today))]
+    # both today (time is whole UTC days) and within the lateness bound: a minute apart
+    # just after midnight would put them on two days, the older leaving a day sooner
+    earlier = max(now - timedelta(minutes=1), now.replace(hour=0, minute=0, second=0))
+    logins = [event(f"s{i}", "a1", "login", at) for i, at in enumerate((now, earlier))]
     live.apply_events(engine, rt, incoming(*logins), now=now)
     assert members(engine, "active") == ["a1"]
     unchanged = live.sweep(engine, rt, now=now + timedelta(days=6))
