@@ -363,9 +363,9 @@ class _KnownKeys:
     The read is its own transaction: only a refresh adds keys, and refreshes are exclusive
     (:func:`exclusive_refresh`), so the dictionary cannot grow before this one writes. An
     in-memory SQLite database has one connection, so there the keys are read when asked for.
-    So they are with DuckDB (``beside=False``): its query takes every core and its memory
-    limit, and ten million keys being read (the joined text, its copy and the split keys,
-    several hundred MB for a moment) would stack on its peak.
+    They are also read when asked for beside DuckDB (``beside=False``): its query takes
+    every core and its memory limit, and ten million keys being read (the joined text, its
+    copy and the split keys, several hundred MB for a moment) would stack on its peak.
     """
 
     def __init__(self, engine: Engine, *, beside: bool = True) -> None:
